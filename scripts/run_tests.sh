@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: runtime (adamoe_ros/test) and training (training/tests), two workers.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+python -m pytest -n "${ADAMOE_TEST_WORKERS:-2}" "$@"
+rc=$?
+# pytest exits 5 when nothing was collected: that is a failure of the suite, not a pass.
+[ $rc -eq 5 ] && echo "run_tests: no tests collected" >&2
+exit $rc

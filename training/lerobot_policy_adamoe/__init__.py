@@ -1,0 +1,1 @@
+"""AdaMoE policy plugin for LeRobot."""
