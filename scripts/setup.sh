@@ -40,6 +40,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "venv: creating $VENV with $PY"
   "$PY" -m venv "$VENV"
 fi
+touch "$VENV/COLCON_IGNORE"  # colcon must not crawl 6 GB of site-packages looking for packages
 
 # 3. Python packages, pinned by requirements.lock (resolved once, committed).
 REQ_HASH=$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements.lock")
