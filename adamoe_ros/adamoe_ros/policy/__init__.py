@@ -1,0 +1,1 @@
+"""The policy node: observations in, safe joint action chunks out, at control rate."""

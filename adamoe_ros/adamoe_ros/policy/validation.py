@@ -1,0 +1,113 @@
+"""Checks on every input message; a bad message raises InputRejectedError and changes nothing."""
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image, JointState
+
+from adamoe_ros.ros_image import ImageConversionError, to_rgb8
+
+
+class InputRejectedError(ValueError):
+    """An input message is malformed; the message says what is wrong with it."""
+
+
+def camera_image_to_rgb(msg: Image | CompressedImage, max_side: int) -> np.ndarray:
+    """Decode a camera message to uint8 RGB (H, W, 3), refusing bad encodings and sizes."""
+    if isinstance(msg, Image):
+        if msg.height > max_side or msg.width > max_side:
+            raise InputRejectedError(f'image {msg.width}x{msg.height} exceeds max_image_side {max_side}')
+    elif len(msg.data) > 3 * max_side * max_side:
+        raise InputRejectedError(f'compressed image of {len(msg.data)} bytes is larger than any allowed image')
+    try:
+        rgb = to_rgb8(msg)
+    except ImageConversionError as err:
+        raise InputRejectedError(str(err)) from None
+    except Exception as err:  # noqa: BLE001 - a decoder error on random bytes must not escape
+        raise InputRejectedError(f'cannot decode image: {err}') from None
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InputRejectedError(f'decoded image has shape {rgb.shape}, expected (H, W, 3)')
+    if rgb.shape[0] > max_side or rgb.shape[1] > max_side:
+        raise InputRejectedError(f'image {rgb.shape[1]}x{rgb.shape[0]} exceeds max_image_side {max_side}')
+    return rgb
+
+
+class JointStateMatcher:
+    """Picks the bundle's joints out of a JointState by name, in the bundle's order."""
+
+    def __init__(self, joint_names: list[str], allow_extra_joints: bool = False) -> None:
+        """Remember the wanted joint order; extra joints are refused unless allowed."""
+        self.joint_names = list(joint_names)
+        self.allow_extra_joints = allow_extra_joints
+        self._cached_names: tuple[str, ...] | None = None
+        self._cached_index: np.ndarray | None = None
+
+    def positions(self, msg: JointState) -> np.ndarray:
+        """Return float64 positions in bundle order or raise InputRejectedError."""
+        names = tuple(msg.name)
+        n = len(names)
+        if len(msg.position) != n:
+            raise InputRejectedError(f'{n} names but {len(msg.position)} positions')
+        for field in ('velocity', 'effort'):
+            length = len(getattr(msg, field))
+            if length not in (0, n):
+                raise InputRejectedError(f'{n} names but {length} {field} values')
+        if names != self._cached_names:
+            self._cached_index = self._index_for(names)
+            self._cached_names = names
+        values = np.asarray(msg.position, dtype=np.float64)[self._cached_index]
+        if not np.all(np.isfinite(values)):
+            raise InputRejectedError('non-finite joint position')
+        return values
+
+    def _index_for(self, names: tuple[str, ...]) -> np.ndarray:
+        if len(set(names)) != len(names):
+            raise InputRejectedError('duplicate joint names')
+        missing = [j for j in self.joint_names if j not in names]
+        if missing:
+            raise InputRejectedError(f'missing joints {missing}')
+        extra = [j for j in names if j not in self.joint_names]
+        if extra and not self.allow_extra_joints:
+            raise InputRejectedError(f'unknown joints {extra[:8]}')
+        return np.array([names.index(j) for j in self.joint_names], dtype=np.intp)
+
+
+def check_instruction(text: str, max_length: int) -> str:
+    """Return the stripped instruction or raise InputRejectedError when empty, oversized or unprintable."""
+    stripped = text.strip()
+    if not stripped:
+        raise InputRejectedError('empty instruction')
+    if len(stripped) > max_length:
+        raise InputRejectedError(f'instruction of {len(stripped)} characters exceeds max_instruction_length '
+                            f'{max_length}')
+    if not stripped.isprintable():
+        raise InputRejectedError('instruction contains control characters')
+    return stripped
+
+
+def check_extra_state(values: list[float] | np.ndarray, names: list[str]) -> np.ndarray:
+    """Return the extra state as float64 or raise InputRejectedError on a length mismatch or non-finite value."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (len(names),):
+        raise InputRejectedError(f'{array.size} values, expected {len(names)} ({", ".join(names)})')
+    if not np.all(np.isfinite(array)):
+        raise InputRejectedError('non-finite extra state value')
+    return array
+
+
+class StampOrder:
+    """Refuses messages whose header stamp goes back in time on a stream; zero stamps are not ordered."""
+
+    def __init__(self) -> None:
+        """Start with no stamp seen."""
+        self._last_ns = 0
+
+    def check(self, stamp_ns: int) -> None:
+        """Raise InputRejectedError when the stamp is older than the newest accepted one."""
+        if stamp_ns == 0:
+            return
+        if stamp_ns < self._last_ns:
+            raise InputRejectedError(
+                f'stamp {stamp_ns * 1e-9:.6f} s is older than the previous {self._last_ns * 1e-9:.6f} s')
+        self._last_ns = stamp_ns
+
+    def reset(self) -> None:
+        """Forget the newest stamp (after a clock jump, e.g. a sim reset)."""
+        self._last_ns = 0
