@@ -147,11 +147,9 @@ def make_tiny_backbone(
     return out_dir
 
 
-def make_tiny_smolvla_config(backbone_dir: Path, **overrides: Any) -> Any:
-    """Return a SmolVLAConfig for a tiny random-init SmolVLA on `backbone_dir` (cpu, no hub access)."""
-    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
-
-    kwargs: dict[str, Any] = {
+def tiny_smolvla_kwargs(backbone_dir: Path) -> dict[str, Any]:
+    """SmolVLA config fields for a tiny, random-init, CPU model on `backbone_dir`."""
+    return {
         "vlm_model_name": str(backbone_dir),
         "load_vlm_weights": False,
         "device": "cpu",
@@ -163,5 +161,17 @@ def make_tiny_smolvla_config(backbone_dir: Path, **overrides: Any) -> Any:
         "tokenizer_max_length": 24,
         "push_to_hub": False,
     }
-    kwargs.update(overrides)
-    return SmolVLAConfig(**kwargs)
+
+
+def make_tiny_smolvla_config(backbone_dir: Path, **overrides: Any) -> Any:
+    """Return a SmolVLAConfig for a tiny random-init SmolVLA on `backbone_dir` (cpu, no hub access)."""
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+    return SmolVLAConfig(**{**tiny_smolvla_kwargs(backbone_dir), **overrides})
+
+
+def make_tiny_adamoe_config(backbone_dir: Path, **overrides: Any) -> Any:
+    """Return an AdaMoEConfig with the tiny SmolVLA base on `backbone_dir`."""
+    from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
+
+    return AdaMoEConfig(**{**tiny_smolvla_kwargs(backbone_dir), **overrides})

@@ -1,0 +1,69 @@
+"""Small synthetic LeRobot datasets for tests and examples (2 cameras 'front'/'wrist', state, action)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+TASKS = ("pick up the red cube", "push the block to the left")
+
+
+def synthetic_features(image_hw: tuple[int, int] = (96, 128), image_dtype: str = "image") -> dict[str, dict]:
+    """LeRobot feature spec of the synthetic dataset."""
+    cam = {"dtype": image_dtype, "shape": (*image_hw, 3), "names": ["height", "width", "channels"]}
+    vec = {"dtype": "float32", "shape": (len(JOINTS),), "names": list(JOINTS)}
+    return {
+        "observation.images.front": cam,
+        "observation.images.wrist": cam,
+        "observation.state": vec,
+        "action": dict(vec),
+    }
+
+
+def make_synthetic_dataset(
+    root: Path,
+    repo_id: str = "local/adamoe_synthetic",
+    *,
+    num_episodes: int = 2,
+    frames_per_episode: int = 30,
+    image_hw: tuple[int, int] = (96, 128),
+    fps: int = 10,
+    image_dtype: str = "image",
+    seed: int = 0,
+):
+    """Create and finalize a LeRobotDataset whose action is a smooth, learnable function of time and task."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    rng = np.random.default_rng(seed)
+    dataset = LeRobotDataset.create(
+        repo_id, fps=fps, features=synthetic_features(image_hw, image_dtype), root=root, robot_type="so101",
+        use_videos=image_dtype == "video",
+    )
+    h, w = image_hw
+    yy, xx = np.mgrid[0:h, 0:w]
+    try:
+        for episode in range(num_episodes):
+            task_id = episode % len(TASKS)
+            phase = rng.uniform(0, np.pi)
+            for t in range(frames_per_episode):
+                angle = phase + 0.2 * t
+                state = (0.5 * np.sin(angle + np.arange(len(JOINTS)))).astype(np.float32)
+                action = (0.5 * np.sin(angle + 0.2 + np.arange(len(JOINTS))) * (1 if task_id == 0 else -1))
+                # A bright blob that moves with the state, so images carry information.
+                cy, cx = int(h / 2 + h / 4 * state[0]), int(w / 2 + w / 4 * state[1])
+                blob = (((yy - cy) ** 2 + (xx - cx) ** 2) < (h // 8) ** 2).astype(np.uint8) * 200
+                front = np.stack([blob, np.full_like(blob, 40 * task_id), 255 - blob], axis=-1)
+                wrist = np.roll(front, shift=w // 4, axis=1)
+                dataset.add_frame({
+                    "observation.images.front": front,
+                    "observation.images.wrist": wrist,
+                    "observation.state": state,
+                    "action": action.astype(np.float32),
+                    "task": TASKS[task_id],
+                })
+            dataset.save_episode()
+    finally:
+        dataset.finalize()
+    return dataset
