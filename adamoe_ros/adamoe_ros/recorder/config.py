@@ -1,0 +1,98 @@
+"""What the recorder records: topics, joint order, dataset location (shared by the node and the MCAP converter)."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SO101_JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+CAMERA_TYPES = ('image', 'compressed')
+ACTION_TYPES = ('joint_state', 'joint_trajectory', 'float64_array')
+
+
+class RecorderConfigError(ValueError):
+    """The recorder configuration is inconsistent (named parameter and problem in the message)."""
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """One camera: dataset name (observation.images.<name>), topic and message kind."""
+
+    name: str
+    topic: str
+    kind: str = 'image'  # 'image' (sensor_msgs/Image) or 'compressed' (sensor_msgs/CompressedImage)
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Topic mapping and dataset settings; validated on construction."""
+
+    cameras: tuple[CameraSpec, ...] = (CameraSpec('front', 'cameras/front/image_raw'),
+                                       CameraSpec('wrist', 'cameras/wrist/image_raw'))
+    joint_names: tuple[str, ...] = SO101_JOINTS
+    joint_states_topic: str = 'joint_states'
+    extra_state_topic: str = 'sim/cube_position'  # '' disables the extra state
+    extra_state_names: tuple[str, ...] = ('cube_x', 'cube_y', 'cube_z')
+    action_type: str = 'joint_state'
+    action_topic: str = 'leader/joint_states'
+    instruction_topic: str = 'instruction'
+    default_task: str = ''
+    fps: int = 10
+    tolerance_s: float = 0.05
+    max_latency_s: float = 0.25
+    repo_id: str = 'local/so101_teleop'
+    dataset_root: str = ''  # '' -> $HF_LEROBOT_HOME/<repo_id>
+    robot_type: str = 'so101'
+    image_size: tuple[int, int] = (0, 0)  # (height, width); 0 keeps the camera's size
+    vcodec: str = 'libsvtav1'
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.cameras]
+        if not names:
+            raise RecorderConfigError('camera_names: at least one camera is needed (LeRobot video dataset)')
+        if len(set(names)) != len(names):
+            raise RecorderConfigError(f'camera_names: duplicates in {names}')
+        for cam in self.cameras:
+            if cam.kind not in CAMERA_TYPES:
+                raise RecorderConfigError(f'camera_types: {cam.kind!r} for {cam.name} is not one of {CAMERA_TYPES}')
+            if not cam.topic:
+                raise RecorderConfigError(f'camera_topics: empty topic for camera {cam.name}')
+        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
+            raise RecorderConfigError(f'joint_names: must be unique and non-empty, got {list(self.joint_names)}')
+        if self.extra_state_topic and not self.extra_state_names:
+            raise RecorderConfigError('extra_state_names: needed when extra_state_topic is set')
+        overlap = set(self.extra_state_names) & set(self.joint_names)
+        if self.extra_state_topic and overlap:
+            raise RecorderConfigError(f'extra_state_names: {sorted(overlap)} clash with joint_names')
+        if self.action_type not in ACTION_TYPES:
+            raise RecorderConfigError(f'action_type: {self.action_type!r} is not one of {ACTION_TYPES}')
+        if not isinstance(self.fps, int) or self.fps <= 0:
+            raise RecorderConfigError(f'fps: must be a positive integer (LeRobot stores int fps), got {self.fps!r}')
+        if not 0 < self.tolerance_s <= 0.5 / self.fps + 1e-9:
+            raise RecorderConfigError(
+                f'tolerance_s: must be in (0, {0.5 / self.fps:.3f}] (half a frame period), got {self.tolerance_s}')
+        if self.max_latency_s < 0:
+            raise RecorderConfigError(f'max_latency_s: must be >= 0, got {self.max_latency_s}')
+        if len(self.image_size) != 2 or min(self.image_size) < 0 or (0 in self.image_size
+                                                                      and any(self.image_size)):
+            raise RecorderConfigError(f'image_size: need [height, width] both > 0, or [0, 0], got {self.image_size}')
+        if '/' not in self.repo_id:
+            raise RecorderConfigError(f'repo_id: must look like "owner/name", got {self.repo_id!r}')
+
+    @property
+    def state_names(self) -> list[str]:
+        """observation.state names: the joints, then the extra state."""
+        return list(self.joint_names) + (list(self.extra_state_names) if self.extra_state_topic else [])
+
+    @property
+    def stream_names(self) -> list[str]:
+        """Names the aligner samples: one per camera, joint states, the extra state, the action."""
+        streams = [f'camera:{c.name}' for c in self.cameras] + ['joint_states']
+        if self.extra_state_topic:
+            streams.append('extra_state')
+        return streams + ['action']
+
+    def resolved_root(self) -> Path:
+        """Dataset folder: dataset_root, else $HF_LEROBOT_HOME/<repo_id> (LeRobot's default)."""
+        if self.dataset_root:
+            return Path(self.dataset_root).expanduser()
+        home = os.environ.get('HF_LEROBOT_HOME') or Path('~/.cache/huggingface/lerobot').expanduser()
+        return Path(home) / self.repo_id

@@ -1,0 +1,178 @@
+"""LeRobot v3 dataset writer where every saved episode is durable on disk when save returns.
+
+LeRobot keeps its parquet writers open across episodes and writes their footers only in finalize(), so a killed
+process would lose every episode of the session. Here each save is followed by finalize() and a fresh
+LeRobotDataset.resume(): resume starts new data/meta/video files, so an episode's files are closed once saved and a
+kill loses at most the episode being recorded.
+"""
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from lerobot.configs.video import RGBEncoderConfig
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from adamoe_ros.recorder.aligner import AlignedFrame
+from adamoe_ros.recorder.config import RecorderConfig
+from adamoe_ros.ros_image import to_rgb8
+
+_log = logging.getLogger(__name__)
+
+
+class DatasetMismatchError(ValueError):
+    """An existing dataset at the root has other features than the configuration asks for."""
+
+
+@dataclass(frozen=True)
+class SavedEpisode:
+    """Result of one durable save."""
+
+    episode_index: int
+    num_frames: int
+    seconds: float
+
+
+def dataset_features(config: RecorderConfig, image_shapes: dict[str, tuple[int, int, int]]) -> dict:
+    """LeRobot features: observation.images.<cam> (video), observation.state (joints + extra), action (joints)."""
+    features: dict = {
+        f'observation.images.{name}': {'dtype': 'video', 'shape': shape, 'names': ['height', 'width', 'channels']}
+        for name, shape in image_shapes.items()
+    }
+    state_names = config.state_names
+    features['observation.state'] = {'dtype': 'float32', 'shape': (len(state_names),), 'names': state_names}
+    features['action'] = {'dtype': 'float32', 'shape': (len(config.joint_names),), 'names': list(config.joint_names)}
+    return features
+
+
+def frame_from_aligned(config: RecorderConfig, aligned: AlignedFrame, task: str,
+                       image_shapes: dict[str, tuple[int, int, int]] | None) -> dict:
+    """LeRobot frame dict of an aligned sample; images decoded to RGB and resized to the dataset's size."""
+    frame: dict = {}
+    for cam in config.cameras:
+        image = to_rgb8(aligned.values[f'camera:{cam.name}'])
+        target = image_shapes.get(cam.name) if image_shapes else None
+        if target is None and any(config.image_size):
+            target = (*config.image_size, 3)
+        if target is not None and image.shape[:2] != tuple(target[:2]):
+            image = cv2.resize(image, (target[1], target[0]), interpolation=cv2.INTER_AREA)
+        frame[f'observation.images.{cam.name}'] = image
+    state = [aligned.values['joint_states']]
+    if config.extra_state_topic:
+        state.append(aligned.values['extra_state'])
+    frame['observation.state'] = np.concatenate(state).astype(np.float32)
+    frame['action'] = np.asarray(aligned.values['action'], np.float32)
+    frame['task'] = task
+    return frame
+
+
+class EpisodeDatasetWriter:
+    """Owns one LeRobotDataset in write mode; call from one thread only."""
+
+    def __init__(self, config: RecorderConfig, parallel_encoding: bool = False) -> None:
+        self.config = config
+        self.root = config.resolved_root()
+        self._parallel_encoding = parallel_encoding
+        self._encoder = RGBEncoderConfig(vcodec=config.vcodec)
+        self._dataset: LeRobotDataset | None = None
+        self._frames_in_episode = 0
+        self.image_shapes: dict[str, tuple[int, int, int]] | None = None
+        if (self.root / 'meta' / 'info.json').is_file():
+            self._resume_existing()
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise DatasetMismatchError(f'{self.root} exists and is not a LeRobot dataset (no meta/info.json); '
+                                       'choose another dataset_root or empty it')
+        elif any(config.image_size):
+            self._create({cam.name: (*config.image_size, 3) for cam in config.cameras})
+
+    @property
+    def saved_episodes(self) -> int:
+        """Episodes on disk (including earlier sessions)."""
+        return 0 if self._dataset is None else self._dataset.meta.total_episodes
+
+    @property
+    def frames_in_episode(self) -> int:
+        """Frames added to the episode being recorded."""
+        return self._frames_in_episode
+
+    def add(self, aligned: AlignedFrame, task: str) -> None:
+        """Add one aligned frame to the current episode (creates the dataset on the very first frame)."""
+        frame = frame_from_aligned(self.config, aligned, task, self.image_shapes)
+        if self._dataset is None:
+            self._create({cam.name: frame[f'observation.images.{cam.name}'].shape for cam in self.config.cameras})
+        self._dataset.add_frame(frame)
+        self._frames_in_episode += 1
+
+    def save_episode(self) -> SavedEpisode:
+        """Encode and write the current episode, closing its files; raises ValueError when it is empty."""
+        if self._dataset is None or self._frames_in_episode == 0:
+            raise ValueError('the episode has no frames to save')
+        start = time.monotonic()
+        index = self._dataset.meta.total_episodes
+        frames = self._frames_in_episode
+        self._dataset.save_episode(parallel_encoding=self._parallel_encoding)
+        self._frames_in_episode = 0
+        self._dataset.finalize()  # writes the parquet footers: the episode is now complete on disk
+        self._dataset = self._open_resume()
+        return SavedEpisode(index, frames, time.monotonic() - start)
+
+    def discard_episode(self) -> int:
+        """Drop the frames of the current episode; returns how many were dropped."""
+        dropped = self._frames_in_episode
+        if self._dataset is not None and dropped:
+            self._dataset.clear_episode_buffer(delete_images=True)
+        self._frames_in_episode = 0
+        return dropped
+
+    def close(self) -> None:
+        """Discard an unsaved episode and close the files (saved episodes are already durable)."""
+        if self._dataset is None:
+            return
+        if self._frames_in_episode:
+            _log.warning('closing with %d unsaved frames: the episode is discarded', self._frames_in_episode)
+            self.discard_episode()
+        self._dataset.finalize()
+        self._dataset = None
+
+    def _create(self, image_shapes: dict[str, tuple[int, int, int]]) -> None:
+        self.image_shapes = {name: tuple(int(v) for v in shape) for name, shape in image_shapes.items()}
+        if self.root.exists():
+            self.root.rmdir()  # empty (checked in __init__); LeRobot insists on creating it
+        self._dataset = LeRobotDataset.create(
+            self.config.repo_id, fps=self.config.fps, features=dataset_features(self.config, self.image_shapes),
+            root=self.root, robot_type=self.config.robot_type, use_videos=True, rgb_encoder=self._encoder)
+        _log.info('created dataset %s at %s', self.config.repo_id, self.root)
+
+    def _resume_existing(self) -> None:
+        info = json.loads((self.root / 'meta' / 'info.json').read_text())
+        self._check_compatible(info)
+        # Frames staged by a killed session (PNG files of its unsaved episode) would be picked up by the next save.
+        shutil.rmtree(self.root / 'images', ignore_errors=True)
+        self.image_shapes = {cam.name: tuple(info['features'][f'observation.images.{cam.name}']['shape'])
+                             for cam in self.config.cameras}
+        self._dataset = self._open_resume()
+        _log.info('resuming dataset %s at %s (%d episodes)', self.config.repo_id, self.root, self.saved_episodes)
+
+    def _open_resume(self) -> LeRobotDataset:
+        return LeRobotDataset.resume(self.config.repo_id, root=self.root, rgb_encoder=self._encoder)
+
+    def _check_compatible(self, info: dict) -> None:
+        features = info.get('features', {})
+        expected = dataset_features(self.config, {cam.name: (0, 0, 3) for cam in self.config.cameras})
+        problems = []
+        if info.get('fps') != self.config.fps:
+            problems.append(f"fps {info.get('fps')} != {self.config.fps}")
+        for key, feature in expected.items():
+            if key not in features:
+                problems.append(f'missing feature {key}')
+            elif feature['dtype'] != 'video' and list(features[key].get('names') or []) != feature['names']:
+                problems.append(f"{key} names {features[key].get('names')} != {feature['names']}")
+        extra = sorted(k for k, f in features.items() if f.get('dtype') == 'video' and k not in expected)
+        if extra:
+            problems.append(f'cameras {extra} are not configured')
+        if problems:
+            raise DatasetMismatchError(f'existing dataset at {self.root} does not match the configuration: '
+                                       + '; '.join(problems))

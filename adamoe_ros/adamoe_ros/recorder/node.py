@@ -1,0 +1,305 @@
+"""Teleop recorder node: aligned camera/state/action frames into a LeRobot v3 dataset, one durable episode per save.
+
+Services (std_srvs/Trigger): recorder/start, recorder/save (stop and save; returns once the episode is on disk),
+recorder/discard. Status: recorder/status (adamoe_ros_interfaces/RecorderStatus).
+"""
+import threading
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_srvs.srv import Trigger
+
+from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
+from adamoe_ros.recorder.config import CameraSpec, RecorderConfig, RecorderConfigError
+from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
+from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
+from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
+from adamoe_ros_interfaces.msg import RecorderStatus
+
+# Best effort matches both reliable and best-effort publishers; depth covers a few frames of transport jitter.
+STREAM_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _describe(text: str) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text)
+
+
+class RecorderNode(Node):
+    """Records teleoperated episodes into a LeRobot dataset (see module docstring for the interface)."""
+
+    def __init__(self, node_name: str = 'recorder', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.config = self._read_config()
+        self._parallel_encoding = bool(self.declare_parameter(
+            'parallel_encoding', False, _describe('encode cameras in parallel processes on save')).value)
+        status_rate = float(self.declare_parameter('status_rate_hz', 2.0, _describe('status publish rate')).value)
+        self._lock = threading.Lock()  # aligner and counters: subscriptions, timer and services may run in parallel
+        self._aligner = FrameAligner(self.config.stream_names, self.config.fps, self.config.tolerance_s,
+                                     self.config.max_latency_s)
+        self._io = DatasetIoWorker()
+        try:
+            self._writer: EpisodeDatasetWriter = self._io.call(
+                EpisodeDatasetWriter, self.config, self._parallel_encoding)
+        except BaseException:
+            self._io.shutdown()
+            raise
+        self._closed = False
+        self._instruction = ''
+        self._task = ''
+        self._recording = False
+        self._busy = False  # a save or discard is in progress
+        self._frames = 0
+        self._dropped = 0
+        self._bad_messages = 0
+        self._message = ''
+        self._saved_episodes = self._writer.saved_episodes
+
+        for source in stream_sources(self.config):
+            qos = LATCHED_QOS if source.stream == 'instruction' else STREAM_QOS
+            self.create_subscription(source.msg_type, source.topic, self._make_callback(source), qos)
+        self._status_pub = self.create_publisher(RecorderStatus, 'recorder/status', 10)
+        # Own group: an awaiting save must not hold the default group, or subscriptions would stall meanwhile.
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, 'recorder/start', self._on_start, callback_group=services)
+        self.create_service(Trigger, 'recorder/save', self._on_save, callback_group=services)
+        self.create_service(Trigger, 'recorder/discard', self._on_discard, callback_group=services)
+        # Poll twice per frame period: the aligner decides each grid point once its data has arrived.
+        self.create_timer(0.5 / self.config.fps, self._on_sample_timer)
+        self.create_timer(1.0 / status_rate, self.publish_status)
+        self._progress_timer = self.create_timer(2.0, self._log_progress)
+        self.get_logger().info(
+            f'recording {self.config.fps} fps into {self._writer.root} ({self._saved_episodes} episodes there); '
+            f'cameras {[c.name for c in self.config.cameras]}, action from {self.config.action_topic} '
+            f'({self.config.action_type})')
+
+    # ---- configuration -------------------------------------------------------------------------------------
+    def _read_config(self) -> RecorderConfig:
+        default = RecorderConfig()
+        p = self.declare_parameter
+        names = p('camera_names', [c.name for c in default.cameras], _describe('dataset camera names')).value
+        topics = p('camera_topics', [c.topic for c in default.cameras], _describe('topic per camera')).value
+        kinds = p('camera_types', [c.kind for c in default.cameras],
+                  _describe("per camera: 'image' or 'compressed'")).value
+        if not len(names) == len(topics) == len(kinds):
+            raise RecorderConfigError(f'camera_names, camera_topics and camera_types must have the same length '
+                                      f'({len(names)}, {len(topics)}, {len(kinds)})')
+        image_size = p('image_size', list(default.image_size), _describe('[height, width]; [0, 0] = camera size')).value
+        return RecorderConfig(
+            cameras=tuple(CameraSpec(n, t, k) for n, t, k in zip(names, topics, kinds)),
+            joint_names=tuple(p('joint_names', list(default.joint_names), _describe('state/action order')).value),
+            joint_states_topic=p('joint_states_topic', default.joint_states_topic).value,
+            extra_state_topic=p('extra_state_topic', default.extra_state_topic,
+                                _describe("Float64MultiArray appended to the state; '' disables")).value,
+            extra_state_names=tuple(p('extra_state_names', list(default.extra_state_names)).value),
+            action_type=p('action_type', default.action_type,
+                          _describe('joint_state (leader arm), joint_trajectory or float64_array')).value,
+            action_topic=p('action_topic', default.action_topic).value,
+            instruction_topic=p('instruction_topic', default.instruction_topic).value,
+            default_task=p('default_task', default.default_task, _describe('task when no instruction arrived')).value,
+            fps=p('fps', default.fps, _describe('dataset frame rate')).value,
+            tolerance_s=p('tolerance_s', default.tolerance_s,
+                          _describe('max distance of every stream stamp from the frame time')).value,
+            max_latency_s=p('max_latency_s', default.max_latency_s,
+                            _describe('decide a frame at the latest this long after its time')).value,
+            repo_id=p('repo_id', default.repo_id).value,
+            dataset_root=p('dataset_root', default.dataset_root,
+                           _describe("'' = $HF_LEROBOT_HOME/<repo_id>")).value,
+            robot_type=p('robot_type', default.robot_type).value,
+            image_size=tuple(int(v) for v in image_size),
+            vcodec=p('vcodec', default.vcodec, _describe('video codec (LeRobot default libsvtav1)')).value,
+        )
+
+    # ---- streams -------------------------------------------------------------------------------------------
+    def _make_callback(self, source: StreamSource):  # noqa: ANN202 (closure type is noise)
+        def on_message(msg: Any) -> None:
+            if source.stream == 'instruction':
+                self._on_instruction(msg.data)
+                return
+            receive_ns = self.get_clock().now().nanoseconds
+            try:
+                value = source.extract(msg)
+            except StreamValueError as error:
+                with self._lock:
+                    self._bad_messages += 1
+                    self._message = str(error)
+                self.get_logger().warning(f'ignoring message: {error}', throttle_duration_sec=2.0)
+                return
+            stamp = sample_stamp_ns(msg, source.has_header, receive_ns)
+            with self._lock:
+                self._aligner.push(source.stream, stamp, value)
+        return on_message
+
+    def _on_instruction(self, text: str) -> None:
+        with self._lock:
+            self._instruction = text.strip()
+            recording = self._recording
+        if recording and text.strip() != self._task:
+            self.get_logger().info('instruction changed during an episode: it applies from the next episode')
+
+    def _on_sample_timer(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        with self._lock:
+            if self._recording:
+                self._handle(self._aligner.poll(now))
+
+    def _handle(self, results: list[AlignedFrame | DroppedFrame]) -> None:
+        """Queue accepted frames for the writer, count rejected ones (call with the lock held)."""
+        for result in results:
+            if isinstance(result, DroppedFrame):
+                self._dropped += 1
+                self._message = f'frame {result.index} dropped: {result.reason}'
+                self.get_logger().warning(self._message, throttle_duration_sec=2.0)
+                continue
+            self._frames += 1
+            self._io.submit(self._writer.add, result, self._task).add_done_callback(self._on_frame_written)
+
+    def _on_frame_written(self, future: Any) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            with self._lock:
+                self._frames -= 1
+                self._dropped += 1
+                self._message = f'frame not written: {error}'
+            self.get_logger().error(self._message, throttle_duration_sec=2.0)
+
+    # ---- services ------------------------------------------------------------------------------------------
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        now = self.get_clock().now().nanoseconds
+        with self._lock:
+            task = self._instruction or self.config.default_task
+            if self._recording or self._busy:
+                response.message = 'already recording' if self._recording else 'a save is still in progress'
+            elif not task:
+                response.message = (f'no instruction received on {self.config.instruction_topic} and default_task '
+                                    'is empty: the episode would have no task')
+            elif now <= 0:
+                response.message = 'the clock is at 0 (use_sim_time without /clock?)'
+            else:
+                self._task = task
+                self._frames = self._dropped = 0
+                self._message = ''
+                self._aligner.start(now)
+                self._recording = True
+                response.success = True
+                response.message = f'recording episode {self._saved_episodes}: {task!r}'
+        (self.get_logger().info if response.success else self.get_logger().warning)(response.message)
+        self.publish_status()
+        return response
+
+    def _stop_recording(self) -> tuple[int, int] | None:
+        """Flush the grid up to now and stop; returns (frames, dropped) or None when not recording."""
+        now = self.get_clock().now().nanoseconds
+        with self._lock:
+            if not self._recording:
+                return None
+            self._handle(self._aligner.poll(now, flush=True))
+            self._aligner.stop()
+            self._recording = False
+            self._busy = True
+            return self._frames, self._dropped
+
+    async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        counts = self._stop_recording()
+        if counts is None:
+            response.message = 'not recording'
+            return response
+        try:
+            saved = await await_on_executor(self, self._io.submit(self._writer.save_episode))
+        except ValueError as error:  # empty episode: nothing to save, nothing kept
+            await await_on_executor(self, self._io.submit(self._writer.discard_episode))
+            response.message = f'episode not saved: {error}'
+        except Exception as error:  # noqa: BLE001 (report any writer failure to the caller)
+            await await_on_executor(self, self._io.submit(self._writer.discard_episode))
+            response.message = f'saving failed, episode discarded: {error}'
+            self.get_logger().error(response.message)
+        else:
+            response.success = True
+            response.message = (f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
+                                f'{counts[1]} dropped, in {saved.seconds:.2f} s')
+            self.get_logger().info(response.message)
+        with self._lock:
+            self._busy = False
+            self._saved_episodes = self._writer.saved_episodes
+            self._frames = self._dropped = 0
+        self.publish_status()
+        return response
+
+    async def _on_discard(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        counts = self._stop_recording()
+        if counts is None:
+            response.message = 'not recording'
+            return response
+        dropped = await await_on_executor(self, self._io.submit(self._writer.discard_episode))
+        with self._lock:
+            self._busy = False
+            self._frames = self._dropped = 0
+        response.success = True
+        response.message = f'discarded episode {self._saved_episodes} ({dropped} frames)'
+        self.get_logger().info(response.message)
+        self.publish_status()
+        return response
+
+    # ---- status --------------------------------------------------------------------------------------------
+    def publish_status(self) -> None:
+        """Publish recorder/status now."""
+        msg = RecorderStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        with self._lock:
+            msg.recording = self._recording
+            msg.episode_index = self._saved_episodes
+            msg.frame_count = self._frames
+            msg.dropped_frames = self._dropped
+            msg.saved_episodes = self._saved_episodes
+            msg.message = self._message
+        msg.dataset_root = str(self._writer.root)
+        msg.fps = float(self.config.fps)
+        self._status_pub.publish(msg)
+
+    def _log_progress(self) -> None:
+        with self._lock:
+            if not self._recording:
+                return
+            text = f'episode {self._saved_episodes}: {self._frames} frames, {self._dropped} dropped'
+        self.get_logger().info(text)
+
+    def destroy_node(self) -> None:
+        """Discard an unsaved episode, close the dataset files, then destroy the node."""
+        with self._lock:
+            self._recording = False
+            self._aligner.stop()
+            closing, self._closed = not self._closed, True
+        if closing:
+            self._io.call(self._writer.close)
+            self._io.shutdown()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run adamoe_ros recorder_node`."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        rclpy.spin(node)
+    except (RecorderConfigError, DatasetMismatchError) as error:
+        print(f'recorder_node: {error}', flush=True)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
