@@ -1,0 +1,152 @@
+"""Scripted pick-and-place expert as a plain state machine: observations in, joint targets out."""
+import enum
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from adamoe_ros.sim.ik import TopDownIK
+from adamoe_ros.sim.so101 import So101PickPlaceSim
+from adamoe_ros.sim.task import TaskStatus
+
+
+class Phase(enum.Enum):
+    """Steps of one pick-and-place, in order."""
+
+    HOVER = 0
+    DESCEND = 1
+    CLOSE = 2
+    LIFT = 3
+    TRAVERSE = 4
+    LOWER = 5
+    OPEN = 6
+    RETREAT = 7
+    DONE = 8
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Heights (m above the cube's resting centre), speeds and timing of the scripted plan."""
+
+    hover_height: float = 0.055
+    # The pads pinch the upper half of the cube: the grasp point stops this far above its centre.
+    grasp_height: float = 0.012
+    carry_height: float = 0.055
+    release_clearance: float = 0.004
+    free_speed: float = 0.15          # m/s of the grasp-point target in free space
+    careful_speed: float = 0.06       # m/s next to the cube
+    position_tolerance: float = 0.008
+    # The servos sag a few mm under gravity; once the target stopped moving, this long is enough to settle.
+    settle_time: float = 0.5
+    gripper_open: float = 1.0         # rad
+    gripper_closed: float = -0.17     # rad; the cube stops the jaws at ~0.46 rad
+    close_time: float = 0.8           # s the jaws get to close / open with the arm still
+    open_time: float = 0.6
+    phase_timeout: float = 4.0        # s; a moving phase ends even if the arm lags, so episodes always end
+
+
+_MOVING_PHASES = (Phase.HOVER, Phase.DESCEND, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER, Phase.RETREAT)
+_CAREFUL_PHASES = (Phase.DESCEND, Phase.LOWER)
+_JAWS_CLOSED_PHASES = (Phase.CLOSE, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER)
+
+
+class PickPlacePlan:
+    """Hover, descend, close, lift, carry, lower, open, retreat; call act() once per control tick."""
+
+    def __init__(self, model: mujoco.MjModel, control_dt: float, settings: PlanSettings = PlanSettings()):  # noqa: B008
+        """Use a kinematic copy of the sim model; control_dt is the time between act() calls."""
+        self._ik = TopDownIK(model)
+        self._dt = float(control_dt)
+        self.settings = settings
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new episode at the first phase."""
+        self.phase = Phase.HOVER
+        self._phase_time = 0.0
+        self._commanded_point: np.ndarray | None = None
+        self._anchor: np.ndarray | None = None     # grasp point when the phase began
+        self._settled_time = 0.0
+        self._arm_command: np.ndarray | None = None
+        self._table_z: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the retreat after releasing the cube is finished."""
+        return self.phase is Phase.DONE
+
+    def _phase_target(self, grasp: np.ndarray, cube: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        s, rest_z = self.settings, self._table_z
+        if self.phase is Phase.HOVER:
+            return np.array([cube[0], cube[1], rest_z + s.hover_height])
+        if self.phase is Phase.DESCEND:
+            return np.array([cube[0], cube[1], cube[2] + s.grasp_height])
+        if self.phase is Phase.LIFT:
+            return np.array([self._anchor[0], self._anchor[1], rest_z + s.carry_height + s.grasp_height])
+        # While carrying, steer the cube (not the jaws) onto the goal: a cube that slid in the jaws is
+        # still placed accurately.
+        offset = grasp - cube
+        if self.phase is Phase.TRAVERSE:
+            return np.array([goal[0] + offset[0], goal[1] + offset[1], rest_z + s.carry_height + s.grasp_height])
+        if self.phase is Phase.LOWER:
+            return np.array([goal[0] + offset[0], goal[1] + offset[1], rest_z + s.release_clearance + offset[2]])
+        return np.array([self._anchor[0], self._anchor[1], rest_z + s.hover_height])  # RETREAT
+
+    def act(self, joint_positions: np.ndarray, cube_position: np.ndarray, goal_position: np.ndarray) -> np.ndarray:
+        """Return the 6 joint targets for this tick from measured joints and the cube/goal positions."""
+        q = np.asarray(joint_positions, dtype=np.float64)
+        cube = np.asarray(cube_position, dtype=np.float64)
+        goal_xy = np.asarray(goal_position, dtype=np.float64)[:2]
+        if self._table_z is None:
+            self._table_z = float(cube[2])
+        goal = np.array([goal_xy[0], goal_xy[1], self._table_z])
+        grasp = self._ik.grasp_point(q[:5])
+        if self._commanded_point is None:
+            self._commanded_point, self._anchor, self._arm_command = grasp, grasp, q[:5].copy()
+        self._advance_phase(grasp, cube, goal)
+        s = self.settings
+        if self.phase in _MOVING_PHASES:
+            target = self._phase_target(grasp, cube, goal)
+            speed = s.careful_speed if self.phase in _CAREFUL_PHASES else s.free_speed
+            step = target - self._commanded_point
+            max_step = speed * self._dt
+            if np.linalg.norm(step) > max_step:
+                step *= max_step / np.linalg.norm(step)
+            self._commanded_point = self._commanded_point + step
+            self._arm_command, _ = self._ik.solve(self._commanded_point, self._arm_command)
+        gripper = s.gripper_closed if self.phase in _JAWS_CLOSED_PHASES else s.gripper_open
+        self._phase_time += self._dt
+        return np.concatenate([self._arm_command, [gripper]])
+
+    def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, goal: np.ndarray) -> None:
+        s = self.settings
+        while self.phase is not Phase.DONE:
+            if self.phase is Phase.CLOSE:
+                finished = self._phase_time >= s.close_time
+            elif self.phase is Phase.OPEN:
+                finished = self._phase_time >= s.open_time
+            else:
+                target = self._phase_target(grasp, cube, goal)
+                command_arrived = np.linalg.norm(target - self._commanded_point) < 1e-3
+                self._settled_time = self._settled_time + self._dt if command_arrived else 0.0
+                reached = command_arrived and (np.linalg.norm(target - grasp) < s.position_tolerance
+                                               or self._settled_time >= s.settle_time)
+                finished = reached or self._phase_time >= s.phase_timeout
+            if not finished:
+                return
+            self.phase = Phase(self.phase.value + 1)
+            self._phase_time = self._settled_time = 0.0
+            self._anchor = grasp.copy()
+
+
+def run_scripted_episode(sim: So101PickPlaceSim, seed: int, control_dt: float = 0.1, max_time: float = 30.0,
+                         settings: PlanSettings = PlanSettings()) -> TaskStatus:  # noqa: B008
+    """Reset the sim with a seed, let the plan drive it directly, and return the final TaskStatus."""
+    sim.reset(seed)
+    plan = PickPlacePlan(sim.model, control_dt, settings)
+    steps_per_tick = max(int(round(control_dt / sim.dt)), 1)
+    while not plan.done and sim.time < max_time:
+        sim.set_joint_targets(plan.act(sim.joint_positions(), sim.cube_position(), sim.goal_position()))
+        sim.step(steps_per_tick)
+    sim.step(int(round(0.5 / sim.dt)))  # let the released cube settle before judging
+    return sim.task_status()

@@ -1,0 +1,94 @@
+"""Top-down inverse kinematics for the SO-101 grasp point, on a private MjData of the sim model."""
+import mujoco
+import numpy as np
+
+from adamoe_ros.sim.scene import ARM_JOINTS, JAW_PADS
+
+# Jaw angle (rad) at which the two fingertip pads are parallel and one cube width (40 mm) apart.
+GRASP_JAW_ANGLE = 0.46
+_DOWN = np.array([0.0, 0.0, -1.0])
+# Orientation residuals are traded against position in metres: 1 rad of tilt ~ 5 cm of position error.
+_ORIENTATION_WEIGHT = 0.05
+_FD_EPS = 1e-5
+
+
+class TopDownIK:
+    """Solves arm joint angles that put the point between the jaws at a target, jaws vertical.
+
+    The gripper points straight down and the jaws close along world y, so they straddle an
+    axis-aligned cube. Kinematics only: the sim's own MjData is never touched.
+    """
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        """Precompute joint addresses and the grasp point in the gripper body frame."""
+        self._model = model
+        self._data = mujoco.MjData(model)
+        self._qpos_adr = np.array([model.joint(n).qposadr[0] for n in ARM_JOINTS])
+        self._gripper_adr = model.joint('gripper').qposadr[0]
+        self._limits = np.array([model.jnt_range[model.joint(n).id] for n in ARM_JOINTS])
+        self._gripper_body = model.body('gripper').id
+        self._site = model.site('gripperframe').id
+        self._data.qpos[self._gripper_adr] = GRASP_JAW_ANGLE
+        mujoco.mj_kinematics(model, self._data)
+        midpoint = np.mean([self._data.geom_xpos[model.geom(n).id] for n in JAW_PADS], axis=0)
+        rot = self._data.xmat[self._gripper_body].reshape(3, 3)
+        self._grasp_offset = rot.T @ (midpoint - self._data.xpos[self._gripper_body])
+
+    def grasp_point(self, arm_q: np.ndarray) -> np.ndarray:
+        """World position of the point between the jaws for the given 5 arm angles."""
+        self._forward(arm_q)
+        return self._grasp_point_now()
+
+    def _forward(self, arm_q: np.ndarray) -> None:
+        self._data.qpos[self._qpos_adr] = arm_q
+        mujoco.mj_kinematics(self._model, self._data)
+
+    def _grasp_point_now(self) -> np.ndarray:
+        rot = self._data.xmat[self._gripper_body].reshape(3, 3)
+        return self._data.xpos[self._gripper_body] + rot @ self._grasp_offset
+
+    def _residual(self, arm_q: np.ndarray, target: np.ndarray) -> np.ndarray:
+        self._forward(arm_q)
+        site_rot = self._data.site_xmat[self._site].reshape(3, 3)
+        approach, jaw_axis = site_rot[:, 0], site_rot[:, 2]
+        # Approach axis down; the jaw axis without x component is +-y (either side grips the cube).
+        orientation = _ORIENTATION_WEIGHT * np.concatenate([approach - _DOWN, [jaw_axis[0]]])
+        return np.concatenate([self._grasp_point_now() - target, orientation])
+
+    def solve(self, target: np.ndarray, seed_q: np.ndarray) -> tuple[np.ndarray, float]:
+        """Return (arm angles within joint limits, position error in m) for a target point.
+
+        The wrist roll has several local optima (jaws along +y or -y, joint limits), so the solve is also
+        started from the seed with the roll turned by a half and a quarter turn and the best is kept.
+        """
+        seed_q = np.asarray(seed_q, dtype=np.float64)
+        best_q, best_cost = seed_q, np.inf
+        for roll_shift in (0.0, np.pi / 2, -np.pi / 2, np.pi, -np.pi):
+            seed = seed_q.copy()
+            seed[4] += roll_shift
+            if not self._limits[4, 0] <= seed[4] <= self._limits[4, 1]:
+                continue
+            q = self._solve_from(target, seed)
+            cost = float(np.linalg.norm(self._residual(q, target)))
+            if cost < best_cost - 1e-6:
+                best_q, best_cost = q, cost
+            if cost < 1e-4:
+                break
+        return best_q, float(np.linalg.norm(self.grasp_point(best_q) - np.asarray(target)))
+
+    def _solve_from(self, target: np.ndarray, seed_q: np.ndarray, iterations: int = 30,
+                    damping: float = 1e-4) -> np.ndarray:
+        q = np.clip(np.asarray(seed_q, dtype=np.float64).copy(), self._limits[:, 0], self._limits[:, 1])
+        target = np.asarray(target, dtype=np.float64)
+        for _ in range(iterations):
+            r = self._residual(q, target)
+            if np.linalg.norm(r) < 1e-5:
+                break
+            jac = np.empty((r.size, q.size))
+            for j in range(q.size):  # finite differences: 5 cheap kinematics passes, no Jacobian algebra
+                dq = q.copy()
+                dq[j] += _FD_EPS
+                jac[:, j] = (self._residual(dq, target) - r) / _FD_EPS
+            step = np.linalg.solve(jac.T @ jac + damping * np.eye(q.size), -jac.T @ r)
+            q = np.clip(q + np.clip(step, -0.5, 0.5), self._limits[:, 0], self._limits[:, 1])
+        return q

