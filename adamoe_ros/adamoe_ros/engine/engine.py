@@ -1,0 +1,278 @@
+"""PolicyEngine: runs an exported AdaMoE/SmolVLA policy bundle with ONNX Runtime (no torch)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from adamoe_ros.engine import bundle_format as fmt
+from adamoe_ros.engine.errors import BundleError
+from adamoe_ros.engine.flow import RTC_SCHEDULES, euler_integrate, rtc_prefix_weights
+from adamoe_ros.engine.preprocess import (
+    InstructionTokenizer,
+    image_to_model_input,
+    normalize,
+    pad_last_dim,
+    unnormalize,
+)
+from adamoe_ros.engine.providers import create_session, resolve_providers
+from adamoe_ros.engine.routing import RoutingAccumulator, RoutingStats
+from adamoe_ros.engine.spec import BundleSpec, TensorSpec, load_spec
+
+_log = logging.getLogger("adamoe_ros.engine")
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+@dataclass
+class Observation:
+    """One synchronised observation: uint8 HxWx3 RGB per camera, float32 state in state_names order."""
+
+    images: dict[str, np.ndarray]
+    state: np.ndarray
+    instruction: str
+
+
+@dataclass
+class InferenceResult:
+    """An action chunk in robot units plus stage timings (seconds) and expert usage."""
+
+    actions: np.ndarray
+    timings: dict[str, float]
+    routing: RoutingStats
+    noise: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass(frozen=True)
+class RtcOptions:
+    """Real-time-chunking guidance settings (LeRobot defaults)."""
+
+    execution_horizon: int = 10
+    max_guidance_weight: float = 10.0
+    schedule: str = "LINEAR"
+
+
+class PolicyEngine:
+    """Loads, validates and runs a policy bundle: preprocessing, prefix graph, Euler loop, de-normalisation."""
+
+    def __init__(
+        self,
+        spec: BundleSpec,
+        prefix: ort.InferenceSession,
+        denoise: ort.InferenceSession,
+        tokenizer: InstructionTokenizer,
+        rtc: RtcOptions,
+    ) -> None:
+        self.spec = spec
+        self._prefix = prefix
+        self._denoise = denoise
+        self._tokenizer = tokenizer
+        self.rtc = rtc
+        self.providers = prefix.get_providers()
+        self._cache_names = [o.name for o in prefix.get_outputs()][1:]
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | Path,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int = 1,
+        warmup: bool = True,
+        verify_hash: bool = True,
+        rtc: RtcOptions | None = None,
+    ) -> PolicyEngine:
+        """Validate the bundle folder and create its ONNX Runtime sessions (BundleError on any problem)."""
+        folder = Path(path)
+        spec = load_spec(folder)
+        for name in (fmt.PREFIX_FILE, fmt.DENOISE_FILE, spec.tokenizer.file):
+            if not (folder / name).is_file():
+                raise BundleError(f"{folder / name}: missing from the bundle")
+        if verify_hash:
+            actual = fmt.content_hash(folder)
+            if actual != spec.bundle_id:
+                raise BundleError(
+                    f"{folder / fmt.METADATA_FILE}: bundle_id {spec.bundle_id[:12]}... does not match the files' "
+                    f"content hash {actual[:12]}... (a file was modified after export)"
+                )
+        rtc = rtc or RtcOptions()
+        if rtc.schedule not in RTC_SCHEDULES:
+            raise ValueError(f"rtc schedule must be one of {RTC_SCHEDULES}, got {rtc.schedule!r}")
+        chosen = resolve_providers(providers)
+        strict = providers is not None
+        prefix = create_session(folder / fmt.PREFIX_FILE, chosen, intra_op_threads, strict=strict)
+        denoise = create_session(folder / fmt.DENOISE_FILE, chosen, intra_op_threads, strict=strict)
+        _check_graph(folder / fmt.PREFIX_FILE, prefix, spec.graphs["prefix"], _expected_prefix(spec))
+        _check_graph(folder / fmt.DENOISE_FILE, denoise, spec.graphs["denoise"], _expected_denoise(spec))
+        engine = cls(spec, prefix, denoise, InstructionTokenizer(folder, spec.tokenizer), rtc)
+        _log.info(
+            "loaded bundle %s (%s, %s routing) on %s",
+            folder, spec.bundle_id[:12], spec.routing.mode, engine.providers[0],
+        )
+        if warmup:
+            engine.warmup()
+        return engine
+
+    def warmup(self) -> None:
+        """Run one inference on a blank observation so the first real call is not slow."""
+        images = {cam: np.zeros((*self.spec.image_size[cam], 3), dtype=np.uint8) for cam in self.spec.camera_names}
+        state = np.zeros(self.spec.state_dim, dtype=np.float32)
+        if self.spec.state_norm.mode == "MEAN_STD":
+            state = self.spec.state_norm.mean.copy()
+        self.infer(Observation(images=images, state=state, instruction=""), noise_seed=0)
+
+    def infer(
+        self,
+        observation: Observation,
+        prefix_actions: np.ndarray | None = None,
+        inference_delay: int = 0,
+        noise_seed: int | None = None,
+        noise: np.ndarray | None = None,
+    ) -> InferenceResult:
+        """Predict one action chunk (horizon, action_dim) in robot units; RTC-guided if prefix_actions given."""
+        start = time.perf_counter()
+        feeds = self.preprocess(observation)
+        noise = self._initial_noise(noise_seed, noise)
+        target, mask = self._rtc_target(prefix_actions, inference_delay)
+        t_pre = time.perf_counter()
+        prefix_out = self._prefix.run(None, feeds)
+        t_prefix = time.perf_counter()
+        cache_feeds = dict(zip(self._cache_names, prefix_out[1:], strict=True))
+        cache_feeds[fmt.PREFIX_PAD_MASK] = prefix_out[0]
+        routing = RoutingAccumulator(self.spec.routing)
+        dtype = np.float16 if self.spec.precision == "fp16" else np.float32
+
+        def velocity(x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+            outputs = self._denoise.run(None, {fmt.X_T: x_t.astype(dtype), fmt.TIME: t.astype(dtype), **cache_feeds})
+            if len(outputs) == 3:
+                routing.add(outputs[1], outputs[2])
+            return outputs[0].astype(np.float32)
+
+        x_0 = euler_integrate(
+            velocity, noise, self.spec.num_flow_steps, target, mask, self.rtc.max_guidance_weight
+        )
+        t_denoise = time.perf_counter()
+        actions = unnormalize(x_0[0, :, : self.spec.action_dim], self.spec.action_norm).astype(np.float32)
+        if not np.all(np.isfinite(actions)):
+            raise FloatingPointError("policy produced non-finite actions; refusing to return them")
+        end = time.perf_counter()
+        timings = {
+            "preprocess": t_pre - start,
+            "prefix": t_prefix - t_pre,
+            "denoise": t_denoise - t_prefix,
+            "total": end - start,
+        }
+        return InferenceResult(actions=actions, timings=timings, routing=routing.result(), noise=noise)
+
+    def preprocess(self, observation: Observation) -> dict[str, np.ndarray]:
+        """Validate an observation and build the prefix-graph feeds (ValueError names the bad field)."""
+        spec = self.spec
+        feeds: dict[str, np.ndarray] = {}
+        missing = [cam for cam in spec.camera_names if cam not in observation.images]
+        if missing:
+            raise ValueError(f"observation lacks camera images {missing} (bundle cameras: {list(spec.camera_names)})")
+        model_hw = (spec.image_preprocessing.model_height, spec.image_preprocessing.model_width)
+        for cam in spec.camera_names:
+            image = np.asarray(observation.images[cam])
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
+                raise ValueError(f"camera '{cam}': expected uint8 HxWx3 RGB, got {image.dtype} {image.shape}")
+            pixels = image_to_model_input(image, spec.image_size[cam], model_hw, spec.image_preprocessing.pad_value)
+            feeds[fmt.image_input_name(cam)] = pixels.astype(self._float_dtype)
+        state = np.asarray(observation.state, dtype=np.float32).reshape(-1)
+        if state.shape != (spec.state_dim,):
+            raise ValueError(f"state: expected {spec.state_dim} values {list(spec.state_names)}, got {state.shape}")
+        if not np.all(np.isfinite(state)):
+            raise ValueError("state contains NaN or inf")
+        if not isinstance(observation.instruction, str):
+            raise ValueError(f"instruction must be str, got {type(observation.instruction).__name__}")
+        norm_state = normalize(state, spec.state_norm)
+        feeds[fmt.STATE] = pad_last_dim(norm_state[None], spec.max_state_dim).astype(self._float_dtype)
+        feeds[fmt.LANG_TOKENS], feeds[fmt.LANG_MASK] = self._tokenizer(observation.instruction)
+        return feeds
+
+    @property
+    def _float_dtype(self) -> type:
+        return np.float16 if self.spec.precision == "fp16" else np.float32
+
+    def _initial_noise(self, seed: int | None, noise: np.ndarray | None) -> np.ndarray:
+        shape = (1, self.spec.horizon, self.spec.max_action_dim)
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32).reshape(shape)
+            return noise
+        return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+    def _rtc_target(
+        self, prefix_actions: np.ndarray | None, inference_delay: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if prefix_actions is None:
+            return None, None
+        spec = self.spec
+        prefix = np.asarray(prefix_actions, dtype=np.float32)
+        if prefix.ndim != 2 or prefix.shape[1] != spec.action_dim or prefix.shape[0] == 0:
+            raise ValueError(f"prefix_actions: expected (n, {spec.action_dim}), got {prefix.shape}")
+        if not np.all(np.isfinite(prefix)):
+            raise ValueError("prefix_actions contain NaN or inf")
+        if not 0 <= inference_delay <= spec.horizon:
+            raise ValueError(f"inference_delay must be in 0..{spec.horizon}, got {inference_delay}")
+        prefix = prefix[: spec.horizon]
+        target = np.zeros((1, spec.horizon, spec.max_action_dim), dtype=np.float32)
+        target[0, : len(prefix), : spec.action_dim] = normalize(prefix, spec.action_norm)
+        # Like LeRobot: nothing to merge beyond the leftover actions, so the horizon shrinks to them.
+        execution_horizon = min(self.rtc.execution_horizon, len(prefix))
+        mask = rtc_prefix_weights(inference_delay, execution_horizon, spec.horizon, self.rtc.schedule)
+        return target, mask
+
+
+def _expected_prefix(spec: BundleSpec) -> dict[str, tuple[int, ...]]:
+    shapes = {
+        fmt.image_input_name(cam): (1, 3, spec.image_preprocessing.model_height, spec.image_preprocessing.model_width)
+        for cam in spec.camera_names
+    }
+    shapes[fmt.LANG_TOKENS] = (1, spec.tokenizer.max_length)
+    shapes[fmt.LANG_MASK] = (1, spec.tokenizer.max_length)
+    shapes[fmt.STATE] = (1, spec.max_state_dim)
+    return shapes
+
+
+def _expected_denoise(spec: BundleSpec) -> dict[str, tuple[int, ...]]:
+    return {fmt.X_T: (1, spec.horizon, spec.max_action_dim), fmt.TIME: (1,)}
+
+
+def _check_graph(
+    file: Path,
+    session: ort.InferenceSession,
+    declared: dict[str, dict[str, TensorSpec]],
+    expected_inputs: dict[str, tuple[int, ...]],
+) -> None:
+    """Graph I/O must equal bundle.json's declaration, which must agree with the spec's dimensions."""
+    for kind, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+        actual = {n.name: (tuple(n.shape), _ORT_DTYPES.get(n.type, n.type)) for n in nodes}
+        wanted = {name: (t.shape, t.dtype) for name, t in declared[kind].items()}
+        if set(actual) != set(wanted):
+            raise BundleError(
+                f"{file}: graph {kind} {sorted(actual)} differ from bundle.json "
+                f"graphs.{file.stem}.{kind} {sorted(wanted)}"
+            )
+        for name, (shape, dtype) in actual.items():
+            if (shape, dtype) != wanted[name]:
+                raise BundleError(
+                    f"{file}: {kind[:-1]} '{name}' is {dtype}{list(shape)} but bundle.json declares "
+                    f"{wanted[name][1]}{list(wanted[name][0])}"
+                )
+    for name, shape in expected_inputs.items():
+        if name not in declared["inputs"]:
+            raise BundleError(f"{file}: required input '{name}' is missing")
+        if declared["inputs"][name].shape != shape:
+            raise BundleError(
+                f"{file}: input '{name}' has shape {list(declared['inputs'][name].shape)} but the bundle's "
+                f"dimensions need {list(shape)}"
+            )

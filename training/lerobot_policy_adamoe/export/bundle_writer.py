@@ -1,0 +1,78 @@
+"""Writes a complete policy bundle folder: graphs, tokenizer, bundle.json with its content hash."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from transformers import AutoTokenizer
+
+from adamoe_ros.engine import bundle_format as fmt
+from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata, norm_entry
+from lerobot_policy_adamoe.export.onnx_export import export_graphs
+
+Progress = Callable[[str], None]
+
+
+def normalization_entries(config: Any, stats: Mapping[str, Mapping[str, Any]], eps: float = 1e-8) -> dict[str, Any]:
+    """State and action normalisation exactly as the policy's NormalizerProcessorStep applies it."""
+    mapping = {str(k): getattr(v, "value", v) for k, v in config.normalization_mapping.items()}
+    return {
+        "state": norm_entry(mapping.get("STATE", "IDENTITY"), stats.get("observation.state"), eps,
+                            config.robot_state_feature.shape[0], "observation.state"),
+        "action": norm_entry(mapping.get("ACTION", "IDENTITY"), stats.get("action"), eps,
+                             config.action_feature.shape[0], "action"),
+    }
+
+
+def tokenizer_entry(config: Any, out_dir: Path) -> dict[str, Any]:
+    """Copy the backbone's tokenizer.json and record SmolVLA's prompt formatting and padding."""
+    backbone = Path(config.vlm_model_name)
+    source = backbone / fmt.TOKENIZER_FILE
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: the policy's tokenizer file is needed for the bundle")
+    shutil.copyfile(source, out_dir / fmt.TOKENIZER_FILE)
+    hf_tokenizer = AutoTokenizer.from_pretrained(str(backbone))
+    if hf_tokenizer.pad_token_id is None:
+        raise ValueError(f"{backbone}: tokenizer has no pad token; SmolVLA pads instructions")
+    return {
+        "file": fmt.TOKENIZER_FILE,
+        "max_length": config.tokenizer_max_length,
+        "pad_token_id": int(hf_tokenizer.pad_token_id),
+        "padding_side": "right",
+        "truncation": True,
+        "append_newline": True,  # LeRobot's NewLineTaskProcessorStep
+        "add_special_tokens": True,
+    }
+
+
+def write_bundle(
+    policy: nn.Module,
+    out_dir: Path,
+    names: DatasetNames,
+    stats: Mapping[str, Mapping[str, Any]],
+    source: dict[str, Any],
+    fp16: bool = False,
+    eps: float = 1e-8,
+    progress: Progress | None = None,
+) -> str:
+    """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id."""
+    report = progress or (lambda _msg: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy.eval()
+    report("normalisation stats")
+    normalization = normalization_entries(policy.config, stats, eps)
+    report("tokenizer")
+    tokenizer = tokenizer_entry(policy.config, out_dir)
+    report("ONNX graphs (prefix, denoise)")
+    graphs = export_graphs(policy, out_dir, fp16=fp16)
+    metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, "fp16" if fp16 else "fp32")
+    report("content hash")
+    metadata["bundle_id"] = fmt.content_hash(out_dir)
+    (out_dir / fmt.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata["bundle_id"]

@@ -1,0 +1,129 @@
+"""Torch wrappers that split a SmolVLA-style flow-matching policy into the two exported graphs.
+
+The prefix graph (images + tokens + state -> per-layer key/value cache) runs once per observation; the
+denoise graph (x_t, t, cache -> velocity [+ routing]) runs num_flow_steps times. Both call LeRobot's own
+`embed_prefix` / `denoise_step`, so the exported math is the trained math, not a re-implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import transformers.models.smolvlm.modeling_smolvlm as smolvlm_modeling
+from lerobot.policies.common.vla_utils import make_att_2d_masks
+from torch import Tensor, nn
+from transformers import DynamicCache
+
+from adamoe_ros.engine.bundle_format import cache_names, image_input_name  # noqa: F401 (re-exported)
+
+
+def find_moe_layers(flow: nn.Module) -> list[tuple[int, nn.Module]]:
+    """(expert layer index, module) for every action-expert MLP that records `last_routing`."""
+    layers = flow.vlm_with_expert.lm_expert.layers
+    return [(i, layer.mlp) for i, layer in enumerate(layers) if hasattr(layer.mlp, "last_routing")]
+
+
+class PrefixGraph(nn.Module):
+    """Images + language + normalised padded state -> prefix pad mask and per-layer K/V cache."""
+
+    def __init__(self, flow: nn.Module, num_cameras: int) -> None:
+        super().__init__()
+        self.flow = flow
+        self.num_cameras = num_cameras
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        images = list(inputs[: self.num_cameras])
+        lang_tokens, lang_mask, state = inputs[self.num_cameras :]
+        # Every camera is present at runtime; a missing camera is an input error, not a masked slot.
+        img_masks = [torch.ones(img.shape[0], dtype=torch.bool) for img in images]
+        embs, pad_masks, att_masks = self.flow.embed_prefix(images, img_masks, lang_tokens, lang_mask, state=state)
+        att_2d = make_att_2d_masks(pad_masks, att_masks)
+        position_ids = torch.cumsum(pad_masks, dim=1) - 1
+        _, cache = self.flow.vlm_with_expert.forward(
+            attention_mask=att_2d,
+            position_ids=position_ids,
+            past_key_values=None,
+            inputs_embeds=[embs, None],
+            use_cache=True,
+        )
+        kv: list[Tensor] = []
+        for layer in cache.layers:
+            kv += [layer.keys, layer.values]
+        return (pad_masks, *kv)
+
+
+class DenoiseStepGraph(nn.Module):
+    """One Euler-step velocity of the action expert against a fixed prefix cache (+ MoE routing)."""
+
+    def __init__(self, flow: nn.Module, num_cache_layers: int) -> None:
+        super().__init__()
+        self.flow = flow
+        self.num_cache_layers = num_cache_layers
+        self.moe_layers = [module for _, module in find_moe_layers(flow)]
+
+    def forward(self, x_t: Tensor, t: Tensor, prefix_pad_mask: Tensor, *kv: Tensor) -> tuple[Tensor, ...]:
+        # A fresh cache per call: the step appends suffix K/V to self-attention layers, which must not
+        # leak into the next step (LeRobot crops; a graph input is immutable anyway).
+        cache = DynamicCache()
+        for layer in range(self.num_cache_layers):
+            cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+        velocity = self.flow.denoise_step(
+            prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
+        )
+        if not self.moe_layers:
+            return (velocity,)
+        chunk = x_t.shape[1]
+        indices, weights = [], []
+        for module in self.moe_layers:
+            routing = module.last_routing
+            topk_idx, topk_weight = routing.topk_idx, routing.topk_weight
+            # Routing covers every suffix token; SmolVLA's suffix is exactly the action tokens.
+            indices.append(topk_idx.reshape(x_t.shape[0], -1, topk_idx.shape[-1])[:, -chunk:])
+            weights.append(topk_weight.reshape(x_t.shape[0], -1, topk_weight.shape[-1])[:, -chunk:])
+        return velocity, torch.stack(indices, dim=1).to(torch.int64), torch.stack(weights, dim=1).float()
+
+
+def _record_position_ids(embeddings: nn.Module, image_hw: tuple[int, int]) -> Tensor:
+    """Run the vision embeddings once eagerly and capture the patch position ids they use."""
+    captured: list[Tensor] = []
+    hook = embeddings.position_embedding.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+    try:
+        channels = embeddings.patch_embedding.in_channels
+        pixels = torch.zeros(1, channels, *image_hw, dtype=embeddings.patch_embedding.weight.dtype)
+        side = (image_hw[0] // embeddings.patch_size, image_hw[1] // embeddings.patch_size)
+        with torch.no_grad():
+            embeddings(pixels, torch.ones(1, *side, dtype=torch.bool))
+    finally:
+        hook.remove()
+    return captured[0].clone()
+
+
+def _static_embeddings_forward(self: nn.Module, pixel_values: Tensor, patch_attention_mask: Tensor) -> Tensor:
+    embeddings = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
+    return embeddings + self.position_embedding(self.static_position_ids)
+
+
+@contextlib.contextmanager
+def traceable_vision(flow: nn.Module, image_hw: tuple[int, int]) -> Iterator[None]:
+    """Make the SigLIP encoder traceable for whole images of one fixed size.
+
+    Whole images have an all-ones patch mask, so (1) the bidirectional patch mask is a no-op and (2) the
+    patch position ids are constants. Building them under the TorchScript tracer fails (transformers
+    reads a traced shape as a deprecated tensor argument; a ScatterND gets mixed dtypes), so we record
+    the ids eagerly and skip the mask while tracing.
+    """
+    embeddings = flow.vlm_with_expert.get_vlm_model().vision_model.embeddings
+    embeddings.static_position_ids = _record_position_ids(embeddings, image_hw)
+    embeddings_class = type(embeddings)
+    original_forward = embeddings_class.forward
+    original_mask = smolvlm_modeling.create_bidirectional_mask
+    embeddings_class.forward = _static_embeddings_forward
+    smolvlm_modeling.create_bidirectional_mask = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        embeddings_class.forward = original_forward
+        smolvlm_modeling.create_bidirectional_mask = original_mask
+        del embeddings.static_position_ids
