@@ -1,0 +1,168 @@
+"""Synthetic policy inputs (cameras, joint states, instruction, extra state) for tests, benchmarks and bring-up.
+
+Run as `python -m adamoe_ros.policy.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
+between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic.
+"""
+import argparse
+import time
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from adamoe_ros.ros_env import LATCHED_QOS, SENSOR_QOS
+from adamoe_ros.ros_image import numpy_to_image
+
+SO101_JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
+
+
+class SyntheticInputs(Node):
+    """Publishes plausible inputs at fixed rates, and malformed ones on request."""
+
+    def __init__(self, args: argparse.Namespace, **kwargs) -> None:
+        """Create publishers for every input topic the policy node reads."""
+        super().__init__('synthetic_inputs', **kwargs)
+        self.args = args
+        self.rng = np.random.default_rng(args.seed)
+        self.cameras = {c: self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS)
+                        for c in args.cameras}
+        self.joints_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
+        self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
+        self.extra_pub = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self.positions = np.array(args.positions, dtype=np.float64)
+        self.frame = self.rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
+        self.sent = {'frames': 0, 'joint_states': 0, 'malformed': 0}
+
+    def publish_instruction(self) -> None:
+        """Publish the (latched) task instruction."""
+        self.instruction_pub.publish(String(data=self.args.instruction))
+
+    def publish_frames(self) -> None:
+        """Publish one frame per camera, stamped now."""
+        stamp = self.get_clock().now().to_msg()
+        for publisher in self.cameras.values():
+            msg = numpy_to_image(self.frame, 'rgb8')
+            msg.header.stamp = stamp
+            publisher.publish(msg)
+        self.sent['frames'] += 1
+
+    def publish_state(self) -> None:
+        """Publish joint states (named, shuffled order) and the extra state."""
+        order = self.rng.permutation(len(SO101_JOINTS))
+        msg = JointState(name=[SO101_JOINTS[i] for i in order], position=self.positions[order].tolist())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.joints_pub.publish(msg)
+        self.extra_pub.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
+        self.sent['joint_states'] += 1
+
+    def publish_malformed(self) -> None:
+        """Publish one malformed or random message on a random input topic."""
+        kind = int(self.rng.integers(0, 5))
+        if kind == 0:
+            self.cameras[self.args.cameras[0]].publish(random_image(self.rng))
+        elif kind == 1:
+            self.joints_pub.publish(random_joint_state(self.rng))
+        elif kind == 2:
+            self.instruction_pub.publish(String(data=random_instruction(self.rng)))
+        elif kind == 3:
+            values = self.rng.normal(size=int(self.rng.choice([0, 1, 2, 4, 7])))
+            if values.size and self.rng.random() < 0.5:
+                values[0] = self.rng.choice([np.nan, np.inf, -np.inf])
+            self.extra_pub.publish(Float64MultiArray(data=values.tolist()))
+        else:
+            # A camera frame stamped in the past: out of order once newer frames were seen.
+            msg = numpy_to_image(self.frame, 'rgb8')
+            msg.header.stamp.sec = 1
+            self.cameras[self.args.cameras[-1]].publish(msg)
+        self.sent['malformed'] += 1
+
+
+def random_image(rng: np.random.Generator) -> Image | CompressedImage:
+    """Return an Image with a wrong encoding, size, step or payload (never a valid colour image)."""
+    msg = Image()
+    msg.height, msg.width = int(rng.integers(0, 40)), int(rng.integers(0, 40))
+    msg.encoding = str(rng.choice(['rgb8', 'bgr8', 'mono16', '32FC1', 'yuyv', '', 'rgb8\x00']))
+    msg.step = int(rng.integers(0, 200))
+    size = int(rng.integers(0, 600))
+    msg.data = rng.integers(0, 255, size, dtype=np.uint8).tobytes()
+    if msg.encoding in ('rgb8', 'bgr8') and msg.height and msg.width and msg.step >= 3 * msg.width \
+            and len(msg.data) == msg.step * msg.height:
+        msg.data = msg.data[:-1]  # keep it malformed
+    if msg.encoding in ('mono16', '32FC1') and rng.random() < 0.3:
+        msg.height = msg.width = 70000  # oversized claims
+    return msg
+
+
+def random_joint_state(rng: np.random.Generator) -> JointState:
+    """Return a JointState with missing, unknown or duplicate names, or mismatched arrays."""
+    names = list(rng.choice(SO101_JOINTS + ['elbow', 'x', ''], size=int(rng.integers(0, 9))))
+    if set(SO101_JOINTS) <= set(names) and len(names) == len(set(names)):
+        names.append('unknown_joint')
+    n_pos = len(names) + int(rng.choice([-1, 0, 1]))
+    positions = rng.normal(scale=100.0, size=max(n_pos, 0))
+    if positions.size and rng.random() < 0.3:
+        positions[0] = np.nan
+    msg = JointState(name=[str(n) for n in names], position=positions.tolist())
+    if rng.random() < 0.3:
+        msg.velocity = [0.0] * int(rng.integers(1, 3))
+    return msg
+
+
+def random_instruction(rng: np.random.Generator) -> str:
+    """Return an empty, oversized or control-character instruction."""
+    choice = int(rng.integers(0, 3))
+    if choice == 0:
+        return ' ' * int(rng.integers(0, 4))
+    if choice == 1:
+        return 'x' * 5000
+    return 'pick\x07 up\x00'
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Publish synthetic inputs for --duration seconds."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--duration', type=float, default=10.0)
+    parser.add_argument('--camera-rate', type=float, default=15.0)
+    parser.add_argument('--state-rate', type=float, default=50.0)
+    parser.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
+    parser.add_argument('--width', type=int, default=64)
+    parser.add_argument('--height', type=int, default=48)
+    parser.add_argument('--positions', type=float, nargs=6, default=[0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    parser.add_argument('--instruction', default='pick up the cube')
+    parser.add_argument('--camera-gap', default='', help='START:END seconds without camera frames')
+    parser.add_argument('--fuzz', type=int, default=0, help='malformed messages to send in total')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    gap = tuple(float(v) for v in args.camera_gap.split(':')) if args.camera_gap else (-1.0, -1.0)
+    rclpy.init()
+    node = SyntheticInputs(args)
+    node.publish_instruction()
+    start = time.monotonic()
+    next_frame = next_state = start
+    fuzz_period = (args.duration * 0.8) / args.fuzz if args.fuzz else None
+    next_fuzz = start + 0.5
+    try:
+        while (now := time.monotonic()) - start < args.duration:
+            if now >= next_frame:
+                if not gap[0] <= now - start < gap[1]:
+                    node.publish_frames()
+                next_frame += 1.0 / args.camera_rate
+            if now >= next_state:
+                node.publish_state()
+                next_state += 1.0 / args.state_rate
+            while fuzz_period and now >= next_fuzz and node.sent['malformed'] < args.fuzz:
+                node.publish_malformed()
+                next_fuzz += fuzz_period
+            time.sleep(0.001)
+        print(f'sent {node.sent}', flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

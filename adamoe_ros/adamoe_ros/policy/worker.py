@@ -1,0 +1,56 @@
+"""A thread that runs one inference per request, so the executor keeps serving timers meanwhile."""
+import threading
+from collections.abc import Callable
+
+
+class InferenceWorker:
+    """Runs `job` in its own thread each time `request()` is called while idle."""
+
+    def __init__(self, job: Callable[[], None], on_error: Callable[[BaseException], None], name: str) -> None:
+        """Start the thread; `on_error` receives any exception the job raises (the thread survives it)."""
+        self._job = job
+        self._on_error = on_error
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """True from an accepted request until its job has finished."""
+        return self._busy.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called (jobs check it to give up waits early)."""
+        return self._stop.is_set()
+
+    def request(self) -> bool:
+        """Ask for one run of the job; False when one is already pending or running."""
+        if self._busy.is_set() or self._stop.is_set():
+            return False
+        self._busy.set()
+        self._wake.set()
+        return True
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the thread after the current job; True when it has ended within the timeout."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._job()
+            except BaseException as err:  # noqa: BLE001 - reported to the node, the robot stays safe
+                self._on_error(err)
+            finally:
+                self._busy.clear()
