@@ -69,7 +69,7 @@ class MultiGroupCosineSchedulerConfig(LRSchedulerConfig):
         scale = min(1.0, num_training_steps / self.num_decay_steps) if self.num_decay_steps > 0 else 1.0
         decay_steps = max(1, round(self.num_decay_steps * scale))
         if scale < 1.0:
-            logging.info("AdaMoE scheduler: %d training steps < %d decay steps, schedule scaled by %.4f",
+            logging.info("AdaMoE scheduler: %d training steps < %d decay steps, schedule scaled by %.3g",
                          num_training_steps, self.num_decay_steps, scale)
         lambdas: list[Callable[[int], float]] = []
         for group in optimizer.param_groups:
