@@ -43,21 +43,31 @@ def _fit_visual_meshes_to_boxes(spec: mujoco.MjSpec) -> None:
             geom.type = mujoco.mjtGeom.mjGEOM_BOX  # MuJoCo fits the primitive to the named mesh
 
 
-def _add_wrist_camera(spec: mujoco.MjSpec) -> None:
-    gripper = spec.body('gripper')
-    # Mounted on the gripper body behind the jaws, looking down the jaws (gripper -z) at the workspace.
-    camera = gripper.add_camera()
-    camera.name = 'wrist'
-    camera.pos = [0.0, 0.055, -0.03]
-    # Looking along -z of the camera frame; tilt it toward the jaw tips.
-    camera.quat = _quat_from_euler_xyz(np.deg2rad([-25.0, 0.0, 180.0]))
-    camera.fovy = 75.0
+# Wrist camera in the gripper body frame (its -z axis is the approach direction, the jaws close along x):
+# mounted 5 cm off the jaws' plane, looking at a point just below the fingertips, like the usual
+# SO-101 wrist camera mount.
+_WRIST_CAMERA_POS = np.array([0.0, 0.05, -0.015])
+_WRIST_CAMERA_LOOK_AT = np.array([0.018, 0.0, -0.115])
+_WRIST_CAMERA_FOVY = 70.0
 
 
-def _quat_from_euler_xyz(angles: np.ndarray) -> list[float]:
+def _look_at_quat(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> list[float]:
+    # MuJoCo cameras look along their -z axis with +y up in the image.
+    backward = (eye - target) / np.linalg.norm(eye - target)
+    right = np.cross(up, backward)
+    right /= np.linalg.norm(right)
+    image_up = np.cross(backward, right)
     quat = np.zeros(4)
-    mujoco.mju_euler2Quat(quat, np.asarray(angles, dtype=np.float64), 'xyz')
+    mujoco.mju_mat2Quat(quat, np.column_stack([right, image_up, backward]).ravel())
     return quat.tolist()
+
+
+def _add_wrist_camera(spec: mujoco.MjSpec) -> None:
+    camera = spec.body('gripper').add_camera()
+    camera.name = 'wrist'
+    camera.pos = _WRIST_CAMERA_POS.tolist()
+    camera.quat = _look_at_quat(_WRIST_CAMERA_POS, _WRIST_CAMERA_LOOK_AT, up=np.array([0.0, 0.0, 1.0]))
+    camera.fovy = _WRIST_CAMERA_FOVY
 
 
 def _add_goal_marker(spec: mujoco.MjSpec) -> None:

@@ -1,0 +1,217 @@
+"""ROS 2 node that runs the SO-101 MuJoCo sim: clock, joint states, cameras, commands, reset and status."""
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
+from adamoe_ros.ros_image import numpy_to_image
+from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, trajectory_from_msg, validate_positions
+from adamoe_ros.sim.scene import CAMERAS, SO101_JOINTS, SceneOptions
+from adamoe_ros.sim.so101 import So101PickPlaceSim
+from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
+
+# A slow machine gets behind real time; catching up at most this many ticks per timer call keeps the
+# executor responsive (the sim then runs slower than requested instead of stalling everything).
+_MAX_TICKS_PER_CALLBACK = 5
+
+
+def _describe(text: str) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text)
+
+
+class SimBridgeNode(Node):
+    """Steps the sim on a wall-clock timer paced by real_time_factor; every stamp is sim time."""
+
+    def __init__(self, node_name: str = 'sim_bridge', **kwargs: Any) -> None:
+        """Declare parameters, build the sim and create publishers, subscriptions and services."""
+        super().__init__(node_name, **kwargs)
+        self._physics_steps = int(self.declare_parameter(
+            'physics_steps_per_tick', 10, _describe('MuJoCo steps (2 ms each) per control tick')).value)
+        self._rtf = float(self.declare_parameter(
+            'real_time_factor', 1.0, _describe('sim seconds per wall second; >1 runs faster')).value)
+        joint_state_rate = float(self.declare_parameter(
+            'joint_state_rate', 50.0, _describe('Hz (sim time) of joint_states and sim/cube_position')).value)
+        camera_rate = float(self.declare_parameter(
+            'camera_rate', 10.0, _describe('Hz (sim time) of each camera; <= 0 disables rendering')).value)
+        self._image_height = int(self.declare_parameter('image_height', 128).value)
+        self._image_width = int(self.declare_parameter('image_width', 128).value)
+        self._max_joint_speed = float(self.declare_parameter(
+            'max_joint_speed', 6.0, _describe('rad/s limit on commanded target motion; <= 0 disables')).value)
+        randomize_goal = bool(self.declare_parameter(
+            'randomize_goal', False, _describe('draw the goal from the seed too (else fixed)')).value)
+        self._seed = int(self.declare_parameter('seed', 0, _describe('seed of the first episode')).value)
+        self._check_parameters(joint_state_rate)
+
+        self._sim = So101PickPlaceSim(randomize_goal=randomize_goal, scene_options=SceneOptions(
+            max_image_width=self._image_width, max_image_height=self._image_height))
+        self._tick_ns = int(round(self._physics_steps * self._sim.dt * NS_PER_S))
+        self._joint_state_period_ns = int(NS_PER_S / joint_state_rate)
+        self._camera_period_ns = int(NS_PER_S / camera_rate) if camera_rate > 0 else 0
+
+        self._clock_pub = self.create_publisher(ClockMsg, '/clock', RELIABLE_QOS)
+        self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
+        self._cube_pub = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self._goal_pub = self.create_publisher(Float64MultiArray, 'sim/goal_position', LATCHED_QOS)
+        self._image_pubs = {camera: self.create_publisher(Image, f'cameras/{camera}/image_raw', SENSOR_QOS)
+                            for camera in CAMERAS} if self._camera_period_ns else {}
+        self.create_subscription(JointTrajectory, 'joint_trajectory_controller/joint_trajectory',
+                                 self._on_trajectory, RELIABLE_QOS)
+        self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
+                                 self._on_forward_command, RELIABLE_QOS)
+        self.create_service(ResetSim, 'sim/reset', self._on_reset)
+        self.create_service(GetTaskStatus, 'sim/task_status', self._on_task_status)
+
+        self._clock_offset_ns = 0   # sim time keeps increasing across resets: /clock never jumps back
+        self._reset_episode(self._seed)
+        # Pacing uses the steady wall clock, so the node works whatever use_sim_time says.
+        wall_period = max(self._tick_ns / NS_PER_S / self._rtf, 0.001)
+        self._timer = self.create_timer(wall_period, self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(
+            f'SO-101 sim ready: tick {self._tick_ns / 1e6:.0f} ms, real_time_factor {self._rtf}, '
+            f'cameras {list(self._image_pubs)} at {camera_rate} Hz {self._image_width}x{self._image_height}')
+
+    def _check_parameters(self, joint_state_rate: float) -> None:
+        problems = []
+        if self._physics_steps < 1:
+            problems.append(f'physics_steps_per_tick must be >= 1, got {self._physics_steps}')
+        if not self._rtf > 0.0:
+            problems.append(f'real_time_factor must be > 0, got {self._rtf}')
+        if not joint_state_rate > 0.0:
+            problems.append(f'joint_state_rate must be > 0, got {joint_state_rate}')
+        if self._image_height < 1 or self._image_width < 1:
+            problems.append(f'image size must be positive, got {self._image_width}x{self._image_height}')
+        if problems:
+            raise ValueError('sim_bridge: ' + '; '.join(problems))
+
+    @property
+    def sim(self) -> So101PickPlaceSim:
+        """The simulation (read-only use from outside; the node owns stepping)."""
+        return self._sim
+
+    def now_ns(self) -> int:
+        """Return the current sim time in ns, as published on /clock."""
+        return self._clock_offset_ns + int(round(self._sim.time * NS_PER_S))
+
+    def _reset_episode(self, seed: int) -> None:
+        self._clock_offset_ns = self.now_ns()
+        self._seed = seed
+        self._sim.reset(seed)
+        self._desired = self._sim.joint_targets()
+        self._applied = self._desired.copy()
+        self._trajectory: ActiveTrajectory | None = None
+        self._next_joint_ns = self._next_camera_ns = self.now_ns()
+        self._wall_anchor = time.monotonic()
+        self._ticks_since_anchor = 0
+        goal = self._sim.goal_position()
+        self._goal_pub.publish(Float64MultiArray(data=[float(v) for v in goal]))
+        self._publish_outputs()
+
+    def _on_timer(self) -> None:
+        due = int((time.monotonic() - self._wall_anchor) * self._rtf * NS_PER_S / self._tick_ns)
+        for _ in range(min(due - self._ticks_since_anchor, _MAX_TICKS_PER_CALLBACK)):
+            self._tick()
+        if due - self._ticks_since_anchor > 10 * _MAX_TICKS_PER_CALLBACK:
+            # Too far behind: re-anchor instead of bursting, and say so once in a while.
+            self.get_logger().warn('sim cannot keep up with real_time_factor; running slower',
+                                   throttle_duration_sec=10.0)
+            self._wall_anchor, self._ticks_since_anchor = time.monotonic(), 0
+
+    def _tick(self) -> None:
+        now = self.now_ns()
+        if self._trajectory is not None:
+            self._desired = self._trajectory.sample(now)
+            if self._trajectory.finished(now):
+                self._trajectory = None
+        max_delta = self._max_joint_speed * self._tick_ns / NS_PER_S
+        self._applied = self._sim.set_joint_targets(limit_step(self._applied, self._desired, max_delta))
+        self._sim.step(self._physics_steps)
+        self._ticks_since_anchor += 1
+        self._publish_outputs()
+
+    def _publish_outputs(self) -> None:
+        now = self.now_ns()
+        stamp = ns_to_stamp(now)
+        self._clock_pub.publish(ClockMsg(clock=stamp))
+        if now >= self._next_joint_ns:
+            self._next_joint_ns += self._joint_state_period_ns * max(1, (now - self._next_joint_ns)
+                                                                     // self._joint_state_period_ns + 1)
+            msg = JointState(name=list(SO101_JOINTS), position=self._sim.joint_positions().tolist(),
+                             velocity=self._sim.joint_velocities().tolist(),
+                             effort=self._sim.joint_efforts().tolist())
+            msg.header.stamp = stamp
+            self._joint_pub.publish(msg)
+            self._cube_pub.publish(Float64MultiArray(data=self._sim.cube_position().tolist()))
+        if self._camera_period_ns and now >= self._next_camera_ns:
+            self._next_camera_ns += self._camera_period_ns * max(1, (now - self._next_camera_ns)
+                                                                 // self._camera_period_ns + 1)
+            for camera, publisher in self._image_pubs.items():
+                frame = self._sim.render(camera, self._image_height, self._image_width)
+                msg = numpy_to_image(frame, 'rgb8')
+                msg.header.stamp = stamp
+                msg.header.frame_id = f'{camera}_camera'
+                publisher.publish(msg)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            self._trajectory = trajectory_from_msg(msg, SO101_JOINTS, self._desired, self._sim.joint_limits,
+                                                   self.now_ns())
+        except CommandError as error:
+            self.get_logger().warn(f'rejected joint trajectory: {error}', throttle_duration_sec=1.0)
+
+    def _on_forward_command(self, msg: Float64MultiArray) -> None:
+        try:
+            self._desired = validate_positions(np.asarray(msg.data), self._sim.joint_limits)
+        except CommandError as error:
+            self.get_logger().warn(f'rejected forward position command: {error}', throttle_duration_sec=1.0)
+            return
+        self._trajectory = None  # the newest command wins, as with one active controller
+
+    def _on_reset(self, request: ResetSim.Request, response: ResetSim.Response) -> ResetSim.Response:
+        seed = request.seed if request.seed >= 0 else self._seed + 1
+        self._reset_episode(int(seed))
+        response.success, response.seed = True, int(seed)
+        response.message = f'reset with seed {seed}; cube at {np.round(self._sim.cube_position(), 3).tolist()}'
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_task_status(self, request: GetTaskStatus.Request,
+                        response: GetTaskStatus.Response) -> GetTaskStatus.Response:
+        status = self._sim.task_status()
+        response.success = status.success
+        response.cube_lift = status.cube_lift
+        response.distance_to_goal = status.distance_to_goal
+        response.episode_time = status.episode_time
+        response.message = status.message
+        return response
+
+    def destroy_node(self) -> None:
+        """Release the renderer's GL contexts with the node."""
+        self._sim.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the sim bridge until shutdown (ros2 run adamoe_ros sim_bridge_node)."""
+    try:
+        with rclpy.init(args=args):
+            node = SimBridgeNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()

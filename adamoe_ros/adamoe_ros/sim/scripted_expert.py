@@ -1,0 +1,147 @@
+"""Scripted teleoperator node: solves the pick-and-place through ROS topics only, like a leader arm."""
+import threading
+from typing import Any
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
+from adamoe_ros.sim.expert_plan import PickPlacePlan
+from adamoe_ros.sim.scene import SO101_JOINTS, SceneOptions, build_model
+
+DEFAULT_INSTRUCTION = 'pick up the cube and place it on the target'
+
+
+class ScriptedExpertNode(Node):
+    """Runs the scripted plan on episode start; control ticks are clocked by joint_states stamps (sim time).
+
+    Reads `joint_states`, `sim/cube_position` and `sim/goal_position`; publishes the commanded targets as a
+    leader-arm `leader/joint_states` and as `forward_position_controller/commands`, the task on
+    `instruction`, and `idle` / `running <phase>` / `done` on `expert/status`.
+    """
+
+    def __init__(self, node_name: str = 'scripted_expert', **kwargs: Any) -> None:
+        """Declare parameters, build the kinematic model copy and wire the topics and service."""
+        super().__init__(node_name, **kwargs)
+        control_rate = float(self.declare_parameter(
+            'control_rate', 10.0, ParameterDescriptor(description='Hz (sim time) of published commands')).value)
+        if not control_rate > 0.0:
+            raise ValueError(f'scripted_expert: control_rate must be > 0, got {control_rate}')
+        self._instruction = str(self.declare_parameter('instruction', DEFAULT_INSTRUCTION).value)
+        self._episode_timeout_s = float(self.declare_parameter(
+            'episode_timeout', 40.0, ParameterDescriptor(description='sim seconds before giving up')).value)
+        self._period_ns = int(NS_PER_S / control_rate)
+        # Kinematics only: a model of our own, never the sim's state.
+        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / control_rate)
+
+        self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
+        self._command_pub = self.create_publisher(Float64MultiArray, 'forward_position_controller/commands',
+                                                  RELIABLE_QOS)
+        self._instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
+        self._status_pub = self.create_publisher(String, 'expert/status', LATCHED_QOS)
+        self.create_subscription(JointState, 'joint_states', self._on_joint_states, SENSOR_QOS)
+        self.create_subscription(Float64MultiArray, 'sim/cube_position', self._on_cube, SENSOR_QOS)
+        self.create_subscription(Float64MultiArray, 'sim/goal_position', self._on_goal, LATCHED_QOS)
+        self.create_service(Trigger, 'expert/start_episode', self._on_start)
+
+        self._cube: np.ndarray | None = None
+        self._goal: np.ndarray | None = None
+        self._joints: np.ndarray | None = None
+        self._running = False
+        self._episode_start_ns = 0
+        self._next_tick_ns = 0
+        self.episode_done = threading.Event()
+        self._status = ''
+        self._instruction_pub.publish(String(data=self._instruction))
+        self._publish_status('idle')
+
+    def start_episode(self) -> tuple[bool, str]:
+        """Begin one pick-and-place from the current state; returns (started, why)."""
+        missing = [name for name, value in (('joint_states', self._joints), ('sim/cube_position', self._cube),
+                                            ('sim/goal_position', self._goal)) if value is None]
+        if missing:
+            return False, f'no data yet on {", ".join(missing)}'
+        self._plan.reset()
+        self._running = True
+        self._episode_start_ns = self._next_tick_ns = 0
+        self.episode_done.clear()
+        self._instruction_pub.publish(String(data=self._instruction))
+        self._publish_status('running')
+        return True, 'episode started'
+
+    @property
+    def running(self) -> bool:
+        """True while an episode is being executed."""
+        return self._running
+
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.start_episode()
+        self.get_logger().info(f'start_episode: {response.message}')
+        return response
+
+    def _on_cube(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) == 3 and np.all(np.isfinite(msg.data)):
+            self._cube = np.asarray(msg.data, dtype=np.float64)
+
+    def _on_goal(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) >= 2 and np.all(np.isfinite(msg.data)):
+            self._goal = np.asarray(msg.data, dtype=np.float64)
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        index = {name: i for i, name in enumerate(msg.name)}
+        if any(name not in index for name in SO101_JOINTS) or len(msg.position) != len(msg.name):
+            self.get_logger().warn('joint_states lacks SO-101 joints; ignored', throttle_duration_sec=5.0)
+            return
+        self._joints = np.array([msg.position[index[name]] for name in SO101_JOINTS])
+        if not self._running:
+            return
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if self._episode_start_ns == 0:
+            self._episode_start_ns = self._next_tick_ns = stamp_ns
+        if stamp_ns < self._next_tick_ns:
+            return
+        self._next_tick_ns += self._period_ns * ((stamp_ns - self._next_tick_ns) // self._period_ns + 1)
+        self._control_tick(msg)
+
+    def _control_tick(self, joint_msg: JointState) -> None:
+        targets = self._plan.act(self._joints, self._cube, self._goal)
+        leader = JointState(name=list(SO101_JOINTS), position=targets.tolist())
+        leader.header.stamp = joint_msg.header.stamp
+        self._leader_pub.publish(leader)
+        self._command_pub.publish(Float64MultiArray(data=targets.tolist()))
+        timed_out = stamp_to_ns(joint_msg.header.stamp) - self._episode_start_ns > self._episode_timeout_s * NS_PER_S
+        if self._plan.done or timed_out:
+            self._running = False
+            self._publish_status('done' if self._plan.done else 'timeout')
+            self.get_logger().info('episode finished' if self._plan.done else 'episode timed out')
+            self.episode_done.set()
+        else:
+            self._publish_status(f'running {self._plan.phase.name.lower()}')
+
+    def _publish_status(self, text: str) -> None:
+        if text != self._status:  # latched topic: publish changes only
+            self._status = text
+            self._status_pub.publish(String(data=text))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the scripted expert (ros2 run adamoe_ros scripted_expert); start episodes via expert/start_episode."""
+    try:
+        with rclpy.init(args=args):
+            node = ScriptedExpertNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()
