@@ -96,3 +96,73 @@ class RecorderConfig:
             return Path(self.dataset_root).expanduser()
         home = os.environ.get('HF_LEROBOT_HOME') or Path('~/.cache/huggingface/lerobot').expanduser()
         return Path(home) / self.repo_id
+
+
+# Parameter name -> description; the node declares these, the converter reads them from a params YAML.
+PARAMETER_DESCRIPTIONS: dict[str, str] = {
+    'camera_names': 'dataset camera names (observation.images.<name>)',
+    'camera_topics': 'topic per camera',
+    'camera_types': "per camera: 'image' (sensor_msgs/Image) or 'compressed' (CompressedImage)",
+    'joint_names': 'joint order of observation.state and action',
+    'joint_states_topic': 'sensor_msgs/JointState of the follower arm (observation.state)',
+    'extra_state_topic': "std_msgs/Float64MultiArray appended to observation.state; '' disables",
+    'extra_state_names': 'names of the extra state values',
+    'action_type': 'joint_state (leader arm), joint_trajectory or float64_array',
+    'action_topic': 'teleop action topic',
+    'instruction_topic': 'std_msgs/String instruction: the LeRobot task',
+    'default_task': 'task when no instruction arrived',
+    'fps': 'dataset frame rate (integer)',
+    'tolerance_s': 'max distance of every stream stamp from the frame time',
+    'max_latency_s': 'decide a frame at the latest this long after its time',
+    'repo_id': 'LeRobot repo id (owner/name)',
+    'dataset_root': "dataset folder; '' = $HF_LEROBOT_HOME/<repo_id>",
+    'robot_type': 'robot type stored in meta/info.json',
+    'image_size': '[height, width] of stored images; [0, 0] keeps the camera size',
+    'vcodec': 'video codec (LeRobot default libsvtav1)',
+}
+
+
+def default_parameters() -> dict:
+    """ROS parameter defaults (flat, ROS-typed) equivalent to RecorderConfig()."""
+    config = RecorderConfig()
+    return {
+        'camera_names': [c.name for c in config.cameras],
+        'camera_topics': [c.topic for c in config.cameras],
+        'camera_types': [c.kind for c in config.cameras],
+        'joint_names': list(config.joint_names),
+        'joint_states_topic': config.joint_states_topic,
+        'extra_state_topic': config.extra_state_topic,
+        'extra_state_names': list(config.extra_state_names),
+        'action_type': config.action_type,
+        'action_topic': config.action_topic,
+        'instruction_topic': config.instruction_topic,
+        'default_task': config.default_task,
+        'fps': config.fps,
+        'tolerance_s': config.tolerance_s,
+        'max_latency_s': config.max_latency_s,
+        'repo_id': config.repo_id,
+        'dataset_root': config.dataset_root,
+        'robot_type': config.robot_type,
+        'image_size': list(config.image_size),
+        'vcodec': config.vcodec,
+    }
+
+
+def config_from_parameters(params: dict) -> RecorderConfig:
+    """Build a RecorderConfig from flat parameters (missing keys take the defaults; unknown keys are an error)."""
+    unknown = sorted(set(params) - set(PARAMETER_DESCRIPTIONS))
+    if unknown:
+        raise RecorderConfigError(f'unknown recorder parameters {unknown}')
+    p = {**default_parameters(), **params}
+    names, topics, kinds = list(p['camera_names']), list(p['camera_topics']), list(p['camera_types'])
+    if not len(names) == len(topics) == len(kinds):
+        raise RecorderConfigError(f'camera_names, camera_topics and camera_types must have the same length '
+                                  f'({len(names)}, {len(topics)}, {len(kinds)})')
+    return RecorderConfig(
+        cameras=tuple(CameraSpec(n, t, k) for n, t, k in zip(names, topics, kinds)),
+        joint_names=tuple(p['joint_names']), joint_states_topic=p['joint_states_topic'],
+        extra_state_topic=p['extra_state_topic'], extra_state_names=tuple(p['extra_state_names']),
+        action_type=p['action_type'], action_topic=p['action_topic'], instruction_topic=p['instruction_topic'],
+        default_task=p['default_task'], fps=p['fps'], tolerance_s=float(p['tolerance_s']),
+        max_latency_s=float(p['max_latency_s']), repo_id=p['repo_id'], dataset_root=p['dataset_root'],
+        robot_type=p['robot_type'], image_size=tuple(int(v) for v in p['image_size']), vcodec=p['vcodec'])

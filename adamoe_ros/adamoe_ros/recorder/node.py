@@ -15,7 +15,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_srvs.srv import Trigger
 
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
-from adamoe_ros.recorder.config import CameraSpec, RecorderConfig, RecorderConfigError
+from adamoe_ros.recorder.config import (
+    PARAMETER_DESCRIPTIONS,
+    RecorderConfig,
+    RecorderConfigError,
+    config_from_parameters,
+    default_parameters,
+)
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
@@ -81,40 +87,11 @@ class RecorderNode(Node):
 
     # ---- configuration -------------------------------------------------------------------------------------
     def _read_config(self) -> RecorderConfig:
-        default = RecorderConfig()
-        p = self.declare_parameter
-        names = p('camera_names', [c.name for c in default.cameras], _describe('dataset camera names')).value
-        topics = p('camera_topics', [c.topic for c in default.cameras], _describe('topic per camera')).value
-        kinds = p('camera_types', [c.kind for c in default.cameras],
-                  _describe("per camera: 'image' or 'compressed'")).value
-        if not len(names) == len(topics) == len(kinds):
-            raise RecorderConfigError(f'camera_names, camera_topics and camera_types must have the same length '
-                                      f'({len(names)}, {len(topics)}, {len(kinds)})')
-        image_size = p('image_size', list(default.image_size), _describe('[height, width]; [0, 0] = camera size')).value
-        return RecorderConfig(
-            cameras=tuple(CameraSpec(n, t, k) for n, t, k in zip(names, topics, kinds)),
-            joint_names=tuple(p('joint_names', list(default.joint_names), _describe('state/action order')).value),
-            joint_states_topic=p('joint_states_topic', default.joint_states_topic).value,
-            extra_state_topic=p('extra_state_topic', default.extra_state_topic,
-                                _describe("Float64MultiArray appended to the state; '' disables")).value,
-            extra_state_names=tuple(p('extra_state_names', list(default.extra_state_names)).value),
-            action_type=p('action_type', default.action_type,
-                          _describe('joint_state (leader arm), joint_trajectory or float64_array')).value,
-            action_topic=p('action_topic', default.action_topic).value,
-            instruction_topic=p('instruction_topic', default.instruction_topic).value,
-            default_task=p('default_task', default.default_task, _describe('task when no instruction arrived')).value,
-            fps=p('fps', default.fps, _describe('dataset frame rate')).value,
-            tolerance_s=p('tolerance_s', default.tolerance_s,
-                          _describe('max distance of every stream stamp from the frame time')).value,
-            max_latency_s=p('max_latency_s', default.max_latency_s,
-                            _describe('decide a frame at the latest this long after its time')).value,
-            repo_id=p('repo_id', default.repo_id).value,
-            dataset_root=p('dataset_root', default.dataset_root,
-                           _describe("'' = $HF_LEROBOT_HOME/<repo_id>")).value,
-            robot_type=p('robot_type', default.robot_type).value,
-            image_size=tuple(int(v) for v in image_size),
-            vcodec=p('vcodec', default.vcodec, _describe('video codec (LeRobot default libsvtav1)')).value,
-        )
+        params = {}
+        for name, default in default_parameters().items():
+            descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[name])
+            params[name] = self.declare_parameter(name, default, descriptor).value
+        return config_from_parameters(params)
 
     # ---- streams -------------------------------------------------------------------------------------------
     def _make_callback(self, source: StreamSource):  # noqa: ANN202 (closure type is noise)

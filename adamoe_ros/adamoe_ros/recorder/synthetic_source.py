@@ -1,0 +1,106 @@
+"""Synthetic teleop streams whose values encode their own stamps (for recorder tests and benchmarks).
+
+At `rate` Hz, tick k publishes (all stamped t_k): every camera as a flat image of grey level (k % 32) * 8, follower
+`joint_states` with every position = t_k - offset, leader `leader/joint_states` = t_k - offset + 1000,
+`sim/cube_position` = [t, -t, 2t] and a latched instruction. With --sim-time it also publishes /clock = t_k
+(starting at 1 s), so stamps and the receiver's clock are sim time. --gap-every/--gap-length skip joint_states
+for a while to provoke rejected frames.
+"""
+import argparse
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from adamoe_ros.recorder.config import SO101_JOINTS
+from adamoe_ros.ros_image import numpy_to_image
+
+LEADER_OFFSET = 1000.0
+SIM_START_S = 1.0
+
+
+def grey_level(tick: int) -> int:
+    """Grey level of the images of tick k."""
+    return (tick % 32) * 8
+
+
+class SyntheticTeleopSource(Node):
+    """Publishes the recorder's input topics with self-describing values."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__('synthetic_teleop_source')
+        self._args = args
+        self._tick = 0
+        self._images = [numpy_to_image(np.full((args.size, args.size, 3), grey_level(k), np.uint8), 'rgb8')
+                        for k in range(32)]
+        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', qos_profile_sensor_data)
+                      for name in args.cameras]
+        self._joints = self.create_publisher(JointState, 'joint_states', 10)
+        self._leader = self.create_publisher(JointState, 'leader/joint_states', 10)
+        self._cube = self.create_publisher(Float64MultiArray, 'sim/cube_position', 10)
+        self._clock_pub = self.create_publisher(Clock, '/clock', 10) if args.sim_time else None
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_publisher(String, 'instruction', latched).publish(String(data=args.instruction))
+        self._wall_start = time.monotonic()
+        self.create_timer(1.0 / args.rate, self._publish)  # wall timer: this node is the time source
+
+    def _stamp_ns(self) -> int:
+        if self._args.sim_time:
+            return round((SIM_START_S + self._tick / self._args.rate) * 1e9)
+        return time.time_ns()
+
+    def _publish(self) -> None:
+        stamp_ns = self._stamp_ns()
+        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        if self._clock_pub is not None:
+            self._clock_pub.publish(Clock(clock=stamp))
+        value = stamp_ns / 1e9 - self._args.offset
+        for pub in self._cams:
+            img = self._images[self._tick % 32]
+            img.header.stamp = stamp
+            pub.publish(img)
+        in_gap = self._args.gap_every > 0 and (self._tick % self._args.gap_every) < self._args.gap_length
+        if not in_gap:
+            state = JointState(name=list(SO101_JOINTS), position=[value] * len(SO101_JOINTS))
+            state.header.stamp = stamp
+            self._joints.publish(state)
+        leader = JointState(name=list(SO101_JOINTS), position=[value + LEADER_OFFSET] * len(SO101_JOINTS))
+        leader.header.stamp = stamp
+        self._leader.publish(leader)
+        self._cube.publish(Float64MultiArray(data=[value, -value, 2 * value]))
+        self._tick += 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the source until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--size', type=int, default=64)
+    parser.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
+    parser.add_argument('--sim-time', action='store_true')
+    parser.add_argument('--offset', type=float, default=0.0, help='subtracted from stamps (s) in the values')
+    parser.add_argument('--gap-every', type=int, default=0, help='ticks between joint_states gaps (0: none)')
+    parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
+    parser.add_argument('--instruction', default='pick up the cube')
+    args = parser.parse_args(argv)
+    rclpy.init()
+    node = SyntheticTeleopSource(args)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,187 @@
+"""Recorder node end to end: a 30 Hz synthetic source in another process (sim time), episodes via the services.
+
+The source's values encode their stamps (state = t, action = t + 1000, image grey level = tick % 32 * 8), so the
+reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced times.
+"""
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+
+from adamoe_ros.recorder.node import RecorderNode
+from adamoe_ros.recorder.synthetic_source import LEADER_OFFSET, grey_level
+from adamoe_ros_interfaces.msg import RecorderStatus
+
+FPS = 10
+SOURCE_RATE = 30
+
+
+def start_source(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate',
+                             str(SOURCE_RATE), '--size', '64', '--sim-time', *extra])
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Harness:
+    """Recorder node + a client node on one executor thread, in a private context."""
+
+    def __init__(self, root: Path, **params: object) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        overrides = [Parameter('use_sim_time', value=True), Parameter('dataset_root', value=str(root)),
+                     Parameter('fps', value=FPS)] + [Parameter(k, value=v) for k, v in params.items()]
+        self.recorder = RecorderNode(context=self.context, parameter_overrides=overrides)
+        self.client = Node('recorder_test_client', context=self.context)
+        self.statuses: list[RecorderStatus] = []
+        self.client.create_subscription(RecorderStatus, 'recorder/status', self.statuses.append, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.recorder)
+        self.executor.add_node(self.client)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def call(self, service: str) -> Trigger.Response:
+        client = self.client.create_client(Trigger, f'recorder/{service}')
+        assert client.wait_for_service(timeout_sec=10)
+        response = client.call(Trigger.Request(), timeout_sec=60)
+        self.client.destroy_client(client)
+        return response
+
+    def wait_sim_clock(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.recorder.get_clock().now().nanoseconds == 0:
+            assert time.monotonic() < deadline, 'no /clock from the source'
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=10)
+        self.recorder.destroy_node()
+        self.client.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def record_episode(harness: Harness, seconds: float) -> str:
+    start = harness.call('start')
+    assert start.success, start.message
+    time.sleep(seconds)
+    saved = harness.call('save')
+    assert saved.success, saved.message
+    return saved.message
+
+
+def saved_counts(message: str) -> tuple[int, int]:
+    match = re.search(r'(\d+) frames, (\d+) dropped', message)
+    assert match, message
+    return int(match[1]), int(match[2])
+
+
+def load(root: Path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    return LeRobotDataset('local/so101_teleop', root=root, video_backend='pyav')
+
+
+def episode_arrays(ds, episode: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    frames = [ds[i] for i in range(len(ds)) if int(ds.hf_dataset[i]['episode_index']) == episode]
+    state = np.stack([f['observation.state'].numpy() for f in frames])
+    action = np.stack([f['action'].numpy() for f in frames])
+    grey = [round(float(f['observation.images.front'].mean()) * 255) for f in frames]
+    return state, action, grey
+
+
+def check_alignment(state: np.ndarray, action: np.ndarray, grey: list[int], dropped: int,
+                    tolerance: float = 0.05) -> None:
+    # The leader arm and the cameras publish every tick, so they give the source tick nearest to each frame time.
+    t = action[:, 0] - LEADER_OFFSET
+    np.testing.assert_allclose(action, (t + LEADER_OFFSET)[:, None].repeat(6, 1), atol=1e-3)
+    np.testing.assert_allclose(state[:, :6], state[:, :1].repeat(6, 1), atol=1e-4)
+    # Follower joint states have gaps: the nearest sample may be another tick, but within the tolerance.
+    assert np.all(np.abs(state[:, 0] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3), state[:, 0] - t
+    # cube_x has no header (receive time): within the tolerance too.
+    assert np.all(np.abs(state[:, 6] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3)
+    np.testing.assert_allclose(state[:, 7], -state[:, 6], atol=1e-4)
+    # Frames lie on a 10 Hz grid: each tick is within half a source period of its grid time, and the gaps
+    # between consecutive frames are whole periods, the extra periods being the rejected frames.
+    steps = np.diff(t) * FPS
+    periods = np.round(steps)
+    assert np.all(periods >= 1)
+    assert np.all(np.abs(steps - periods) <= FPS / SOURCE_RATE + 1e-2), steps
+    assert int(np.sum(periods - 1)) <= dropped
+    # The camera frame is the one of the same tick as the action (grey level encodes tick % 32).
+    ticks = np.round((t - 1.0) * SOURCE_RATE).astype(int)
+    expected = [grey_level(k) for k in ticks]
+    assert np.all(np.abs(np.array(grey) - np.array(expected)) <= 3), (grey, expected)
+
+
+@pytest.fixture
+def source():
+    proc = start_source('--gap-every', '45', '--gap-length', '6')  # 0.2 s without joint_states every 1.5 s
+    yield proc
+    stop_process(proc)
+
+
+def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, source: subprocess.Popen) -> None:
+    root = tmp_path / 'ds'
+    harness = Harness(root)
+    try:
+        harness.wait_sim_clock()
+        time.sleep(0.5)  # let the latched instruction and first samples arrive
+        first = record_episode(harness, 2.0)
+        assert harness.call('start').success
+        time.sleep(0.5)
+        discarded = harness.call('discard')
+        assert discarded.success and 'discarded' in discarded.message
+        assert not harness.call('save').success  # nothing is recording any more
+        second = record_episode(harness, 2.0)
+        third = record_episode(harness, 2.0)
+        time.sleep(0.6)
+        statuses = list(harness.statuses)
+    finally:
+        harness.close()
+
+    counts = [saved_counts(m) for m in (first, second, third)]
+    assert sum(d for _, d in counts) > 0, 'the joint_states gaps must have rejected frames'
+    for frames, dropped in counts:
+        assert 14 <= frames + dropped <= 26, counts  # ~2 s at 10 fps (service latency aside)
+    assert statuses and statuses[-1].saved_episodes == 3 and not statuses[-1].recording
+    assert max(s.frame_count for s in statuses) > 0
+
+    ds = load(root)
+    assert ds.meta.total_episodes == 3
+    assert [ds.meta.episodes[i]['length'] for i in range(3)] == [f for f, _ in counts]
+    assert ds.meta.features['observation.state']['names'][-3:] == ['cube_x', 'cube_y', 'cube_z']
+    assert ds[0]['task'] == 'pick up the cube'
+    for episode, (_, dropped) in enumerate(counts):
+        check_alignment(*episode_arrays(ds, episode), dropped=dropped)
+
+
+def test_start_refuses_without_instruction_or_task(tmp_path: Path) -> None:
+    proc = start_source('--instruction', '')
+    harness = Harness(tmp_path / 'ds', instruction_topic='no_instruction_here')
+    try:
+        harness.wait_sim_clock()
+        response = harness.call('start')
+        assert not response.success and 'default_task' in response.message
+        assert not harness.call('discard').success
+    finally:
+        harness.close()
+        stop_process(proc)
+    assert not (tmp_path / 'ds').exists()  # nothing recorded, nothing written
