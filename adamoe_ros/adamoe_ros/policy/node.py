@@ -20,6 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -147,7 +148,7 @@ class PolicyNode(LifecycleNode):
 
     def _reset_runtime(self) -> None:
         self._params: PolicyParams | None = None
-        self._engine = None
+        self._engine: PolicyEngine | None = None
         self._worker: InferenceWorker | None = None
         self._subscriptions_made: list = []
         self._publishers_made: list = []
@@ -168,7 +169,7 @@ class PolicyNode(LifecycleNode):
         self._frame_arrival_perf_ns = 0
         self._rejections = RejectionReporter(self._warn, 2.0)
 
-    def _setup_from_spec(self, p: PolicyParams, spec) -> None:
+    def _setup_from_spec(self, p: PolicyParams, spec: BundleSpec) -> None:
         """Check parameters against the bundle; ValueError says what does not fit."""
         bundle_cameras = list(spec.camera_names)
         cameras = p.camera_names or bundle_cameras
@@ -403,7 +404,7 @@ class PolicyNode(LifecycleNode):
         if p.execution_mode == 'rtc':
             delay_steps = math.ceil(self._expected_latency_s() * NS_PER_S / self._dt_ns)
             prefix = self._queue.rtc_prefix(start_ns, self._dt_ns, self._horizon, delay_steps)
-        observation = _observation(snapshot.images, snapshot.state, snapshot.instruction)
+        observation = Observation(images=snapshot.images, state=snapshot.state, instruction=snapshot.instruction)
         seed = None if p.noise_seed < 0 else p.noise_seed + self._chunks_published
         engine_start = time.perf_counter_ns()
         result = self._engine.infer(
@@ -458,7 +459,7 @@ class PolicyNode(LifecycleNode):
         msg.bundle_id = self._engine.spec.bundle_id
         self._chunk_pub.publish(msg)
 
-    def _publish_usage(self, routing, stamp_ns: int, index: int) -> None:
+    def _publish_usage(self, routing: RoutingStats | None, stamp_ns: int, index: int) -> None:
         if routing is None:
             return
         fraction = np.asarray(routing.token_fraction, dtype=np.float32)
@@ -546,20 +547,12 @@ class PolicyNode(LifecycleNode):
         self._diagnostics_pub.publish(DiagnosticArray(header=status.header, status=[diag]))
 
 
-def _load_engine(p: PolicyParams):
+def _load_engine(p: PolicyParams) -> PolicyEngine:
     """Load the bundle with the runtime engine; BundleError messages name the file and the problem."""
-    from adamoe_ros.engine import PolicyEngine
-
     if not p.bundle_path:
         raise ValueError('parameter bundle_path is empty')
     return PolicyEngine.from_bundle(p.bundle_path, providers=p.providers or None,
                                     intra_op_threads=p.intra_op_threads, warmup=True)
-
-
-def _observation(images: dict[str, np.ndarray], state: np.ndarray, instruction: str):
-    from adamoe_ros.engine import Observation
-
-    return Observation(images=images, state=state, instruction=instruction)
 
 
 def main(args: list[str] | None = None) -> None:

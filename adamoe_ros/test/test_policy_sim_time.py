@@ -1,0 +1,109 @@
+"""On a simulated /clock (use_sim_time): ages follow the node clock, a stale camera stops commands within one
+control period, and commands resume with a ramp from the measured position."""
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from test_policy_support import MAX_VELOCITY, Recorder, policy_overrides
+
+from adamoe_ros.policy.fake_inputs import SO101_JOINTS
+from adamoe_ros.policy.node import PolicyNode
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, SENSOR_QOS, ns_to_stamp
+from adamoe_ros.ros_image import numpy_to_image
+
+STEP_NS = 10_000_000  # simulated time per driver step
+PERIOD_NS = 20_000_000  # control period at 50 Hz
+MAX_AGE_NS = 300_000_000
+MEASURED = np.array([0.1, 0.2, -0.3, 0.4, 0.0, 0.5])
+
+
+class SimDriver(Node):
+    """Publishes /clock and all policy inputs, stamped in simulated time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sim_driver', **kwargs)
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self.cameras = [self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in ('front', 'wrist')]
+        self.joints = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
+        self.extra = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data='pick up the cube'))
+        self.frame = numpy_to_image(np.full((48, 64, 3), 90, np.uint8), 'rgb8')
+
+    def step(self, t_ns: int, frames: bool) -> None:
+        self.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+        stamp = ns_to_stamp(t_ns)
+        if frames:
+            self.frame.header.stamp = stamp
+            for publisher in self.cameras:
+                publisher.publish(self.frame)
+        msg = JointState(name=SO101_JOINTS, position=MEASURED.tolist())
+        msg.header.stamp = stamp
+        self.joints.publish(msg)
+        self.extra.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
+
+
+def test_sim_clock_staleness_and_resume():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    sim = [Parameter('use_sim_time', value=True)]
+    node = PolicyNode(context=context, parameter_overrides=policy_overrides(max_image_age=MAX_AGE_NS / NS_PER_S) + sim)
+    recorder = Recorder(context=context, parameter_overrides=sim)
+    driver = SimDriver(context=context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    for n in (node, recorder, driver):
+        executor.add_node(n)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        t = 1 * NS_PER_S
+        last_frame = gap_start = 3 * NS_PER_S
+        gap_end = 4 * NS_PER_S
+        command_times: list[int] = []
+        seen = 0
+        while t < 5 * NS_PER_S:
+            frames = (t - NS_PER_S) % (5 * STEP_NS) == 0 and not gap_start < t < gap_end
+            if frames and t <= gap_start:
+                last_frame = t
+            driver.step(t, frames)
+            deadline = time.monotonic() + 1.0
+            while node.get_clock().now().nanoseconds < t and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(0.006)  # let the tick of this step run and its command arrive
+            with recorder.lock:
+                new = recorder.commands[seen:]
+            seen += len(new)
+            command_times += [t] * len(new)
+            t += STEP_NS
+        with recorder.lock:
+            commands = np.stack([c for _, c in recorder.commands])
+        times = np.array(command_times)
+        # Ages are in simulated time: the node kept commanding through the whole 2 s of simulated
+        # time before the gap however slowly it ran in wall time.
+        before = times[times <= gap_start + MAX_AGE_NS + PERIOD_NS + STEP_NS]
+        assert before.size > 20 and before.min() < 2 * NS_PER_S
+        stopped_at = before.max()
+        # Commands stop within one control period of the camera going stale (one driver step of
+        # tagging resolution), and not before it went stale.
+        assert last_frame + MAX_AGE_NS - PERIOD_NS <= stopped_at <= last_frame + MAX_AGE_NS + PERIOD_NS + STEP_NS
+        after = times > gap_start + MAX_AGE_NS + PERIOD_NS + STEP_NS
+        assert np.all(times[after] >= gap_end), 'commands were sent while the camera was stale'
+        first_resumed = commands[np.argmax(after)]
+        assert after.any() and np.all(np.abs(first_resumed - MEASURED) <= MAX_VELOCITY * PERIOD_NS / NS_PER_S + 1e-9)
+        assert node.status_message().stale_events >= 1
+    finally:
+        node.trigger_shutdown()
+        executor.shutdown()
+        for n in (node, recorder, driver):
+            n.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=10)
