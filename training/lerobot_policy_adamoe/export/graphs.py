@@ -127,3 +127,21 @@ def traceable_vision(flow: nn.Module, image_hw: tuple[int, int]) -> Iterator[Non
         embeddings_class.forward = original_forward
         smolvlm_modeling.create_bidirectional_mask = original_mask
         del embeddings.static_position_ids
+
+
+@contextlib.contextmanager
+def dense_experts(flow: nn.Module) -> Iterator[None]:
+    """Force the all-experts einsum path while tracing.
+
+    A data-dependent per-expert loop would be traced with only the experts the example input happened to
+    route to, silently dropping the others from the graph.
+    """
+    modules = [module for _, module in find_moe_layers(flow)]
+    saved = [module.execution for module in modules]
+    for module in modules:
+        module.execution = "dense"
+    try:
+        yield
+    finally:
+        for module, execution in zip(modules, saved, strict=True):
+            module.execution = execution
