@@ -380,9 +380,8 @@ class PolicyNode(LifecycleNode):
         if measured is None or not np.all(np.isfinite(measured)):
             return
         with self._lock:
+            # The measured position is where the robot is: commanding it stops motion without a jump.
             hold = self._safety.clamp_position(measured)
-            if self._last_command is not None:
-                hold = self._safety.limit(hold, self._last_command, 1.0 / self._params.control_rate)
             self._last_command = None
         self._publish_command(hold)
 
