@@ -28,8 +28,10 @@ from torch import Tensor, nn
 RoutingMode = Literal["adamoe", "vanilla"]
 ExecutionMode = Literal["auto", "dense", "sparse"]
 
-# Below this many tokens the per-expert Python loop of the sparse path costs more than the extra FLOPs.
-_SPARSE_MIN_TOKENS = 256
+# On accelerators, below this many tokens the sparse path's per-expert launches and host syncs
+# (nonzero) cost more than the dense path's extra FLOPs; on CPU sparse wins at every size we measured
+# (training/benchmarks/bench_train.py).
+_SPARSE_MIN_TOKENS_ACCELERATOR = 256
 
 
 @dataclass
@@ -166,11 +168,13 @@ class AdaMoEFeedForward(nn.Module):
             z_loss=router_z_loss(logits.float()),
         )
 
-    def _use_sparse(self, num_tokens: int) -> bool:
+    def _use_sparse(self, num_tokens: int, device: torch.device) -> bool:
         if self.execution != "auto":
             return self.execution == "sparse"
-        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-        return not exporting and num_tokens >= _SPARSE_MIN_TOKENS and self.top_k < self.num_experts
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+        if exporting or self.top_k == self.num_experts:
+            return False  # static shapes for export; with k == E nothing is skipped anyway
+        return device.type == "cpu" or num_tokens >= _SPARSE_MIN_TOKENS_ACCELERATOR
 
     def routed_dense(self, x_flat: Tensor, routing: RoutingInfo) -> Tensor:
         """All experts on all tokens (batched einsum), then gather the top-k: static shapes, export-friendly."""
@@ -202,7 +206,7 @@ class AdaMoEFeedForward(nn.Module):
         """Mix the shared FFN and the weighted routed experts; store the routing in `last_routing`."""
         x_flat = x.reshape(-1, x.shape[-1])
         routing = self.route(x_flat)
-        if self._use_sparse(x_flat.shape[0]):
+        if self._use_sparse(x_flat.shape[0], x_flat.device):
             routed = self.routed_sparse(x_flat, routing)
         else:
             routed = self.routed_dense(x_flat, routing)

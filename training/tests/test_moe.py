@@ -112,8 +112,11 @@ def test_dense_and_sparse_paths_agree(mode, top_k):
 
 def test_auto_execution_uses_dense_path_while_tracing():
     layer = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=1)
-    assert layer._use_sparse(1000)
-    assert not layer._use_sparse(10)
+    assert layer._use_sparse(10, torch.device("cpu"))
+    assert layer._use_sparse(1000, torch.device("cuda"))
+    assert not layer._use_sparse(10, torch.device("cuda"))
+    full = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=2, top_k=2)
+    assert not full._use_sparse(1000, torch.device("cpu"))
     traced = torch.jit.trace(layer, torch.randn(1, 300, 8))
     graph = str(traced.graph)
     assert "einsum" in graph and "nonzero" not in graph
