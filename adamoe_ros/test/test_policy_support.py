@@ -110,3 +110,15 @@ class Harness:
         rclpy.try_shutdown(context=self.context)
         self.thread.join(timeout=10)
 
+
+
+def assert_commands_safe(values: np.ndarray, measured: np.ndarray, period: float) -> None:
+    """Finite, inside the limits, and each command one velocity-limited step from the previous command or,
+    when commanding (re)starts after a stale input, from the measured position."""
+    assert np.all(np.isfinite(values))
+    assert np.all(values >= LOWER - 1e-9) and np.all(values <= UPPER + 1e-9)
+    max_step = MAX_VELOCITY * period + 1e-9
+    from_previous = np.all(np.abs(np.diff(values, axis=0)) <= max_step, axis=1)
+    from_measured = np.all(np.abs(values[1:] - np.clip(measured, LOWER, UPPER)) <= max_step, axis=1)
+    bad = np.flatnonzero(~(from_previous | from_measured))
+    assert bad.size == 0, f'command jumps at {bad[:5]}: {values[bad[0]]} -> {values[bad[0] + 1]}'

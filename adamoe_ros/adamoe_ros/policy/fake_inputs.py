@@ -66,6 +66,8 @@ class SyntheticInputs(Node):
             self.joints_pub.publish(random_joint_state(self.rng))
         elif kind == 2:
             self.instruction_pub.publish(String(data=random_instruction(self.rng)))
+            # The latched topic keeps only the newest: restore the valid task for late joiners.
+            self.publish_instruction()
         elif kind == 3:
             values = self.rng.normal(size=int(self.rng.choice([0, 1, 2, 4, 7])))
             if values.size and self.rng.random() < 0.5:

@@ -1,8 +1,11 @@
 """Counts rejected input messages and throttles the warnings about them per topic and problem."""
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+
+_DETAILS = re.compile(r"[-+]?\d[\d.e+-]*|'[^']*'|\[[^\]]*\]")
 
 
 class RejectionReporter:
@@ -25,7 +28,7 @@ class RejectionReporter:
 
     def reject(self, topic: str, problem: str) -> None:
         """Record one rejected message on topic and maybe warn about it."""
-        kind = problem.split(' ', 1)[0]  # group by the problem's first word, not its varying details
+        kind = _DETAILS.sub('#', problem)[:48]  # same problem with other numbers or names: one kind
         now = time.monotonic()
         with self._lock:
             self.per_topic[topic] += 1
