@@ -1,0 +1,86 @@
+"""Output variants: dry run (chunks, no commands), blend mode with JointState commands, trajectory timing,
+expert usage and diagnostics."""
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import TransitionCallbackReturn
+from sensor_msgs.msg import JointState
+from test_policy_support import LOWER, UPPER, Harness, policy_overrides, start_inputs
+from trajectory_msgs.msg import JointTrajectory
+
+from adamoe_ros.policy.fake_inputs import SO101_JOINTS
+from adamoe_ros.ros_env import RELIABLE_QOS
+from adamoe_ros_interfaces.msg import ExpertUsage
+
+
+def collect(harness: Harness, msg_type: type, topic: str) -> list:
+    received: list = []
+    lock = threading.Lock()
+
+    def store(msg):
+        with lock:
+            received.append(msg)
+    harness.recorder.create_subscription(msg_type, topic, store, RELIABLE_QOS)
+    return received
+
+
+def run_active(harness: Harness, seconds: float) -> None:
+    inputs = start_inputs('--duration', str(seconds + 1.5))
+    try:
+        assert harness.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert harness.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(seconds)
+        assert harness.node.status_message().state == 'active'
+    finally:
+        inputs.kill()
+        inputs.wait()
+
+
+def test_dry_run_publishes_chunks_but_no_commands():
+    harness = Harness(policy_overrides(dry_run=True, execution_mode='latest', command_stream='both'))
+    trajectories = collect(harness, JointTrajectory, 'joint_trajectory_controller/joint_trajectory')
+    joint_commands = collect(harness, JointState, 'joint_command')
+    try:
+        run_active(harness, 3.0)
+        status = harness.node.status_message()
+    finally:
+        harness.close()
+    assert len(harness.recorder.chunks) >= 2
+    assert harness.recorder.commands == [] and joint_commands == [] and trajectories == []
+    assert status.dry_run and not status.commanding and status.execution_mode == 'latest'
+
+
+def test_blend_mode_joint_state_commands_trajectory_usage_and_diagnostics():
+    harness = Harness(policy_overrides(execution_mode='blend', command_stream='joint_state'))
+    trajectories = collect(harness, JointTrajectory, 'joint_trajectory_controller/joint_trajectory')
+    joint_commands = collect(harness, JointState, 'joint_command')
+    usage = collect(harness, ExpertUsage, 'policy/expert_usage')
+    diagnostics = collect(harness, DiagnosticArray, '/diagnostics')
+    try:
+        run_active(harness, 3.0)
+    finally:
+        harness.close()
+    assert harness.recorder.commands == []  # only the JointState stream was selected
+    assert len(joint_commands) > 20
+    assert all(list(m.name) == SO101_JOINTS for m in joint_commands)
+    positions = np.array([m.position for m in joint_commands])
+    assert np.all(positions >= LOWER - 1e-9) and np.all(positions <= UPPER + 1e-9)
+
+    assert len(trajectories) >= 2
+    for trajectory in trajectories:
+        assert list(trajectory.joint_names) == SO101_JOINTS
+        offsets = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in trajectory.points])
+        assert offsets[0] > 0 and offsets[0] <= 0.1 + 1e-6
+        np.testing.assert_allclose(np.diff(offsets), 0.1, atol=1e-6)  # the bundle's dt
+        points = np.array([p.positions for p in trajectory.points])
+        assert np.all(points >= LOWER - 1e-9) and np.all(points <= UPPER + 1e-9)
+
+    assert len(usage) >= 2
+    first = usage[0]
+    fraction = np.array(first.token_fraction).reshape(first.num_layers, first.num_experts)
+    np.testing.assert_allclose(fraction.sum(axis=1), first.top_k, atol=1e-4)
+    assert first.routing_mode and len(first.layer_indices) == first.num_layers
+    assert [u.chunk_index for u in usage] == list(range(len(usage)))
+    assert any(s.name.endswith('policy') for d in diagnostics for s in d.status)
