@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -45,6 +46,7 @@ from adamoe_ros.policy.worker import InferenceWorker
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, stamp_to_ns
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage, PolicyStatus
 
+SHIPPED_BUNDLES = Path(__file__).resolve().parents[1] / 'bundles'
 TIMING_WINDOW = 50  # chunks kept for the p95 engine time and the benchmark
 
 
@@ -546,11 +548,20 @@ class PolicyNode(LifecycleNode):
         self._diagnostics_pub.publish(DiagnosticArray(header=status.header, status=[diag]))
 
 
+def resolve_bundle_path(bundle_path: str) -> Path:
+    """Return the bundle folder: a path as given, or the name of a bundle shipped in adamoe_ros/bundles/."""
+    if not bundle_path:
+        raise ValueError('parameter bundle_path is empty')
+    path = Path(bundle_path).expanduser()
+    shipped = SHIPPED_BUNDLES / bundle_path
+    if not path.exists() and '/' not in bundle_path and shipped.is_dir():
+        return shipped
+    return path
+
+
 def _load_engine(p: PolicyParams) -> PolicyEngine:
     """Load the bundle with the runtime engine; BundleError messages name the file and the problem."""
-    if not p.bundle_path:
-        raise ValueError('parameter bundle_path is empty')
-    return PolicyEngine.from_bundle(p.bundle_path, providers=p.providers or None,
+    return PolicyEngine.from_bundle(resolve_bundle_path(p.bundle_path), providers=p.providers or None,
                                     intra_op_threads=p.intra_op_threads, warmup=True)
 
 
