@@ -35,6 +35,7 @@ MODES = {
                                                                      "moe_execution": "sparse"}),
     "vanilla": UntrainedSpec(routing_mode="vanilla", config_overrides={"gating_init_std": 1.0}),
     "dense": UntrainedSpec(routing_mode="dense"),
+    "adamoe-dense-graph": UntrainedSpec(routing_mode="adamoe", config_overrides={"gating_init_std": 1.0}),
 }
 
 
@@ -47,12 +48,13 @@ def _one_thread():
 def exported(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"export_{request.param}")
     checkpoint = train_tiny_checkpoint(root / "ckpt", MODES[request.param], backbone_dir=root, steps=3)
-    code = export_main([str(checkpoint), str(root / "bundle"), "--state-names", STATE_NAMES,
-                        "--joint-names", JOINT_NAMES, "--fps", "10", "--validate-cases", "1"])
+    graph = "dense" if request.param.endswith("dense-graph") else "sparse"
+    code = export_main([str(checkpoint), str(root / "bundle"), "--state-names", STATE_NAMES, "--joint-names",
+                        JOINT_NAMES, "--fps", "10", "--validate-cases", "1", "--expert-graph", graph])
     assert code == 0
     ckpt = load_checkpoint(checkpoint)
     engine = PolicyEngine.from_bundle(root / "bundle")
-    return request.param, ckpt, engine, root / "bundle"
+    return request.param.removesuffix("-dense-graph"), ckpt, engine, root / "bundle"
 
 
 def test_ort_matches_pytorch_per_mode(exported):

@@ -59,6 +59,7 @@ def write_bundle(
     fp16: bool = False,
     eps: float = 1e-8,
     progress: Progress | None = None,
+    expert_graph: str = "sparse",
 ) -> str:
     """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id."""
     report = progress or (lambda _msg: None)
@@ -70,8 +71,10 @@ def write_bundle(
     report("tokenizer")
     tokenizer = tokenizer_entry(policy.config, out_dir)
     report("ONNX graphs (prefix, denoise)")
-    graphs = export_graphs(policy, out_dir, fp16=fp16)
+    graphs = export_graphs(policy, out_dir, fp16=fp16, expert_graph=expert_graph)
     metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, "fp16" if fp16 else "fp32")
+    if metadata["routing"]["mode"] != "dense":
+        metadata["routing"]["expert_graph"] = expert_graph
     report("content hash")
     metadata["bundle_id"] = fmt.content_hash(out_dir)
     (out_dir / fmt.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--joint-names", help="comma-separated action/joint names (overrides the dataset)")
     parser.add_argument("--fps", type=float, help="control rate in Hz (overrides the dataset)")
     parser.add_argument("--fp16", action="store_true", help="export float16 graphs (validated with a looser bound)")
+    parser.add_argument("--expert-graph", choices=("sparse", "dense"), default="sparse",
+                        help="MoE layers as unrolled per-expert token subsets (top-k FLOPs) or all experts densely")
     parser.add_argument("--validate-cases", type=int, default=3, help="random observations for the parity check")
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
     return parser
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(task, description=f"exporting: {step}")
 
         bundle_id = write_bundle(ckpt.policy, args.bundle_dir, names, ckpt.stats, source, fp16=args.fp16,
-                                 eps=ckpt.eps, progress=report)
+                                 eps=ckpt.eps, progress=report, expert_graph=args.expert_graph)
         bar.update(task, description="validating: PyTorch vs ONNX Runtime")
         engine = PolicyEngine.from_bundle(args.bundle_dir, intra_op_threads=args.threads)
         diff = max_abs_difference(ckpt.policy, ckpt.preprocessor, ckpt.postprocessor, engine, args.validate_cases)

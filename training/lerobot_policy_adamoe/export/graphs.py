@@ -8,7 +8,9 @@ denoise graph (x_t, t, cache -> velocity [+ routing]) runs num_flow_steps times.
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import transformers.models.smolvlm.modeling_smolvlm as smolvlm_modeling
@@ -129,19 +131,47 @@ def traceable_vision(flow: nn.Module, image_hw: tuple[int, int]) -> Iterator[Non
         del embeddings.static_position_ids
 
 
-@contextlib.contextmanager
-def dense_experts(flow: nn.Module) -> Iterator[None]:
-    """Force the all-experts einsum path while tracing.
+EXPERT_GRAPHS = ("sparse", "dense")
 
-    A data-dependent per-expert loop would be traced with only the experts the example input happened to
-    route to, silently dropping the others from the graph.
+
+def _routed_unrolled(self: nn.Module, x_flat: Tensor, routing: Any) -> Tensor:
+    """Each expert on only its own tokens, with a static loop over ALL experts (trace-safe sparse path).
+
+    Unlike a Python loop that skips experts with no tokens (which the tracer would freeze to the example
+    input's routing), every expert is unrolled into the graph; NonZero/Gather give it a dynamic (possibly
+    empty) token set at run time, so FLOPs are those of top_k experts, not all of them.
     """
+    out = torch.zeros_like(x_flat)
+    flat_idx = routing.topk_idx.reshape(-1)
+    flat_weight = routing.topk_weight.reshape(-1)
+    token_of_slot = torch.arange(x_flat.shape[0], device=x_flat.device).repeat_interleave(self.top_k)
+    for expert in range(self.num_experts):
+        slots = torch.nonzero(flat_idx == expert).reshape(-1)
+        tokens = token_of_slot[slots]
+        xe = x_flat[tokens]
+        hidden = self.act_fn(xe @ self.experts_gate[expert]) * (xe @ self.experts_up[expert])
+        out = out.index_add(0, tokens, (hidden @ self.experts_down[expert]) * flat_weight[slots].unsqueeze(-1))
+    return out
+
+
+@contextlib.contextmanager
+def export_experts(flow: nn.Module, expert_graph: str = "sparse") -> Iterator[None]:
+    """Trace MoE layers with an export-safe expert path: 'sparse' (unrolled, top-k FLOPs) or 'dense'.
+
+    The module's own sparse path skips experts without tokens in Python, which a trace would freeze,
+    silently dropping experts from the graph; both paths here keep every expert.
+    """
+    if expert_graph not in EXPERT_GRAPHS:
+        raise ValueError(f"expert_graph must be one of {EXPERT_GRAPHS}, got {expert_graph!r}")
     modules = [module for _, module in find_moe_layers(flow)]
     saved = [module.execution for module in modules]
     for module in modules:
-        module.execution = "dense"
+        module.execution = "dense"  # forward() then calls routed_dense, which we may override per instance
+        if expert_graph == "sparse":
+            module.routed_dense = types.MethodType(_routed_unrolled, module)
     try:
         yield
     finally:
         for module, execution in zip(modules, saved, strict=True):
             module.execution = execution
+            module.__dict__.pop("routed_dense", None)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from adamoe_ros.engine import bundle_format as fmt
-from lerobot_policy_adamoe.export.graphs import DenoiseStepGraph, PrefixGraph, dense_experts, traceable_vision
+from lerobot_policy_adamoe.export.graphs import DenoiseStepGraph, PrefixGraph, export_experts, traceable_vision
 from lerobot_policy_adamoe.export.metadata import camera_names, tensor_entry
 from lerobot_policy_adamoe.export.onnx_ops import export_symbolics
 
@@ -53,7 +53,9 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: lis
 
 
 @torch.no_grad()
-def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False) -> dict[str, Any]:
+def export_graphs(
+    policy: nn.Module, out_dir: Path, fp16: bool = False, expert_graph: str = "sparse"
+) -> dict[str, Any]:
     """Write prefix.onnx and denoise.onnx into out_dir; return their I/O declarations for bundle.json."""
     flow = policy.model
     dtype = torch.float16 if fp16 else torch.float32
@@ -61,7 +63,7 @@ def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False) -> dict[
     cams = camera_names(policy.config)
     prefix = PrefixGraph(flow, len(cams)).eval()
     model_w, model_h = policy.config.resize_imgs_with_padding
-    with traceable_vision(flow, (model_h, model_w)), dense_experts(flow), export_symbolics(OPSET):
+    with traceable_vision(flow, (model_h, model_w)), export_experts(flow, expert_graph), export_symbolics(OPSET):
         prefix_outputs = prefix(*prefix_inputs.values())
         num_layers = (len(prefix_outputs) - 1) // 2
         prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]

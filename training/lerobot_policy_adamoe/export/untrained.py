@@ -37,6 +37,7 @@ class UntrainedSpec:
     extra_mean: Sequence[float] = (0.25, 0.0, 0.02)
     extra_std: Sequence[float] = (0.05, 0.05, 0.02)
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    backbone: dict[str, Any] = field(default_factory=dict)  # make_tiny_backbone size overrides
 
 
 def make_tiny_adamoe_policy(spec: UntrainedSpec, backbone_dir: Path) -> torch.nn.Module:
@@ -47,7 +48,7 @@ def make_tiny_adamoe_policy(spec: UntrainedSpec, backbone_dir: Path) -> torch.nn
     from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
     from lerobot_policy_adamoe.tiny_base import make_tiny_backbone
 
-    make_tiny_backbone(backbone_dir)
+    make_tiny_backbone(backbone_dir, **spec.backbone)
     h, w = spec.image_hw
     kwargs: dict[str, Any] = {
         "vlm_model_name": str(backbone_dir), "load_vlm_weights": False, "device": "cpu",
