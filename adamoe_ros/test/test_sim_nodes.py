@@ -3,10 +3,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
+import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -190,3 +192,24 @@ def test_scripted_expert_solves_the_task_through_topics() -> None:
         assert response.success, response.message
     finally:
         h.close()
+
+
+def test_launch_parameter_file_matches_the_declared_parameters() -> None:
+    config = Path(__file__).resolve().parents[1] / 'config' / 'sim_so101.yaml'
+    sections = yaml.safe_load(config.read_text())
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+    try:
+        for name, cls in (('sim_bridge', SimBridgeNode), ('scripted_expert', ScriptedExpertNode)):
+            params = sections[name]['ros__parameters']
+            node = cls(context=context, namespace=f'/simtest_{uuid.uuid4().hex[:8]}',
+                       parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+            nodes.append(node)
+            for key, value in params.items():
+                assert node.has_parameter(key), f'{name}: {key} in sim_so101.yaml is not a parameter'
+                assert node.get_parameter(key).value == value
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
