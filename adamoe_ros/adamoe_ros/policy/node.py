@@ -166,7 +166,9 @@ class PolicyNode(LifecycleNode):
         self._nonfinite_chunks = 0
         self._problem = ''
         self._engine_times: deque[float] = deque(maxlen=TIMING_WINDOW)
-        self.chunk_timings: deque[dict[str, float]] = deque(maxlen=1000)  # read by the benchmark
+        # Read by benchmarks/bench_policy_node.py: per-chunk latencies and command publish times.
+        self.chunk_timings: deque[dict[str, float]] = deque(maxlen=1000)
+        self.command_perf_ns: deque[int] = deque(maxlen=10000)
         self._frame_event = threading.Event()
         self._frame_arrival_perf_ns = 0
         self._rejections = RejectionReporter(self._warn, 2.0)
@@ -366,6 +368,7 @@ class PolicyNode(LifecycleNode):
         return np.asarray(self._buffer.get(JOINT_STATE_STREAM), dtype=np.float64)
 
     def _publish_command(self, command: np.ndarray) -> None:
+        self.command_perf_ns.append(time.perf_counter_ns())
         values = [float(v) for v in command]
         if self._params.command_stream in ('float64_array', 'both'):
             self._command_pub.publish(Float64MultiArray(data=values))
