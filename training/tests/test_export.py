@@ -152,3 +152,22 @@ def test_resize_with_pad_matches_lerobot(src_hw, dst_hw):
 
 def test_image_prefix_constant_matches_lerobot():
     assert IMAGE_PREFIX == "observation.images."
+
+
+def test_fp16_export_runs_close_to_fp32(tmp_path):
+    from lerobot_policy_adamoe.export.bundle_writer import write_bundle
+    from lerobot_policy_adamoe.export.metadata import DatasetNames
+    from lerobot_policy_adamoe.export.untrained import make_tiny_adamoe_policy, untrained_stats
+
+    spec = UntrainedSpec(seed=3)
+    policy = make_tiny_adamoe_policy(spec, tmp_path / "backbone")
+    names = DatasetNames(STATE_NAMES.split(","), JOINT_NAMES.split(","), 10)
+    write_bundle(policy, tmp_path / "fp32", names, untrained_stats(spec), {})
+    write_bundle(policy, tmp_path / "fp16", names, untrained_stats(spec), {}, fp16=True)
+    assert next(policy.parameters()).dtype == torch.float32  # the caller's policy is not converted
+    fp32, fp16 = PolicyEngine.from_bundle(tmp_path / "fp32"), PolicyEngine.from_bundle(tmp_path / "fp16")
+    assert fp16.spec.precision == "fp16" and fp16.spec.graphs["prefix"]["inputs"]["state"].dtype == "float16"
+    observation = random_observation(fp32, np.random.default_rng(1), "pick up the red cube")
+    a = fp32.infer(observation, noise_seed=2).actions
+    b = fp16.infer(observation, noise_seed=2).actions
+    assert b.dtype == np.float32 and np.abs(a - b).max() < 2e-2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -50,6 +51,14 @@ def tokenizer_entry(config: Any, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def half_precision_copy(policy: nn.Module) -> nn.Module:
+    """Float16 copy of the policy for an fp16 export; the caller's fp32 policy stays the reference."""
+    half = copy.deepcopy(policy).half()
+    # SmolVLA upcasts the expert output to float32 before action_out_proj, so that layer must stay fp32.
+    half.model.action_out_proj.float()
+    return half
+
+
 def write_bundle(
     policy: nn.Module,
     out_dir: Path,
@@ -71,7 +80,8 @@ def write_bundle(
     report("tokenizer")
     tokenizer = tokenizer_entry(policy.config, out_dir)
     report("ONNX graphs (prefix, denoise)")
-    graphs = export_graphs(policy, out_dir, fp16=fp16, expert_graph=expert_graph)
+    graphs = export_graphs(half_precision_copy(policy) if fp16 else policy, out_dir, fp16=fp16,
+                           expert_graph=expert_graph)
     metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, "fp16" if fp16 else "fp32")
     if metadata["routing"]["mode"] != "dense":
         metadata["routing"]["expert_graph"] = expert_graph
