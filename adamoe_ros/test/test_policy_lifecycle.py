@@ -52,7 +52,7 @@ def test_failed_configure_leaves_node_unconfigured_and_alive():
 
 def test_full_lifecycle_with_hold_on_deactivate():
     harness = Harness(policy_overrides())
-    inputs = start_inputs('--duration', '12', '--positions', *map(str, MEASURED))
+    inputs = start_inputs('--duration', '30', '--positions', *map(str, MEASURED))
     try:
         client = LifecycleClient(harness, 'policy_node')
         recorder = harness.recorder
@@ -61,7 +61,7 @@ def test_full_lifecycle_with_hold_on_deactivate():
         time.sleep(1.0)
         assert len(recorder.commands) == 0 and len(recorder.chunks) == 0  # nothing while inactive
         assert client.transition(Transition.TRANSITION_ACTIVATE) and client.state() == 'active'
-        assert harness.wait_for(lambda: len(recorder.chunks) >= 1 and len(recorder.commands) >= 10, 8.0)
+        assert harness.wait_for(lambda: len(recorder.chunks) >= 1 and len(recorder.commands) >= 10, 20.0)
         assert client.transition(Transition.TRANSITION_DEACTIVATE) and client.state() == 'inactive'
         time.sleep(0.3)
         with recorder.lock:

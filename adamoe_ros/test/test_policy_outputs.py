@@ -26,12 +26,14 @@ def collect(harness: Harness, msg_type: type, topic: str) -> list:
     return received
 
 
-def run_active(harness: Harness, seconds: float) -> None:
-    inputs = start_inputs('--duration', str(seconds + 1.5))
+def run_active(harness: Harness, until, timeout: float = 20.0) -> None:
+    """Configure and activate with inputs from another process until the condition holds."""
+    inputs = start_inputs('--duration', str(timeout + 5))
     try:
         assert harness.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert harness.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        time.sleep(seconds)
+        assert harness.wait_for(until, timeout)
+        time.sleep(0.5)  # anything that should not come would show up by now
         assert harness.node.status_message().state == 'active'
     finally:
         inputs.kill()
@@ -43,7 +45,7 @@ def test_dry_run_publishes_chunks_but_no_commands():
     trajectories = collect(harness, JointTrajectory, 'joint_trajectory_controller/joint_trajectory')
     joint_commands = collect(harness, JointState, 'joint_command')
     try:
-        run_active(harness, 3.0)
+        run_active(harness, lambda: len(harness.recorder.chunks) >= 3)
         status = harness.node.status_message()
     finally:
         harness.close()
@@ -59,7 +61,8 @@ def test_blend_mode_joint_state_commands_trajectory_usage_and_diagnostics():
     usage = collect(harness, ExpertUsage, 'policy/expert_usage')
     diagnostics = collect(harness, DiagnosticArray, '/diagnostics')
     try:
-        run_active(harness, 3.0)
+        run_active(harness, lambda: len(usage) >= 3 and len(trajectories) >= 3 and len(joint_commands) > 30
+                   and len(diagnostics) >= 1)
     finally:
         harness.close()
     assert harness.recorder.commands == []  # only the JointState stream was selected
