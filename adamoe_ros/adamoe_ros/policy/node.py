@@ -428,9 +428,9 @@ class PolicyNode(LifecycleNode):
         self._queue.merge(actions, start_ns, self._dt_ns)
         self._engine_times.append(float(result.timings.get('total', engine_s)))
         index = self._chunks_published
-        self._publish_chunk(actions, snapshot.newest_stamp_ns or start_ns, start_ns, index,
-                            float(result.timings.get('total', engine_s)))
-        self._publish_usage(result.routing, snapshot.newest_stamp_ns or start_ns, index)
+        # Stamped with the observation time on the node clock, the base of the action times in the queue.
+        self._publish_chunk(actions, start_ns, index, float(result.timings.get('total', engine_s)))
+        self._publish_usage(result.routing, start_ns, index)
         publish_perf = time.perf_counter_ns()
         if p.publish_trajectory and not p.dry_run:
             self._publish_trajectory()
@@ -448,10 +448,9 @@ class PolicyNode(LifecycleNode):
             return 0.0
         return float(np.percentile(self._engine_times, 95))
 
-    def _publish_chunk(self, actions: np.ndarray, stamp_ns: int, start_ns: int, index: int,
-                       inference_s: float) -> None:
+    def _publish_chunk(self, actions: np.ndarray, start_ns: int, index: int, inference_s: float) -> None:
         msg = ActionChunk()
-        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.header.stamp = ns_to_stamp(start_ns)
         msg.joint_names = self._joint_names
         msg.horizon = self._horizon
         msg.action_dim = len(self._joint_names)
