@@ -85,11 +85,15 @@ class So101PickPlaceSim:
         return self.data.ctrl[self._actuator_ids].copy()
 
     def step(self, n_steps: int = 1) -> None:
-        """Advance the physics by n_steps steps of dt, tracking whether the cube was lifted."""
-        for _ in range(max(int(n_steps), 0)):
-            mujoco.mj_step(self.model, self.data)
-            if self.data.xpos[self._cube_body_id][2] - self._rest_z > self.thresholds.lift_height:
-                self._lifted = True
+        """Advance the physics by n_steps steps of dt, then record whether the cube is lifted.
+
+        Lifting is sampled once per call: a carried cube stays up far longer than one control tick.
+        """
+        if n_steps < 1:
+            return
+        mujoco.mj_step(self.model, self.data, nstep=int(n_steps))
+        if self.data.xpos[self._cube_body_id][2] - self._rest_z > self.thresholds.lift_height:
+            self._lifted = True
 
     def joint_positions(self) -> np.ndarray:
         """Measured joint positions (radians)."""
