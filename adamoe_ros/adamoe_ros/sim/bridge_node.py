@@ -110,13 +110,15 @@ class SimBridgeNode(Node):
         self._applied = self._desired.copy()
         self._trajectory: ActiveTrajectory | None = None
         self._next_joint_ns = self._next_camera_ns = self.now_ns()
-        self._wall_anchor = time.monotonic()
+        self._wall_anchor: float | None = None   # set by the first timer call: setup time is not lag
         self._ticks_since_anchor = 0
         goal = self._sim.goal_position()
         self._goal_pub.publish(Float64MultiArray(data=[float(v) for v in goal]))
         self._publish_outputs()
 
     def _on_timer(self) -> None:
+        if self._wall_anchor is None:
+            self._wall_anchor = time.monotonic()
         due = int((time.monotonic() - self._wall_anchor) * self._rtf * NS_PER_S / self._tick_ns)
         for _ in range(min(due - self._ticks_since_anchor, _MAX_TICKS_PER_CALLBACK)):
             self._tick()
