@@ -171,3 +171,22 @@ def test_fp16_export_runs_close_to_fp32(tmp_path):
     a = fp32.infer(observation, noise_seed=2).actions
     b = fp16.infer(observation, noise_seed=2).actions
     assert b.dtype == np.float32 and np.abs(a - b).max() < 2e-2
+
+
+def test_torch_backend_matches_onnx_engine(exported):
+    from lerobot_policy_adamoe.export.metadata import DatasetNames
+    from lerobot_policy_adamoe.export.torch_backend import TorchPolicyEngine
+
+    mode, ckpt, engine, _ = exported
+    names = DatasetNames(STATE_NAMES.split(","), JOINT_NAMES.split(","), 10)
+    backend = TorchPolicyEngine.from_checkpoint(ckpt.path, names)
+    assert backend.spec.state_names == engine.spec.state_names and backend.spec.routing == engine.spec.routing
+    observation = random_observation(engine, np.random.default_rng(9), "push the block to the left")
+    ours, theirs = engine.infer(observation, noise_seed=5), backend.infer(observation, noise_seed=5)
+    assert np.abs(ours.actions - theirs.actions).max() < 1e-4
+    np.testing.assert_allclose(ours.routing.token_fraction, theirs.routing.token_fraction)
+    prefix = ours.actions[:6] + 0.1
+    guided = engine.infer(observation, prefix_actions=prefix, inference_delay=2, noise_seed=5).actions
+    torch_guided = backend.infer(observation, prefix_actions=prefix, inference_delay=2, noise_seed=5).actions
+    assert np.abs(guided - torch_guided).max() < 1e-4
+    assert np.abs(backend.infer(observation, noise_seed=5).actions - theirs.actions).max() == 0  # RTC reset

@@ -168,6 +168,12 @@ def load_spec(folder: Path) -> BundleSpec:
         data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{file}: not valid JSON ({exc})") from exc
+    return spec_from_dict(data, folder)
+
+
+def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
+    """Validate bundle.json content (already parsed) belonging to `folder`."""
+    file = Path(folder) / METADATA_FILE
     if not isinstance(data, dict):
         raise BundleError(f"{file}: top level must be a JSON object")
     root = _Reader(data, "", file)
@@ -207,7 +213,7 @@ def load_spec(folder: Path) -> BundleSpec:
         graphs[graph] = {"inputs": _tensor_specs(g.child("inputs")), "outputs": _tensor_specs(g.child("outputs"))}
     norm = root.child("normalization")
     spec = BundleSpec(
-        path=folder,
+        path=Path(folder),
         bundle_id=root.get("bundle_id", str),
         camera_names=tuple(names),
         image_size=image_size,
