@@ -190,3 +190,18 @@ def test_torch_backend_matches_onnx_engine(exported):
     torch_guided = backend.infer(observation, prefix_actions=prefix, inference_delay=2, noise_seed=5).actions
     assert np.abs(guided - torch_guided).max() < 1e-4
     assert np.abs(backend.infer(observation, noise_seed=5).actions - theirs.actions).max() == 0  # RTC reset
+
+
+def test_dataset_names_come_from_the_training_dataset(tmp_path):
+    from lerobot_policy_adamoe.export.checkpoint import dataset_names_from_root, dataset_root_from_checkpoint
+    from lerobot_policy_adamoe.testing import JOINTS, make_synthetic_dataset
+
+    root = tmp_path / "dataset"
+    make_synthetic_dataset(root, num_episodes=1, frames_per_episode=3, image_hw=(32, 32), fps=15)
+    names = dataset_names_from_root(root)
+    assert names.state_names == list(JOINTS) and names.joint_names == list(JOINTS) and names.fps == 15
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    assert dataset_root_from_checkpoint(checkpoint) is None
+    (checkpoint / "train_config.json").write_text(json.dumps({"dataset": {"repo_id": "x/y", "root": str(root)}}))
+    assert dataset_root_from_checkpoint(checkpoint) == root
