@@ -40,6 +40,10 @@ def test_reset_is_deterministic_per_seed(sim: So101PickPlaceSim) -> None:
     np.testing.assert_array_equal(first[1], again[1])
     assert np.linalg.norm(first[0][:2] - other[0][:2]) > 1e-4
     assert sim.time == pytest.approx(200 * sim.dt)
+    sim.advance(0.1)
+    assert sim.time == pytest.approx(200 * sim.dt + 0.1)
+    with pytest.raises(TypeError, match='advance'):
+        sim.step(0.1)
 
 
 def test_cube_positions_are_spread_and_on_the_table(sim: So101PickPlaceSim) -> None:

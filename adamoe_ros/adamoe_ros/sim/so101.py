@@ -89,11 +89,17 @@ class So101PickPlaceSim:
 
         Lifting is sampled once per call: a carried cube stays up far longer than one control tick.
         """
+        if not isinstance(n_steps, int | np.integer):
+            raise TypeError(f'step() takes a number of physics steps, got {n_steps!r}; use advance(seconds)')
         if n_steps < 1:
             return
         mujoco.mj_step(self.model, self.data, nstep=int(n_steps))
         if self.data.xpos[self._cube_body_id][2] - self._rest_z > self.thresholds.lift_height:
             self._lifted = True
+
+    def advance(self, seconds: float) -> None:
+        """Advance the physics by a duration (rounded to whole physics steps)."""
+        self.step(int(round(seconds / self.dt)))
 
     def joint_positions(self) -> np.ndarray:
         """Measured joint positions (radians)."""
