@@ -1,0 +1,1 @@
+"""The closed loop: collect demonstrations, evaluate bundles in simulation, report results (issue 7)."""

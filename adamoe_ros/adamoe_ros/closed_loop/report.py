@@ -1,0 +1,144 @@
+"""Turn evaluated episodes into a summary, a contact sheet / video of the cameras and expert-usage plots."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from adamoe_ros.closed_loop.phases import PHASES
+from adamoe_ros.closed_loop.rollout import EpisodeResult
+from adamoe_ros.closed_loop.stats import percentiles_ms, usage_entropy, wilson_interval
+
+
+def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, Any]:
+    """Success rate with its 95% Wilson interval, mean episode time, inference latency, expert usage."""
+    n = len(episodes)
+    wins = sum(e.success for e in episodes)
+    low, high = wilson_interval(wins, n)
+    times = [e.episode_time for e in episodes if e.success]
+    inference = [t for e in episodes for t in e.inference_times]
+    summary: dict[str, Any] = {
+        'episodes': n, 'successes': wins, 'success_rate': wins / n if n else float('nan'),
+        'success_ci95': [low, high], 'lift_rate': sum(e.lifted for e in episodes) / n if n else float('nan'),
+        'mean_success_time_s': float(np.mean(times)) if times else None,
+        'inference': percentiles_ms(inference),
+    }
+    latencies = [t for e in episodes for t in getattr(e, 'latencies', [])]
+    if latencies:
+        summary['observation_to_chunk'] = percentiles_ms(latencies)
+    usage = usage_by_phase(episodes)
+    if usage:
+        overall = np.mean([r.token_fraction for e in episodes for r in e.routing], axis=0)
+        summary['expert_usage'] = {'overall_token_fraction': overall.round(4).tolist(),
+                                   'usage_entropy': usage_entropy(overall, top_k),
+                                   'by_phase': {p: u.round(4).tolist() for p, u in usage.items()}}
+    return summary
+
+
+def usage_by_phase(episodes: Sequence[EpisodeResult]) -> dict[str, np.ndarray]:
+    """Mean token fraction (layers x experts) per task phase over all chunks of the episodes."""
+    by_phase: dict[str, list[np.ndarray]] = {}
+    for episode in episodes:
+        for record in episode.routing:
+            by_phase.setdefault(record.phase, []).append(record.token_fraction)
+    return {p: np.mean(by_phase[p], axis=0) for p in PHASES if p in by_phase}
+
+
+def episode_table(episodes: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
+    """One row per episode for the results file."""
+    return [{'seed': e.seed, 'success': e.success, 'lifted': e.lifted, 'episode_time_s': round(e.episode_time, 2),
+             'chunks': len(e.inference_times), 'commands': getattr(e, 'commands', None)} for e in episodes]
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a results file (creating the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=float) + '\n')
+
+
+def contact_sheet(episodes: Sequence[EpisodeResult], path: Path, max_frames: int = 8,
+                  max_episodes: int = 4) -> Path | None:
+    """Grid image: one row per episode, frames over time, cameras side by side within each cell."""
+    rows = []
+    for episode in [e for e in episodes if e.frames][:max_episodes]:
+        picks = np.linspace(0, len(episode.frames) - 1, min(max_frames, len(episode.frames))).round().astype(int)
+        cells = [np.concatenate([episode.frames[i][cam] for cam in sorted(episode.frames[i])], axis=1)
+                 for i in picks]
+        row = np.concatenate(cells, axis=1)
+        label = f'seed {episode.seed}: {"success" if episode.success else "fail"}'
+        bar = np.full((18, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(bar, label, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([bar, row], axis=0))
+    if not rows:
+        return None
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+                            for r in rows], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def write_video(episode: EpisodeResult, path: Path, fps: float = 4.0) -> Path | None:
+    """MP4 of one episode's kept frames (cameras side by side)."""
+    if not episode.frames:
+        return None
+    frames = [np.concatenate([f[cam] for cam in sorted(f)], axis=1) for f in episode.frames]
+    h, w = frames[0].shape[:2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str = '') -> Path | None:
+    """Per MoE layer: the selected-expert share over the episode time, and the mean share per task phase."""
+    records = [r for e in episodes for r in e.routing]
+    if not records:
+        return None
+    import matplotlib  # noqa: PLC0415 - plotting is optional for the runtime
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    first = next(e for e in episodes if e.routing)
+    layers, experts = first.routing[0].token_fraction.shape
+    fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers + 0.6), squeeze=False)
+    colors = plt.get_cmap('tab10').colors
+    times = np.array([r.time for r in first.routing])
+    by_phase = usage_by_phase(episodes)
+    for layer in range(layers):
+        share = np.stack([r.token_fraction[layer] for r in first.routing])       # (chunks, E)
+        weight = np.stack([r.mean_weight[layer] for r in first.routing])
+        ax = axes[layer, 0]
+        ax.stackplot(times, share.T, colors=colors[:experts], labels=[f'expert {e}' for e in range(experts)])
+        for e in range(experts):
+            ax.plot(times, weight[:, e], color=colors[e], lw=0.8, ls='--')
+        for r0, r1 in zip(first.routing, first.routing[1:], strict=False):
+            if r0.phase != r1.phase:
+                ax.axvline(r1.time, color='k', lw=0.6)
+                ax.text(r1.time, 1.02, r1.phase, fontsize=7, transform=ax.get_xaxis_transform())
+        ax.set_ylabel(f'layer {layer}\nshare')
+        ax.set_xlabel(f'sim time (s), seed {first.seed}')
+        ax = axes[layer, 1]
+        phases = list(by_phase)
+        bottom = np.zeros(len(phases))
+        for e in range(experts):
+            values = np.array([by_phase[p][layer, e] for p in phases])
+            ax.bar(phases, values, bottom=bottom, color=colors[e])
+            bottom += values
+        ax.set_ylabel('mean share')
+    axes[0, 0].legend(fontsize=7, loc='upper right', ncol=experts)
+    axes[0, 0].set_title('expert share per chunk (area) and mean weight when selected (dashed)')
+    axes[0, 1].set_title('mean expert share per task phase (all episodes)')
+    fig.suptitle(title or 'AdaMoE expert usage')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

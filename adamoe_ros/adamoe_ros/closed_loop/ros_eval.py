@@ -1,0 +1,209 @@
+"""Sim-in-the-loop evaluation over real ROS topics: the policy node with a bundle drives the sim bridge.
+
+One process, one executor (the runner): sim_bridge_node + policy_node + an evaluator node that resets the sim
+through its service, activates the policy per episode, polls the physics-based task status and collects the
+policy's ActionChunk / ExpertUsage messages and camera frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray, String
+
+from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
+from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
+from adamoe_ros.engine.spec import load_spec
+from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from adamoe_ros.ros_image import image_to_numpy
+from adamoe_ros.runner import InProcessLaunch, NodeSpec
+from adamoe_ros.sim.so101 import So101PickPlaceSim
+from adamoe_ros.sim.task import TaskThresholds
+from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
+from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
+
+DEFAULT_INSTRUCTION = 'pick up the cube and place it on the target'
+
+
+@dataclass
+class RosEvalConfig:
+    """What to evaluate and how."""
+
+    bundle: Path
+    episodes: int = 5
+    first_seed: int = 1000
+    max_time: float = 25.0            # sim seconds per episode
+    real_time_factor: float = 1.0     # 1.0: the policy sees its real latency in sim time
+    execution_mode: str = 'rtc'
+    instruction: str = DEFAULT_INSTRUCTION
+    frame_every: float = 1.0          # sim seconds between frames kept for the contact sheet (0: none)
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RosEpisode(EpisodeResult):
+    """An episode seen through ROS: adds the chunk latency and the number of commands that reached the sim."""
+
+    latencies: list[float] = field(default_factory=list)
+    commands: int = 0
+    chunks: int = 0
+
+
+class _Evaluator(Node):
+    """Services and subscriptions the harness needs, in the same executor as the nodes under test."""
+
+    def __init__(self, camera_names: list[str], **kwargs: Any) -> None:
+        super().__init__('evaluator', **kwargs)
+        self.reset_client = self.create_client(ResetSim, 'sim/reset')
+        self.status_client = self.create_client(GetTaskStatus, 'sim/task_status')
+        self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
+        self.lock = threading.Lock()
+        self.episode: RosEpisode | None = None
+        self.phase_of: Callable[[], str] = lambda: 'reach'
+        self.sim_time: Callable[[], float] = lambda: 0.0
+        self.frame_period = 0.0
+        self._next_frame = 0.0
+        self._latest: dict[str, np.ndarray] = {}
+        self._num_cameras = len(camera_names)
+        self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
+        self.create_subscription(ExpertUsage, 'policy/expert_usage', self._on_usage, RELIABLE_QOS)
+        self.create_subscription(Float64MultiArray, 'forward_position_controller/commands', self._on_command,
+                                 RELIABLE_QOS)
+        for cam in camera_names:
+            self.create_subscription(Image, f'cameras/{cam}/image_raw',
+                                     lambda msg, c=cam: self._on_image(c, msg), SENSOR_QOS)
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        with self.lock:
+            if self.episode is not None:
+                self.episode.chunks += 1
+                self.episode.inference_times.append(msg.inference_time)
+                self.episode.latencies.append(msg.latency)
+
+    def _on_usage(self, msg: ExpertUsage) -> None:
+        if msg.num_layers == 0:
+            return
+        shape = (msg.num_layers, msg.num_experts)
+        record = RoutingRecord(time=self.sim_time(), phase=self.phase_of(),
+                               token_fraction=np.asarray(msg.token_fraction, np.float32).reshape(shape),
+                               mean_weight=np.asarray(msg.mean_weight, np.float32).reshape(shape))
+        with self.lock:
+            if self.episode is not None:
+                self.episode.routing.append(record)
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        with self.lock:
+            if self.episode is not None:
+                self.episode.commands += 1
+
+    def _on_image(self, camera: str, msg: Image) -> None:
+        self._latest[camera] = image_to_numpy(msg).copy()
+        now = self.sim_time()
+        with self.lock:
+            if self.episode is None or not self.frame_period or now < self._next_frame:
+                return
+            if len(self._latest) == self._num_cameras:  # every camera seen at least once
+                self.episode.frames.append(dict(self._latest))
+                self._next_frame = now + self.frame_period
+
+    def start_episode(self, episode: RosEpisode, frame_period: float) -> None:
+        with self.lock:
+            self.episode, self.frame_period, self._next_frame = episode, frame_period, 0.0
+
+    def end_episode(self) -> None:
+        with self.lock:
+            self.episode = None
+
+
+def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
+    """Call a service from outside the executor thread and wait for the answer."""
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise TimeoutError(f'service {client.srv_name} not available')
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        raise TimeoutError(f'service {client.srv_name} did not answer in {timeout} s')
+    return future.result()
+
+
+def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) -> list[RosEpisode]:
+    """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
+    spec = load_spec(Path(cfg.bundle))
+    height, width = spec.image_size[spec.camera_names[0]]
+    limits_sim = So101PickPlaceSim()
+    lower, upper = limits_sim.joint_limits[:, 0].tolist(), limits_sim.joint_limits[:, 1].tolist()
+    limits_sim.close()
+    policy_params = {
+        'bundle_path': str(cfg.bundle), 'use_sim_time': True, 'execution_mode': cfg.execution_mode,
+        'publish_trajectory': False, 'command_stream': 'float64_array', 'control_rate': 1.0 / spec.dt,
+        'joint_lower_limits': lower, 'joint_upper_limits': upper, 'max_joint_velocity': [3.0],
+        'intra_op_threads': 1, **cfg.policy_overrides}
+    specs = [
+        NodeSpec('sim_bridge_node', parameters={'real_time_factor': cfg.real_time_factor, 'image_height': height,
+                                                'image_width': width, 'camera_rate': 1.0 / spec.dt}),
+        NodeSpec('policy_node', parameters=policy_params, autostart=False),
+    ]
+    launch = InProcessLaunch(specs)
+    results: list[RosEpisode] = []
+    try:
+        launch.start()
+        bridge, policy = launch.nodes['sim_bridge'], launch.nodes['policy_node']
+        evaluator = _Evaluator(list(spec.camera_names), context=launch.context)
+        launch.executor.add_node(evaluator)
+        evaluator.phase_of = lambda: _phase(bridge.sim)
+        evaluator.sim_time = lambda: bridge.sim.time
+        evaluator.instruction_pub.publish(String(data=cfg.instruction))
+        if policy.trigger_configure().name != 'SUCCESS':
+            raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
+        for i in range(cfg.episodes):
+            seed = cfg.first_seed + i
+            episode = _run_episode(cfg, evaluator, policy, seed)
+            results.append(episode)
+            log(f'episode {i + 1}/{cfg.episodes} seed {seed}: '
+                f'{"SUCCESS" if episode.success else "fail   "} in {episode.episode_time:5.1f} s sim, '
+                f'{episode.chunks} chunks, {episode.commands} commands, '
+                f'inference p50 {1e3 * float(np.median(episode.inference_times or [np.nan])):.0f} ms')
+        evaluator.destroy_node()
+    finally:
+        launch.shutdown()
+    return results
+
+
+def _phase(sim: Any) -> str:
+    status = sim.task_status()
+    goal_dist = float(np.linalg.norm(sim.cube_position()[:2] - sim.goal_position()[:2]))
+    return task_phase(status, gripper_cube_distance(sim), goal_dist)
+
+
+def _run_episode(cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, seed: int) -> RosEpisode:
+    reset = call_service(evaluator.reset_client, ResetSim.Request(seed=seed))
+    if not reset.success:
+        raise RuntimeError(f'sim/reset failed: {reset.message}')
+    episode = RosEpisode(seed=seed, success=False, lifted=False, episode_time=cfg.max_time)
+    evaluator.start_episode(episode, cfg.frame_every)
+    if policy.trigger_activate().name != 'SUCCESS':
+        raise RuntimeError('policy_node failed to activate')
+    try:
+        while True:
+            time.sleep(0.2)
+            status: GetTaskStatus.Response = call_service(evaluator.status_client, GetTaskStatus.Request())
+            episode.lifted |= status.cube_lift > TaskThresholds().lift_height
+            if status.success:
+                episode.success, episode.episode_time = True, status.episode_time
+                break
+            if status.episode_time >= cfg.max_time:
+                break
+    finally:
+        policy.trigger_deactivate()
+        evaluator.end_episode()
+    return episode
+
+

@@ -1,0 +1,35 @@
+"""Small statistics for evaluation reports: Wilson intervals, percentiles, usage entropy."""
+import math
+
+import numpy as np
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (well-behaved at 0 and n successes)."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50/p99/mean in milliseconds of a list of durations in seconds (NaN when empty)."""
+    if not seconds:
+        return {'p50_ms': float('nan'), 'p99_ms': float('nan'), 'mean_ms': float('nan'), 'count': 0}
+    arr = np.asarray(seconds) * 1e3
+    return {'p50_ms': float(np.percentile(arr, 50)), 'p99_ms': float(np.percentile(arr, 99)),
+            'mean_ms': float(arr.mean()), 'count': int(arr.size)}
+
+
+def usage_entropy(token_fraction: np.ndarray, top_k: int) -> float:
+    """Mean over layers of the normalised entropy (0..1) of the expert-usage distribution."""
+    frac = np.asarray(token_fraction, dtype=np.float64)
+    if frac.size == 0 or frac.shape[-1] < 2:
+        return float('nan')
+    p = frac / max(top_k, 1)
+    p = p / np.clip(p.sum(axis=-1, keepdims=True), 1e-12, None)
+    ent = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1) / math.log(frac.shape[-1])
+    return float(ent.mean())
