@@ -54,6 +54,7 @@ class ScriptedExpertNode(Node):
         self._goal: np.ndarray | None = None
         self._joints: np.ndarray | None = None
         self._running = False
+        self._targets: np.ndarray | None = None
         self._episode_start_ns = 0
         self._next_tick_ns = 0
         self.episode_done = threading.Event()
@@ -68,6 +69,7 @@ class ScriptedExpertNode(Node):
         if missing:
             return False, f'no data yet on {", ".join(missing)}'
         self._plan.reset()
+        self._targets = None
         self._running = True
         self._episode_start_ns = self._next_tick_ns = 0
         self.episode_done.clear()
@@ -105,15 +107,18 @@ class ScriptedExpertNode(Node):
         if self._episode_start_ns == 0:
             self._episode_start_ns = self._next_tick_ns = stamp_ns
         if stamp_ns < self._next_tick_ns:
+            # Like a leader arm, keep streaming the held target at the joint-state rate, so a recorder finds
+            # an action next to every frame time (a 10 Hz-only stream leaves gaps of up to one period).
+            if self._targets is not None:
+                self._publish_leader(self._targets, msg)
             return
         self._next_tick_ns += self._period_ns * ((stamp_ns - self._next_tick_ns) // self._period_ns + 1)
         self._control_tick(msg)
 
     def _control_tick(self, joint_msg: JointState) -> None:
         targets = self._plan.act(self._joints, self._cube, self._goal)
-        leader = JointState(name=list(SO101_JOINTS), position=targets.tolist())
-        leader.header.stamp = joint_msg.header.stamp
-        self._leader_pub.publish(leader)
+        self._targets = targets
+        self._publish_leader(targets, joint_msg)
         self._command_pub.publish(Float64MultiArray(data=targets.tolist()))
         timed_out = stamp_to_ns(joint_msg.header.stamp) - self._episode_start_ns > self._episode_timeout_s * NS_PER_S
         if self._plan.done or timed_out:
@@ -123,6 +128,11 @@ class ScriptedExpertNode(Node):
             self.episode_done.set()
         else:
             self._publish_status(f'running {self._plan.phase.name.lower()}')
+
+    def _publish_leader(self, targets: np.ndarray, joint_msg: JointState) -> None:
+        leader = JointState(name=list(SO101_JOINTS), position=targets.tolist())
+        leader.header.stamp = joint_msg.header.stamp
+        self._leader_pub.publish(leader)
 
     def _publish_status(self, text: str) -> None:
         if text != self._status:  # latched topic: publish changes only
