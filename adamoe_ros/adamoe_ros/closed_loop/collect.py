@@ -47,7 +47,7 @@ def collect(root: Path, episodes: int, first_seed: int = 0, real_time_factor: fl
         while counts['saved'] < episodes and seed - first_seed < max_attempts_factor * episodes:
             call_service(clients['sim/reset'], ResetSim.Request(seed=seed))
             _wait_ready(expert)
-            _check(call_service(clients['recorder/start'], Trigger.Request()), 'recorder/start')
+            _start_recorder(clients['recorder/start'])
             started, why = expert.start_episode()
             if not started:
                 raise RuntimeError(f'scripted expert did not start: {why}')
@@ -78,6 +78,17 @@ def _wait_ready(expert: object, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError('scripted expert got no joint_states / sim/cube_position')
+
+
+def _start_recorder(client: object, timeout: float = 10.0) -> None:
+    """Start an episode, retrying while the recorder is not ready yet (e.g. no /clock heard so far)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call_service(client, Trigger.Request())
+        if response.success or time.monotonic() > deadline:
+            _check(response, 'recorder/start')
+            return
+        time.sleep(0.2)
 
 
 def _check(response: Trigger.Response, name: str) -> None:

@@ -166,7 +166,11 @@ class RecorderNode(Node):
                 self._recording = True
                 response.success = True
                 response.message = f'recording episode {self._saved_episodes}: {task!r}'
-        (self.get_logger().info if response.success else self.get_logger().warning)(response.message)
+        # rclpy ties one severity to each logging call site: two sites, not one conditional call.
+        if response.success:
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warning(response.message)
         self.publish_status()
         return response
 
