@@ -191,14 +191,17 @@ class AdaMoEFeedForward(nn.Module):
         flat_idx = routing.topk_idx.reshape(-1)
         flat_weight = routing.topk_weight.reshape(-1)
         token_of_slot = torch.arange(x_flat.shape[0], device=x_flat.device).repeat_interleave(self.top_k)
+        # unbind once: its backward stacks the per-expert grads, whereas indexing [e] per expert would
+        # scatter each into a zero tensor of the full stacked size.
+        gates, ups, downs = self.experts_gate.unbind(0), self.experts_up.unbind(0), self.experts_down.unbind(0)
         for expert in range(self.num_experts):
             slots = torch.nonzero(flat_idx == expert, as_tuple=True)[0]
             if slots.numel() == 0:
                 continue
             tokens = token_of_slot[slots]
             xe = x_flat[tokens]
-            h = self.act_fn(xe @ self.experts_gate[expert]) * (xe @ self.experts_up[expert])
-            ye = (h @ self.experts_down[expert]) * flat_weight[slots].unsqueeze(-1)
+            h = self.act_fn(xe @ gates[expert]) * (xe @ ups[expert])
+            ye = (h @ downs[expert]) * flat_weight[slots].unsqueeze(-1)
             out = out.index_add(0, tokens, ye)
         return out
 
