@@ -22,6 +22,9 @@ from adamoe_ros.ros_image import to_rgb8
 
 _log = logging.getLogger(__name__)
 
+# SVT-AV1 (LeRobot's default codec) aborts the whole process on frames below 32 px, so refuse them up front.
+MIN_IMAGE_SIDE = 32
+
 
 class DatasetMismatchError(ValueError):
     """An existing dataset at the root has other features than the configuration asks for."""
@@ -138,6 +141,10 @@ class EpisodeDatasetWriter:
         self._dataset = None
 
     def _create(self, image_shapes: dict[str, tuple[int, int, int]]) -> None:
+        small = {name: shape[:2] for name, shape in image_shapes.items() if min(shape[:2]) < MIN_IMAGE_SIDE}
+        if small:
+            raise ValueError(f'camera images {small} are below {MIN_IMAGE_SIDE} px, which the video encoder cannot '
+                             'encode; set image_size to a larger [height, width]')
         self.image_shapes = {name: tuple(int(v) for v in shape) for name, shape in image_shapes.items()}
         if self.root.exists():
             self.root.rmdir()  # empty (checked in __init__); LeRobot insists on creating it

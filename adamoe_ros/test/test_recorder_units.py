@@ -1,0 +1,155 @@
+"""Recorder building blocks without DDS traffic: aligner decisions, stream extraction, configuration, writer checks."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
+from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError, config_from_parameters
+from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
+from adamoe_ros.recorder.mcap_convert import load_params_file
+from adamoe_ros.recorder.node import RecorderNode
+from adamoe_ros.recorder.streams import (
+    StreamValueError,
+    array_values,
+    joint_positions,
+    sample_stamp_ns,
+    trajectory_positions,
+)
+from adamoe_ros.ros_image import numpy_to_image
+
+MS = 1_000_000
+PARAMS = Path(__file__).parents[1] / 'config' / 'record_so101.yaml'
+
+
+def test_aligner_picks_nearest_sample_per_stream_and_waits_for_data() -> None:
+    aligner = FrameAligner(['a', 'b'], fps=10, tolerance_s=0.04, max_latency_s=0.5)
+    for t in range(0, 300, 33):  # 'a' at ~30 Hz
+        aligner.push('a', t * MS, f'a{t}')
+    aligner.push('b', 5 * MS, 'b5')
+    aligner.push('b', 98 * MS, 'b98')
+    aligner.start(0)
+    # b has nothing at/after 100 ms yet: that point waits (the nearest b might still come)
+    assert [f.time_ns for f in aligner.poll(90 * MS)] == [0]
+    assert aligner.poll(150 * MS) == []
+    aligner.push('b', 103 * MS, 'b103')
+    # now 100 ms is decided (b98 is nearer than b103); 200 ms waits: only 250 ms old, latency bound 500 ms
+    frames = aligner.poll(250 * MS)
+    assert [f.time_ns for f in frames] == [100 * MS]
+    assert frames[0].values == {'a': 'a99', 'b': 'b98'}
+    assert frames[0].stamps_ns == {'a': 99 * MS, 'b': 98 * MS}
+    # once the latency bound passes, 200 ms is decided without b: b's nearest (98 ms) is out of tolerance
+    late = aligner.poll(700 * MS)
+    assert isinstance(late[0], DroppedFrame) and late[0].time_ns == 200 * MS and 'b is' in late[0].reason
+    assert aligner.next_time_ns == 300 * MS  # 300 ms is not decided: 'a' has no sample after it yet
+
+
+def test_aligner_counts_missing_streams_and_ignores_stamps_going_back() -> None:
+    aligner = FrameAligner(['a', 'b'], fps=10, tolerance_s=0.05, max_latency_s=0.0)
+    aligner.push('a', 0, 1)
+    aligner.push('a', -MS, 2)  # older than the newest: ignored
+    aligner.start(0)
+    result = aligner.poll(0, flush=True)
+    assert isinstance(result[0], DroppedFrame) and result[0].reason == 'no b received'
+    assert aligner.out_of_order_count() == 1
+    aligner.push('b', 100 * MS, 3)
+    aligner.push('a', 100 * MS, 4)
+    [frame] = aligner.poll(100 * MS)
+    assert isinstance(frame, AlignedFrame) and frame.values == {'a': 4, 'b': 3} and frame.index == 1
+    aligner.stop()
+    assert aligner.poll(10_000 * MS) == []
+
+
+def test_aligner_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError):
+        FrameAligner([], fps=10, tolerance_s=0.05, max_latency_s=0.1)
+    with pytest.raises(ValueError):
+        FrameAligner(['a', 'a'], fps=10, tolerance_s=0.05, max_latency_s=0.1)
+    with pytest.raises(ValueError):
+        FrameAligner(['a'], fps=0, tolerance_s=0.05, max_latency_s=0.1)
+
+
+def test_stream_extraction_orders_by_name_and_refuses_bad_messages() -> None:
+    joints = ['j1', 'j2']
+    state = JointState(name=['j2', 'extra', 'j1'], position=[2.0, 9.0, 1.0])
+    np.testing.assert_array_equal(joint_positions(state, joints, 'js'), [1.0, 2.0])
+    with pytest.raises(StreamValueError, match=r"lacks joints \['j2'\]"):
+        joint_positions(JointState(name=['j1'], position=[1.0]), joints, 'js')
+    with pytest.raises(StreamValueError, match='non-finite'):
+        joint_positions(JointState(name=['j1', 'j2'], position=[1.0, float('nan')]), joints, 'js')
+    with pytest.raises(StreamValueError, match='names but'):
+        joint_positions(JointState(name=['j1', 'j2'], position=[1.0]), joints, 'js')
+    traj = JointTrajectory(joint_names=['j2', 'j1'], points=[JointTrajectoryPoint(positions=[5.0, 4.0])])
+    np.testing.assert_array_equal(trajectory_positions(traj, joints, 'cmd'), [4.0, 5.0])
+    with pytest.raises(StreamValueError, match='no points'):
+        trajectory_positions(JointTrajectory(joint_names=joints), joints, 'cmd')
+    with pytest.raises(StreamValueError, match='expected 3'):
+        array_values(Float64MultiArray(data=[1.0, 2.0]), 3, 'cube')
+    with pytest.raises(StreamValueError, match='non-finite'):
+        array_values(Float64MultiArray(data=[1.0, float('inf')]), 2, 'cube')
+    stamped = JointState()
+    assert sample_stamp_ns(stamped, True, 77) == 77  # zero header stamp: receive time
+    stamped.header.stamp.sec, stamped.header.stamp.nanosec = 3, 5
+    assert sample_stamp_ns(stamped, True, 77) == 3_000_000_005
+
+
+def test_config_validation_names_the_parameter() -> None:
+    with pytest.raises(RecorderConfigError, match='tolerance_s'):
+        config_from_parameters({'tolerance_s': 0.2})  # more than half a frame at 10 fps
+    with pytest.raises(RecorderConfigError, match='same length'):
+        config_from_parameters({'camera_names': ['a', 'b'], 'camera_topics': ['x']})
+    with pytest.raises(RecorderConfigError, match='action_type'):
+        config_from_parameters({'action_type': 'twist'})
+    with pytest.raises(RecorderConfigError, match='unknown'):
+        config_from_parameters({'fsp': 10})
+    with pytest.raises(RecorderConfigError, match='clash'):
+        config_from_parameters({'extra_state_names': ['gripper']})
+    assert config_from_parameters({}) == RecorderConfig()
+
+
+def test_params_file_matches_defaults_in_node_and_converter(tmp_path: Path) -> None:
+    assert config_from_parameters(load_params_file(PARAMS)) == RecorderConfig()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = RecorderNode(context=context, cli_args=['--ros-args', '--params-file', str(PARAMS), '-p',
+                                                       f'dataset_root:={tmp_path / "ds"}', '-p', 'fps:=5'])
+        try:
+            assert node.config == RecorderConfig(dataset_root=str(tmp_path / 'ds'), fps=5)
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
+    root = tmp_path / 'ds'
+    config = RecorderConfig(dataset_root=str(root), extra_state_topic='', cameras=RecorderConfig().cameras[:1])
+    writer = EpisodeDatasetWriter(config)
+    values = {'camera:front': numpy_to_image(np.zeros((8, 8, 3), np.uint8), 'rgb8'),
+              'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
+    with pytest.raises(ValueError, match='below 32 px'):  # the encoder would abort the process
+        writer.add(AlignedFrame(0, 0, values, {}), 'task')
+    values['camera:front'] = numpy_to_image(np.zeros((32, 40, 3), np.uint8), 'rgb8')
+    frame = AlignedFrame(0, 0, values, {})
+    with pytest.raises(ValueError, match='no frames'):
+        writer.save_episode()
+    writer.add(frame, 'task')
+    assert writer.save_episode().num_frames == 1
+    writer.close()
+    with pytest.raises(DatasetMismatchError, match='observation.state names'):
+        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), cameras=config.cameras))  # + cube state
+    with pytest.raises(DatasetMismatchError, match='fps'):
+        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), extra_state_topic='', fps=30, tolerance_s=0.01,
+                                            cameras=config.cameras))
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'notes.txt').write_text('x')
+    with pytest.raises(DatasetMismatchError, match='not a LeRobot dataset'):
+        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(tmp_path / 'other')))
+    reopened = EpisodeDatasetWriter(config)
+    assert reopened.saved_episodes == 1
+    reopened.close()
