@@ -99,7 +99,7 @@ def test_stream_extraction_orders_by_name_and_refuses_bad_messages() -> None:
 
 def test_config_validation_names_the_parameter() -> None:
     with pytest.raises(RecorderConfigError, match='tolerance_s'):
-        config_from_parameters({'tolerance_s': 0.2})  # more than half a frame at 10 fps
+        config_from_parameters({'tolerance_s': 0.2})  # more than a frame period at 10 fps
     with pytest.raises(RecorderConfigError, match='same length'):
         config_from_parameters({'camera_names': ['a', 'b'], 'camera_topics': ['x']})
     with pytest.raises(RecorderConfigError, match='action_type'):

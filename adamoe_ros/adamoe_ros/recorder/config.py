@@ -66,9 +66,10 @@ class RecorderConfig:
             raise RecorderConfigError(f'action_type: {self.action_type!r} is not one of {ACTION_TYPES}')
         if not isinstance(self.fps, int) or self.fps <= 0:
             raise RecorderConfigError(f'fps: must be a positive integer (LeRobot stores int fps), got {self.fps!r}')
-        if not 0 < self.tolerance_s <= 0.5 / self.fps + 1e-9:
+        # Above half a period a lagging stream's sample may serve two frames; above a period, frames would blur.
+        if not 0 < self.tolerance_s <= 1.0 / self.fps + 1e-9:
             raise RecorderConfigError(
-                f'tolerance_s: must be in (0, {0.5 / self.fps:.3f}] (half a frame period), got {self.tolerance_s}')
+                f'tolerance_s: must be in (0, {1.0 / self.fps:.3f}] (one frame period), got {self.tolerance_s}')
         if self.max_latency_s < 0:
             raise RecorderConfigError(f'max_latency_s: must be >= 0, got {self.max_latency_s}')
         if len(self.image_size) != 2 or min(self.image_size) < 0 or (0 in self.image_size
