@@ -38,7 +38,7 @@ class BagWriter:
 
     def __init__(self, path: Path) -> None:
         self._file = open(path, 'wb')
-        self._writer = Writer(self._file)
+        self._writer = Writer(self._file, chunk_size=64 * 1024)  # small chunks, like a long rosbag2 recording
         self._writer.start(profile='ros2', library='adamoe_ros test')
         self._channels: dict[str, int] = {}
 
@@ -140,3 +140,19 @@ def test_bag_with_wrong_topic_type_is_rejected(tmp_path: Path, capsys: pytest.Ca
     assert main([str(tmp_path / 'bad.mcap'), '--root', str(tmp_path / 'ds'), '--task', 'x']) == 2
     assert 'std_msgs/msg/String' in capsys.readouterr().err
     assert not (tmp_path / 'ds').exists()
+
+
+def test_truncated_bag_converts_the_readable_part(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    write_bag(tmp_path / 'full.mcap', start_s=10.0, seconds=3.0, instruction='lift the cube')
+    data = (tmp_path / 'full.mcap').read_bytes()
+    (tmp_path / 'cut.mcap').write_bytes(data[: len(data) * 6 // 10])  # `ros2 bag record` killed: no summary
+    root = tmp_path / 'ds'
+    assert main([str(tmp_path / 'cut.mcap'), '--params-file', str(write_params(tmp_path, root))]) == 0
+    assert 'unreadable after this point' in capsys.readouterr().err
+    ds = LeRobotDataset('local/so101_teleop', root=root, video_backend='pyav')
+    assert ds.meta.total_episodes == 1
+    assert 10 <= len(ds) < 30  # a prefix of the 30 frames the full bag holds
+    t = ds[len(ds) - 1]['action'][0].item() - LEADER_OFFSET
+    assert abs(t - (10.0 + (len(ds) - 1) / 10)) < 1 / RATE  # the prefix starts at the bag's start, no gaps

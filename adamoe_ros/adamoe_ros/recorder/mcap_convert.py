@@ -5,13 +5,16 @@ followed by this converter gives the same dataset as recording live. Message sta
 without one (Float64MultiArray) use the bag's log time, like the node uses its receive time.
 """
 import argparse
+import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from mcap.reader import make_reader
+from mcap.exceptions import McapError
+from mcap.records import Channel, Message, Schema
+from mcap.stream_reader import StreamReader
 from rclpy.serialization import deserialize_message
 
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
@@ -33,6 +36,7 @@ class BagEpisode:
     dropped_frames: int
     bad_messages: int
     task: str
+    truncated: list[str]
 
 
 def mcap_files(bag: Path) -> list[Path]:
@@ -50,18 +54,44 @@ def _type_name(msg_type: type) -> str:
     return f'{package}/msg/{msg_type.__name__}'
 
 
-def _messages(files: list[Path], sources: dict[str, StreamSource]) -> Iterator[tuple[StreamSource, object, int]]:
-    """Yield (source, deserialized message, log time ns) of the mapped topics, in log-time order per file."""
+def _records(path: Path, truncated: list[str]) -> Iterator[object]:
+    """Yield the records of an MCAP file in file order; a truncated tail (killed `ros2 bag`) ends the file."""
+    with open(path, 'rb') as stream:
+        records = StreamReader(stream).records  # sequential: needs no summary section, unlike make_reader
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (McapError, struct.error) as error:
+                truncated.append(f'{path}: unreadable after this point ({error or type(error).__name__}); '
+                                 'converted the messages before it')
+                return
+            yield record
+
+
+def _messages(files: list[Path], sources: dict[str, StreamSource],
+              truncated: list[str]) -> Iterator[tuple[StreamSource, object, int]]:
+    """Yield (source, deserialized message, log time ns) of the mapped topics, in file order."""
     for path in files:
-        with open(path, 'rb') as stream:
-            reader = make_reader(stream)
-            for schema, channel, message in reader.iter_messages(topics=list(sources), log_time_order=True):
+        schemas: dict[int, Schema] = {}
+        channels: dict[int, Channel] = {}
+        for record in _records(path, truncated):
+            if isinstance(record, Schema):
+                schemas[record.id] = record
+            elif isinstance(record, Channel):
+                channels[record.id] = record
+            elif isinstance(record, Message):
+                channel = channels.get(record.channel_id)
+                if channel is None or channel.topic not in sources:
+                    continue
                 source = sources[channel.topic]
                 expected = _type_name(source.msg_type)
+                schema = schemas.get(channel.schema_id)
                 if schema is not None and schema.name and schema.name != expected:
                     raise BagConversionError(f'{path}: topic {channel.topic} has type {schema.name}, '
                                              f'the mapping expects {expected}')
-                yield source, deserialize_message(message.data, source.msg_type), message.log_time
+                yield source, deserialize_message(record.data, source.msg_type), record.log_time
 
 
 def _topic_map(config: RecorderConfig, namespace: str) -> dict[str, StreamSource]:
@@ -81,6 +111,7 @@ def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', ta
     instruction = ''
     frames: list[AlignedFrame] = []
     dropped = bad = 0
+    truncated: list[str] = []
 
     def take(results: list[AlignedFrame | DroppedFrame]) -> None:
         nonlocal dropped
@@ -90,7 +121,7 @@ def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', ta
             else:
                 frames.append(result)
 
-    for source, msg, log_time in _messages(mcap_files(bag), sources):
+    for source, msg, log_time in _messages(mcap_files(bag), sources, truncated):
         if source.stream == 'instruction':
             instruction = instruction or msg.data.strip()  # the episode's task is the first instruction
             continue
@@ -124,7 +155,7 @@ def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', ta
     except BaseException:
         writer.discard_episode()
         raise
-    return BagEpisode(bag, saved, dropped, bad, task)
+    return BagEpisode(bag, saved, dropped, bad, task, truncated)
 
 
 def load_params_file(path: Path, node_name: str = 'recorder') -> dict:
@@ -162,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         writer = EpisodeDatasetWriter(config_from_parameters(params))
         for bag in args.bags:
             episode = convert_bag(bag, writer, args.namespace, args.task)
+            for note in episode.truncated:
+                print(f'warning: {note}', file=sys.stderr)
             print(f'{bag}: episode {episode.saved.episode_index}, {episode.saved.num_frames} frames, '
                   f'{episode.dropped_frames} dropped, {episode.bad_messages} bad messages, task {episode.task!r}',
                   flush=True)
