@@ -4,6 +4,8 @@
 - Command period jitter at 50 Hz: |period - 20 ms| (p50/p99), for a bare 50 Hz timer (baseline) and for
   the policy node while inference runs back to back (refill_threshold 1.0).
 - CPU use of this process (node + executor) and of the input publisher process, % of one core.
+Phases run interleaved (bare timer, node with inference thread at nice 0, at nice 10) so that load from
+other processes on a shared machine affects all of them alike.
 
 Run: source scripts/env.sh && ROS_DOMAIN_ID=62 python adamoe_ros/benchmarks/bench_policy_node.py
 """
@@ -70,61 +72,89 @@ def pct(values, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float('nan')
 
 
+def node_phase(context: rclpy.Context, seconds: float, nice: int) -> dict:
+    overrides = {
+        'bundle_path': str(PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'),
+        'joint_lower_limits': [-1.9, -1.7, -1.6, -1.6, -2.7, -0.1],
+        'joint_upper_limits': [1.9, 1.7, 1.6, 1.6, 2.8, 1.7], 'max_joint_velocity': [2.0],
+        'refill_threshold': 1.0, 'inference_thread_nice': nice, 'control_rate': 1.0 / PERIOD_S,
+        'publish_trajectory': True,
+    }
+    node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+    cpu, wall = spin_phase(context, node, seconds, activate=True)
+    result = {
+        'jitter': list(jitter_ms(node.command_perf_ns)),
+        'overhead': [(t['arrival_to_publish_s'] - t['engine_s']) * 1e3 for t in node.chunk_timings],
+        'engine': [t['engine_s'] * 1e3 for t in node.chunk_timings],
+        'commands': len(node.command_perf_ns), 'ticks': int(wall / PERIOD_S),
+        'stale': node.status_message().stale_events, 'cpu': cpu, 'wall': wall,
+    }
+    node.trigger_shutdown()
+    node.destroy_node()
+    return result
+
+
+def bare_phase(context: rclpy.Context, seconds: float) -> dict:
+    timer = BareTimer(context=context)
+    cpu, wall = spin_phase(context, timer, seconds, activate=False)
+    timer.destroy_node()
+    return {'jitter': list(jitter_ms(timer.ticks)), 'cpu': cpu, 'wall': wall}
+
+
+def merge(results: list[dict]) -> dict:
+    merged: dict = {}
+    for result in results:
+        for key, value in result.items():
+            merged[key] = merged.get(key, [] if isinstance(value, list) else 0) + value
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--duration', type=float, default=10.0, help='seconds per phase')
+    parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds of the three phases')
+    parser.add_argument('--duration', type=float, default=4.0, help='seconds per phase and round')
     parser.add_argument('--camera-rate', type=float, default=30.0)
     parser.add_argument('--size', type=int, nargs=2, default=[128, 128], metavar=('H', 'W'))
     args = parser.parse_args()
-    total = 2 * args.duration + 6
+    total = args.rounds * (3 * args.duration + 5) + 5
     inputs = subprocess.Popen(
         [sys.executable, '-m', 'adamoe_ros.policy.fake_inputs', '--duration', str(total),
          '--camera-rate', str(args.camera_rate), '--height', str(args.size[0]), '--width', str(args.size[1])],
         env=dict(os.environ), stdout=subprocess.DEVNULL)
     context = rclpy.Context()
     rclpy.init(context=context)
+    phases: dict[str, list[dict]] = {'bare 50 Hz timer': [], 'node, inference nice 0': [],
+                                     'node, inference nice 10': []}
     try:
-        time.sleep(1.0)
-        timer = BareTimer(context=context)
-        spin_phase(context, timer, args.duration, activate=False)
-        baseline = jitter_ms(timer.ticks)
-        timer.destroy_node()
-
-        overrides = {
-            'bundle_path': str(PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'),
-            'joint_lower_limits': [-1.9, -1.7, -1.6, -1.6, -2.7, -0.1],
-            'joint_upper_limits': [1.9, 1.7, 1.6, 1.6, 2.8, 1.7], 'max_joint_velocity': [2.0],
-            'refill_threshold': 1.0, 'control_rate': 1.0 / PERIOD_S, 'publish_trajectory': True,
-        }
-        node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-        inputs_cpu0 = cpu_seconds(inputs.pid)
-        cpu, wall = spin_phase(context, node, args.duration, activate=True)
-        inputs_cpu = cpu_seconds(inputs.pid) - inputs_cpu0
-        timings = list(node.chunk_timings)
-        commands = list(node.command_perf_ns)
-        node.trigger_shutdown()
-        node.destroy_node()
+        time.sleep(1.5)
+        inputs_cpu0, wall0 = cpu_seconds(inputs.pid), time.monotonic()
+        # Interleaved so that load changes on the shared machine hit every phase alike.
+        for _ in range(args.rounds):
+            phases['bare 50 Hz timer'].append(bare_phase(context, args.duration))
+            phases['node, inference nice 0'].append(node_phase(context, args.duration, 0))
+            phases['node, inference nice 10'].append(node_phase(context, args.duration, 10))
+        inputs_share = (cpu_seconds(inputs.pid) - inputs_cpu0) / (time.monotonic() - wall0)
     finally:
         rclpy.try_shutdown(context=context)
         inputs.kill()
         inputs.wait()
 
-    overhead_ms = np.array([(t['arrival_to_publish_s'] - t['engine_s']) * 1e3 for t in timings])
-    engine_ms = np.array([t['engine_s'] * 1e3 for t in timings])
-    loaded = jitter_ms(commands)
-    load = os.getloadavg()[0]
-    print(f'machine: {os.cpu_count()} cores, 1-min load average {load:.2f} at the end')
-    print(f'chunks: {len(timings)} in {wall:.1f} s; engine time p50 {pct(engine_ms, 50):.1f} ms, '
-          f'p99 {pct(engine_ms, 99):.1f} ms')
-    print(f'ROS overhead (frame arrival -> chunk publish - engine): p50 {pct(overhead_ms, 50):.2f} ms, '
-          f'p99 {pct(overhead_ms, 99):.2f} ms')
-    print(f'50 Hz period jitter, bare timer:              p50 {pct(baseline, 50):.2f} ms, '
-          f'p99 {pct(baseline, 99):.2f} ms ({len(baseline)} periods)')
-    print(f'50 Hz period jitter, policy node + inference: p50 {pct(loaded, 50):.2f} ms, '
-          f'p99 {pct(loaded, 99):.2f} ms ({len(loaded)} periods)')
-    print(f'jitter p99 ratio policy/bare: {pct(loaded, 99) / pct(baseline, 99):.2f}')
-    print(f'CPU: policy process {100 * cpu / wall:.0f} % of one core, input publisher '
-          f'{100 * inputs_cpu / wall:.0f} %')
+    print(f'machine: {os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.2f} at the end; '
+          f'{args.rounds} rounds x {args.duration:.0f} s per phase, cameras 2 x {args.size[0]}x{args.size[1]} '
+          f'@ {args.camera_rate:.0f} Hz')
+    bare = merge(phases.pop('bare 50 Hz timer'))
+    print(f'{"bare 50 Hz timer":26s} jitter p50 {pct(bare["jitter"], 50):6.2f} ms  '
+          f'p99 {pct(bare["jitter"], 99):6.2f} ms'
+          f'  CPU {100 * bare["cpu"] / bare["wall"]:4.0f} %')
+    for name, results in phases.items():
+        r = merge(results)
+        print(f'{name:26s} jitter p50 {pct(r["jitter"], 50):6.2f} ms  p99 {pct(r["jitter"], 99):6.2f} ms'
+              f'  (p99 x{pct(r["jitter"], 99) / pct(bare["jitter"], 99):.2f} of bare)'
+              f'  CPU {100 * r["cpu"] / r["wall"]:4.0f} %')
+        print(f'{"":26s} ROS overhead p50 {pct(r["overhead"], 50):.2f} ms  p99 {pct(r["overhead"], 99):.2f} ms;'
+              f' engine p50 {pct(r["engine"], 50):.1f} ms; {len(r["engine"])} chunks;'
+              f' commands {r["commands"]}/{r["ticks"]} ticks; stale stops {r["stale"]}')
+    print(f'input publisher process CPU {100 * inputs_share:.0f} % of one core')
 
 
 if __name__ == '__main__':

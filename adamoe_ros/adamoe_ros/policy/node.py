@@ -91,7 +91,8 @@ class PolicyNode(LifecycleNode):
             self._last_command = None
             self._commanding = False
             self._chunks_published = 0
-        self._worker = InferenceWorker(self._infer_once, self._on_worker_error, name='policy_inference')
+        self._worker = InferenceWorker(self._infer_once, self._on_worker_error, name='policy_inference',
+                                       nice=self._params.inference_thread_nice)
         self._active = True
         self._state_label = 'active'
         result = super().on_activate(state)

@@ -48,6 +48,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'trajectory_topic': ('joint_trajectory_controller/joint_trajectory', 'JointTrajectory topic.'),
     'status_rate': (2.0, 'Rate of policy/status and /diagnostics (Hz).'),
     'intra_op_threads': (1, 'ONNX Runtime intra-op threads.'),
+    'inference_thread_nice': (10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).'),
     'providers': (Parameter.Type.STRING_ARRAY, 'ONNX Runtime execution providers (default: engine choice).'),
     'noise_seed': (-1, 'Seed of the flow-matching noise per chunk (-1: random).'),
     'warn_throttle': (2.0, 'Minimum time between two warnings about the same topic and problem (s).'),
@@ -88,6 +89,7 @@ class PolicyParams:
     trajectory_topic: str
     status_rate: float
     intra_op_threads: int
+    inference_thread_nice: int
     providers: list[str]
     noise_seed: int
     warn_throttle: float

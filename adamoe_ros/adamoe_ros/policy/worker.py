@@ -1,4 +1,5 @@
 """A thread that runs one inference per request, so the executor keeps serving timers meanwhile."""
+import os
 import threading
 from collections.abc import Callable
 
@@ -6,9 +7,14 @@ from collections.abc import Callable
 class InferenceWorker:
     """Runs `job` in its own thread each time `request()` is called while idle."""
 
-    def __init__(self, job: Callable[[], None], on_error: Callable[[BaseException], None], name: str) -> None:
-        """Start the thread; `on_error` receives any exception the job raises (the thread survives it)."""
+    def __init__(self, job: Callable[[], None], on_error: Callable[[BaseException], None], name: str,
+                 nice: int = 0) -> None:
+        """Start the thread; `on_error` receives any exception the job raises (the thread survives it).
+
+        nice > 0 lowers the thread's CPU priority (Linux), so control timers win the CPU on a busy machine.
+        """
         self._job = job
+        self._nice = nice
         self._on_error = on_error
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -43,6 +49,12 @@ class InferenceWorker:
         return not self._thread.is_alive()
 
     def _loop(self) -> None:
+        if self._nice > 0:
+            try:
+                # On Linux the "process" priority of a thread id applies to that thread alone.
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            except (OSError, AttributeError):
+                pass
         while True:
             self._wake.wait()
             self._wake.clear()
