@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
@@ -43,7 +43,7 @@ def stop_process(proc: subprocess.Popen) -> None:
 class Harness:
     """Recorder node + a client node on one executor thread, in a private context."""
 
-    def __init__(self, root: Path, **params: object) -> None:
+    def __init__(self, root: Path, executor_type: type = SingleThreadedExecutor, **params: object) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         overrides = [Parameter('use_sim_time', value=True), Parameter('dataset_root', value=str(root)),
@@ -52,7 +52,7 @@ class Harness:
         self.client = Node('recorder_test_client', context=self.context)
         self.statuses: list[RecorderStatus] = []
         self.client.create_subscription(RecorderStatus, 'recorder/status', self.statuses.append, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = executor_type(context=self.context)
         self.executor.add_node(self.recorder)
         self.executor.add_node(self.client)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -115,8 +115,9 @@ def check_alignment(state: np.ndarray, action: np.ndarray, grey: list[int], drop
     np.testing.assert_allclose(state[:, :6], state[:, :1].repeat(6, 1), atol=1e-4)
     # Follower joint states have gaps: the nearest sample may be another tick, but within the tolerance.
     assert np.all(np.abs(state[:, 0] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3), state[:, 0] - t
-    # cube_x has no header (receive time): within the tolerance too.
-    assert np.all(np.abs(state[:, 6] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3)
+    # cube_x has no header, so its stamp is the receive time: its value can lag by the recorder's callback latency
+    # on top of the tolerance (a loaded 2-core machine queues a few ticks). Only the rough alignment is checkable.
+    assert np.all(np.abs(state[:, 6] - t) <= tolerance + 0.2), state[:, 6] - t
     np.testing.assert_allclose(state[:, 7], -state[:, 6], atol=1e-4)
     # Frames lie on a 10 Hz grid: each tick is within half a source period of its grid time, and the gaps
     # between consecutive frames are whole periods, the extra periods being the rejected frames.
@@ -138,9 +139,12 @@ def source():
     stop_process(proc)
 
 
-def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, source: subprocess.Popen) -> None:
+# The in-process runner may use either executor: the awaiting save must work with both.
+@pytest.mark.parametrize('executor_type', [SingleThreadedExecutor, MultiThreadedExecutor])
+def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, source: subprocess.Popen,
+                                                            executor_type: type) -> None:
     root = tmp_path / 'ds'
-    harness = Harness(root)
+    harness = Harness(root, executor_type)
     try:
         harness.wait_sim_clock()
         time.sleep(0.5)  # let the latched instruction and first samples arrive
