@@ -91,11 +91,11 @@ class PolicyNode(LifecycleNode):
             self._last_command = None
             self._commanding = False
             self._chunks_published = 0
+        result = super().on_activate(state)  # lifecycle publishers first, then the timer may use them
         self._worker = InferenceWorker(self._infer_once, self._on_worker_error, name='policy_inference',
                                        nice=self._params.inference_thread_nice)
         self._active = True
         self._state_label = 'active'
-        result = super().on_activate(state)
         self._publish_status()
         return result
 
@@ -379,11 +379,15 @@ class PolicyNode(LifecycleNode):
             self._joint_command_pub.publish(msg)
 
     def _send_hold(self) -> None:
-        """Command the measured position once, so a position controller stops where the robot is."""
-        if self._params is None or self._params.dry_run or self._buffer is None:
+        """Command the measured position once, so a position controller stops where the robot is.
+
+        Only after commanding, and only from fresh joint states: an old measurement could be a jump.
+        """
+        if self._params is None or self._params.dry_run or self._buffer is None or self._last_command is None:
             return
         measured = self._buffer.get(JOINT_STATE_STREAM)
-        if measured is None or not np.all(np.isfinite(measured)):
+        fresh = JOINT_STATE_STREAM not in self._buffer.stale_streams(self._now_ns())
+        if measured is None or not fresh or not np.all(np.isfinite(measured)):
             return
         with self._lock:
             # The measured position is where the robot is: commanding it stops motion without a jump.
