@@ -153,3 +153,13 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     reopened = EpisodeDatasetWriter(config)
     assert reopened.saved_episodes == 1
     reopened.close()
+    # A kill during a save leaves a footerless parquet file and info.json counting the episode: refuse clearly.
+    footerless = root / 'data' / 'chunk-000' / 'file-001.parquet'
+    footerless.write_bytes(b'PAR1' + bytes(100))
+    with pytest.raises(DatasetMismatchError, match='file-001.parquet is unreadable'):
+        EpisodeDatasetWriter(config)
+    footerless.unlink()
+    info_path = root / 'meta' / 'info.json'
+    info_path.write_text(info_path.read_text().replace('"total_episodes": 1', '"total_episodes": 2'))
+    with pytest.raises(DatasetMismatchError, match='counts 2 episodes, meta/episodes holds 1'):
+        EpisodeDatasetWriter(config)

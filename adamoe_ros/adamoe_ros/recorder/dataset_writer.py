@@ -10,9 +10,12 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from lerobot.configs.video import RGBEncoderConfig
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -27,7 +30,24 @@ MIN_IMAGE_SIDE = 32
 
 
 class DatasetMismatchError(ValueError):
-    """An existing dataset at the root has other features than the configuration asks for."""
+    """An existing dataset at the root has other features than the configuration asks for, or is damaged."""
+
+
+def integrity_problems(root: Path, info: dict) -> list[str]:
+    """List unreadable parquet files and episode-count mismatches (a process killed during a save)."""
+    problems = []
+    episodes = 0
+    for path in sorted(root.glob('meta/episodes/**/*.parquet')) + sorted(root.glob('data/**/*.parquet')):
+        try:
+            metadata = pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as error:
+            problems.append(f'{path.relative_to(root)} is unreadable ({error})')
+            continue
+        if path.is_relative_to(root / 'meta'):
+            episodes += metadata.num_rows
+    if not problems and episodes != info.get('total_episodes', 0):
+        problems.append(f"meta/info.json counts {info.get('total_episodes')} episodes, meta/episodes holds {episodes}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -155,6 +175,11 @@ class EpisodeDatasetWriter:
 
     def _resume_existing(self) -> None:
         info = json.loads((self.root / 'meta' / 'info.json').read_text())
+        problems = integrity_problems(self.root, info)
+        if problems:
+            raise DatasetMismatchError(
+                f'dataset at {self.root} is damaged, probably by a process killed while saving an episode: '
+                + '; '.join(problems) + '. Record into another dataset_root (or repair/remove the last episode).')
         self._check_compatible(info)
         # Frames staged by a killed session (PNG files of its unsaved episode) would be picked up by the next save.
         shutil.rmtree(self.root / 'images', ignore_errors=True)
