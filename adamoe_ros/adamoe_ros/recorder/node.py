@@ -4,6 +4,7 @@ Services (std_srvs/Trigger): recorder/start, recorder/save (stop and save; retur
 recorder/discard. Status: recorder/status (adamoe_ros_interfaces/RecorderStatus).
 """
 import threading
+import time
 from typing import Any
 
 import rclpy
@@ -12,6 +13,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
@@ -29,6 +31,8 @@ from adamoe_ros_interfaces.msg import RecorderStatus
 
 # Best effort matches both reliable and best-effort publishers; depth covers a few frames of transport jitter.
 STREAM_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
+# Beyond this the publisher's clock is not trusted (another host with an unsynchronised clock).
+MAX_QUEUE_DELAY_NS = 2_000_000_000
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -95,11 +99,11 @@ class RecorderNode(Node):
 
     # ---- streams -------------------------------------------------------------------------------------------
     def _make_callback(self, source: StreamSource):  # noqa: ANN202 (closure type is noise)
-        def on_message(msg: Any) -> None:
+        def on_message(msg: Any, info: MessageInfo) -> None:
             if source.stream == 'instruction':
                 self._on_instruction(msg.data)
                 return
-            receive_ns = self.get_clock().now().nanoseconds
+            receive_ns = self._publication_time_ns(info)
             try:
                 value = source.extract(msg)
             except StreamValueError as error:
@@ -112,6 +116,18 @@ class RecorderNode(Node):
             with self._lock:
                 self._aligner.push(source.stream, stamp, value)
         return on_message
+
+    def _publication_time_ns(self, info: MessageInfo) -> int:
+        """Node-clock time the message was published: the stamp of headerless messages.
+
+        Receive time alone would lag by however long the message queued behind other callbacks (hundreds of ms on a
+        loaded machine), so the DDS source timestamp (system clock) is used to subtract that queueing delay.
+        """
+        now = self.get_clock().now().nanoseconds
+        source_ns = info.get('source_timestamp', 0) if info else 0
+        if source_ns <= 0:
+            return now
+        return now - min(max(0, time.time_ns() - source_ns), MAX_QUEUE_DELAY_NS)
 
     def _on_instruction(self, text: str) -> None:
         with self._lock:
