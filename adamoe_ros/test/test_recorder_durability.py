@@ -156,6 +156,9 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     np.testing.assert_allclose(np.diff(t), 0.1, atol=1 / 30 + 5e-3)
     ticks = np.round((t + OFFSET) * 30).astype(np.int64)
     grey = np.array([round(float(f['observation.images.front'].mean()) * 255) for f in third])
-    # The source numbers ticks from its own start, so compare grey-level steps rather than absolute levels.
-    expected_steps = (np.diff(ticks) % 32) * 8
-    assert np.all(np.abs((np.diff(grey) % 256) - expected_steps) <= 6), (grey, ticks)
+    # The source numbers ticks from its own start, so compare tick steps (grey level = tick % 32 * 8) between
+    # frames; a lost best-effort image makes the aligner take a neighbour tick, hence the slack of 2 ticks.
+    image_steps = np.round(np.diff(grey) / 8).astype(int) % 32
+    offset = (image_steps - np.diff(ticks) % 32 + 16) % 32 - 16
+    assert np.all(np.abs(offset) <= 4), (grey, ticks)
+    assert np.mean(offset == 0) >= 0.7, (grey, ticks)

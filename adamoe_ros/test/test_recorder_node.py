@@ -126,10 +126,14 @@ def check_alignment(state: np.ndarray, action: np.ndarray, grey: list[int], drop
     assert np.all(periods >= 1)
     assert np.all(np.abs(steps - periods) <= FPS / SOURCE_RATE + 1e-2), steps
     assert int(np.sum(periods - 1)) <= dropped
-    # The camera frame is the one of the same tick as the action (grey level encodes tick % 32).
+    # The camera frame is normally the one of the action's tick (grey level encodes tick % 32); a lost best-effort
+    # image makes the aligner take a neighbour, which the tolerance allows up to 2 ticks away.
     ticks = np.round((t - 1.0) * SOURCE_RATE).astype(int)
-    expected = [grey_level(k) for k in ticks]
-    assert np.all(np.abs(np.array(grey) - np.array(expected)) <= 3), (grey, expected)
+    image_ticks = np.round(np.array(grey) / 8).astype(int)
+    offset = (image_ticks - ticks + 16) % 32 - 16
+    assert np.all(np.abs(offset) <= 2), offset
+    assert np.mean(offset == 0) >= 0.8, offset
+    assert all(abs(g - grey_level(k)) <= 3 for g, k in zip(grey, image_ticks)), grey  # clean grey levels
 
 
 @pytest.fixture
