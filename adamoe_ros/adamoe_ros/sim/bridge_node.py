@@ -3,17 +3,15 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, spin_node
 from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, trajectory_from_msg, validate_positions
 from adamoe_ros.sim.scene import CAMERAS, SO101_JOINTS, SceneOptions
@@ -204,15 +202,7 @@ class SimBridgeNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the sim bridge until shutdown (ros2 run adamoe_ros sim_bridge_node)."""
-    try:
-        with rclpy.init(args=args):
-            node = SimBridgeNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(SimBridgeNode, args)
 
 
 if __name__ == '__main__':

@@ -3,15 +3,13 @@ import threading
 from typing import Any
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, spin_node, stamp_to_ns
 from adamoe_ros.sim.expert_plan import PickPlacePlan
 from adamoe_ros.sim.scene import SO101_JOINTS, SceneOptions, build_model
 
@@ -142,15 +140,7 @@ class ScriptedExpertNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the scripted expert (ros2 run adamoe_ros scripted_expert); start episodes via expert/start_episode."""
-    try:
-        with rclpy.init(args=args):
-            node = ScriptedExpertNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(ScriptedExpertNode, args)
 
 
 if __name__ == '__main__':
