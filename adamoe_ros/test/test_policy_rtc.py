@@ -1,9 +1,16 @@
 """Execution modes on the real engine: rtc conditions each new chunk on the actions still queued, so
-consecutive chunks agree on their overlap far better than independent (latest) chunks do."""
+consecutive chunks agree on their overlap far better than independent (latest) chunks do.
+
+These tests run an UNTRAINED bundle: its independent chunks disagree a lot, so the pull of the guidance is plain to
+see; a trained policy's consecutive chunks already agree, which says nothing about the guidance."""
+from pathlib import Path
+
 import numpy as np
 from test_policy_support import Harness, policy_overrides, start_inputs
 
 from adamoe_ros.ros_env import stamp_to_ns
+
+UNTRAINED = Path(__file__).parent / 'fixtures' / 'untrained_so101'
 
 
 def overlap_disagreement(chunks: list, steps: int = 4) -> float:
@@ -24,7 +31,8 @@ def overlap_disagreement(chunks: list, steps: int = 4) -> float:
 
 
 def chunks_in_mode(mode: str) -> list:
-    harness = Harness(policy_overrides(execution_mode=mode, dry_run=True), node_name=f'policy_{mode}')
+    harness = Harness(policy_overrides(execution_mode=mode, dry_run=True, bundle_path=str(UNTRAINED)),
+                      node_name=f'policy_{mode}')
     inputs = start_inputs('--duration', '30')
     try:
         assert harness.node.trigger_configure().name == 'SUCCESS'
