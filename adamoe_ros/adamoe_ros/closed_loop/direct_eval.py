@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from adamoe_ros.closed_loop.report import episode_table, plot_expert_usage, summarize, write_json
+from adamoe_ros.closed_loop.report import episode_table, plot_expert_usage, plot_token_routing, summarize, write_json
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.closed_loop.ros_eval import DEFAULT_INSTRUCTION
 from adamoe_ros.engine import PolicyEngine
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
                           'episodes': episode_table(episodes)})
     if args.plot:
         plot_expert_usage(episodes, args.plot, title=f'expert usage, {args.bundle.name}')
+        first = episodes[0]
+        plot_token_routing(first.routing, args.plot.with_name(args.plot.stem + '_tokens.png'),
+                           title=f'{args.bundle.name}: routing per action token, seed {first.seed}')
     low, high = summary['success_ci95']
     print(f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}), '
           f'inference p50 {summary["inference"]["p50_ms"]:.1f} ms -> {args.out}')

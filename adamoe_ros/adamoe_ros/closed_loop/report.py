@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from adamoe_ros.closed_loop.phases import PHASES
-from adamoe_ros.closed_loop.rollout import EpisodeResult
+from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
 from adamoe_ros.closed_loop.stats import percentiles_ms, usage_entropy, wilson_interval
 
 
@@ -137,6 +137,49 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
     axes[0, 0].set_title('expert share per chunk (area) and mean weight when selected (dashed)')
     axes[0, 1].set_title('mean expert share per task phase (all episodes)')
     fig.suptitle(title or 'AdaMoE expert usage')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str = '') -> Path | None:
+    """Per MoE layer: the expert each action token was routed to (colour) and its weight, chunk by chunk."""
+    records = [r for r in records if r.token_expert is not None]
+    if not records:
+        return None
+    import matplotlib  # noqa: PLC0415 - plotting is optional for the runtime
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.colors import ListedColormap  # noqa: PLC0415
+
+    experts = np.stack([r.token_expert for r in records], axis=-1)     # (L, T, chunks)
+    weights = np.stack([r.token_weight for r in records], axis=-1)
+    layers, tokens, _ = experts.shape
+    num_experts = records[0].token_fraction.shape[1]
+    times = [r.time for r in records]
+    extent = (times[0], times[-1] + 1e-3, tokens - 0.5, -0.5)
+    fig, axes = plt.subplots(layers, 2, figsize=(12, 2.0 * layers + 0.8), squeeze=False)
+    cmap = ListedColormap(plt.get_cmap('tab10').colors[:num_experts])
+    for layer in range(layers):
+        ax = axes[layer, 0]
+        im = ax.imshow(experts[layer], aspect='auto', cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5,
+                       interpolation='nearest', extent=extent)
+        ax.set_ylabel(f'layer {layer}\naction token')
+        for r0, r1 in zip(records, records[1:], strict=False):
+            if r0.phase != r1.phase:
+                ax.axvline(r1.time, color='k', lw=0.8)
+                ax.text(r1.time, -0.02, r1.phase, fontsize=7, transform=ax.get_xaxis_transform(), va='top')
+        fig.colorbar(im, ax=ax, ticks=range(num_experts), label='expert')
+        ax = axes[layer, 1]
+        im = ax.imshow(weights[layer], aspect='auto', cmap='viridis', interpolation='nearest', extent=extent)
+        fig.colorbar(im, ax=ax, label='weight')
+    axes[0, 0].set_title('expert of each action token (last flow step)')
+    axes[0, 1].set_title('its weight (router probability + scale adapter)')
+    for ax in axes[-1]:
+        ax.set_xlabel('time (s)')
+    fig.suptitle(title or 'AdaMoE routing per action token')
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -24,6 +24,8 @@ class RoutingRecord:
     phase: str
     token_fraction: np.ndarray
     mean_weight: np.ndarray
+    token_expert: np.ndarray | None = None   # (L, T) first-choice expert per action token, last flow step
+    token_weight: np.ndarray | None = None
 
 
 @dataclass
@@ -78,7 +80,8 @@ def run_policy_episode(engine: PolicyEngine, sim: So101PickPlaceSim, seed: int, 
             goal_dist = float(np.linalg.norm(sim.cube_position()[:2] - sim.goal_position()[:2]))
             result.routing.append(RoutingRecord(
                 time=sim.time, phase=task_phase(status, gripper_cube_distance(sim), goal_dist),
-                token_fraction=out.routing.token_fraction, mean_weight=out.routing.mean_weight))
+                token_fraction=out.routing.token_fraction, mean_weight=out.routing.mean_weight,
+                token_expert=out.routing.token_expert, token_weight=out.routing.token_weight))
         sim.set_joint_targets(queue.pop(0))
         sim.step(steps_per_tick)
         tick += 1

@@ -1,0 +1,62 @@
+"""Expert activation plots and the statistics behind them, on real rollouts of the bundled policy."""
+import numpy as np
+import pytest
+
+from adamoe_ros.closed_loop.phases import PHASES
+from adamoe_ros.closed_loop.report import plot_expert_usage, plot_token_routing, summarize, usage_by_phase
+from adamoe_ros.closed_loop.rollout import run_policy_episode
+from adamoe_ros.closed_loop.stats import usage_entropy, wilson_interval
+from adamoe_ros.closed_loop.usage_from_dataset import phase_from_state
+from adamoe_ros.demo import DEMO_BUNDLE
+from adamoe_ros.engine import PolicyEngine
+from adamoe_ros.sim.so101 import So101PickPlaceSim
+
+
+@pytest.fixture(scope='module')
+def rollout():
+    engine = PolicyEngine.from_bundle(DEMO_BUNDLE)
+    sim = So101PickPlaceSim()
+    try:
+        yield engine, run_policy_episode(engine, sim, seed=1000, instruction='pick up the cube', max_time=3.0,
+                                         noise_seed=0)
+    finally:
+        sim.close()
+
+
+def test_rollout_records_per_token_routing(rollout):
+    engine, episode = rollout
+    spec = engine.spec
+    assert len(episode.routing) >= 2 and episode.episode_time == pytest.approx(3.0, abs=0.2)
+    for record in episode.routing:
+        assert record.token_expert.shape == (spec.routing.num_layers, spec.horizon)
+        assert record.token_expert.min() >= 0 and record.token_expert.max() < spec.routing.num_experts
+        # The last flow step's assignment is one of the steps counted in the chunk's shares.
+        for layer in range(spec.routing.num_layers):
+            used = set(np.flatnonzero(record.token_fraction[layer] > 0))
+            assert set(record.token_expert[layer].tolist()) <= used
+        assert record.phase in PHASES
+
+
+def test_plots_are_written(rollout, tmp_path):
+    _, episode = rollout
+    assert plot_token_routing(episode.routing, tmp_path / 'tokens.png').stat().st_size > 10_000
+    assert plot_expert_usage([episode], tmp_path / 'usage.png').stat().st_size > 10_000
+    shares = usage_by_phase([episode])
+    assert shares and all(np.allclose(s.sum(axis=1), 1.0, atol=1e-5) for s in shares.values())
+    assert 0.0 <= summarize([episode])['expert_usage']['usage_entropy'] <= 1.0
+
+
+def test_statistics():
+    assert wilson_interval(0, 10)[0] == 0.0 and 0.25 < wilson_interval(0, 10)[1] < 0.35
+    low, high = wilson_interval(5, 10)
+    assert low < 0.5 < high and high - low == pytest.approx(2 * (0.5 - low))
+    assert usage_entropy(np.array([[0.25, 0.25, 0.25, 0.25]]), 1) == pytest.approx(1.0)
+    assert usage_entropy(np.array([[1.0, 0.0, 0.0, 0.0]]), 1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_phase_from_recorded_state():
+    base = {'gripper': 1.0, 'cube_x': 0.25, 'cube_y': 0.05, 'cube_z': 0.02}
+    assert phase_from_state(base, was_lifted=False) == 'reach'
+    assert phase_from_state({**base, 'gripper': 0.2}, was_lifted=False) == 'grasp'
+    assert phase_from_state({**base, 'gripper': 0.2, 'cube_z': 0.08}, was_lifted=True) == 'lift'
+    assert phase_from_state({**base, 'cube_x': 0.22, 'cube_y': -0.12}, was_lifted=True) == 'place'
