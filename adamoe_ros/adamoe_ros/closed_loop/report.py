@@ -31,7 +31,7 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
     if latencies:
         summary['observation_to_chunk'] = percentiles_ms(latencies)
     usage = usage_by_phase(episodes)
-    if usage:
+    if usage and next(iter(usage.values())).size:
         overall = np.mean([r.token_fraction for e in episodes for r in e.routing], axis=0)
         summary['expert_usage'] = {'overall_token_fraction': overall.round(4).tolist(),
                                    'usage_entropy': usage_entropy(overall, top_k),
@@ -99,8 +99,8 @@ def write_video(episode: EpisodeResult, path: Path, fps: float = 4.0) -> Path | 
 
 def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str = '') -> Path | None:
     """Per MoE layer: the selected-expert share over the episode time, and the mean share per task phase."""
-    records = [r for e in episodes for r in e.routing]
-    if not records:
+    records = [r for e in episodes for r in e.routing if r.token_fraction.size]
+    if not records:  # no episode, or a dense bundle (no MoE layers)
         return None
     import matplotlib  # noqa: PLC0415 - plotting is optional for the runtime
     matplotlib.use('Agg')
