@@ -97,15 +97,36 @@ def write_video(episode: EpisodeResult, path: Path, fps: float = 4.0) -> Path | 
     return path
 
 
+def _pyplot():  # noqa: ANN202 - matplotlib is imported lazily: plotting is optional for the runtime
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    return plt
+
+
+def _mark_phases(ax: Any, records: Sequence[RoutingRecord], y: float) -> None:
+    """Vertical line and label where the task phase changes."""
+    for r0, r1 in zip(records, records[1:], strict=False):
+        if r0.phase != r1.phase:
+            ax.axvline(r1.time, color='k', lw=0.7)
+            ax.text(r1.time, y, r1.phase, fontsize=7, transform=ax.get_xaxis_transform())
+
+
+def _save(fig: Any, path: Path, title: str) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str = '') -> Path | None:
     """Per MoE layer: the selected-expert share over the episode time, and the mean share per task phase."""
     records = [r for e in episodes for r in e.routing if r.token_fraction.size]
     if not records:  # no episode, or a dense bundle (no MoE layers)
         return None
-    import matplotlib  # noqa: PLC0415 - plotting is optional for the runtime
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = _pyplot()
     first = next(e for e in episodes if e.routing)
     layers, experts = first.routing[0].token_fraction.shape
     fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers + 0.6), squeeze=False)
@@ -119,10 +140,7 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
         ax.stackplot(times, share.T, colors=colors[:experts], labels=[f'expert {e}' for e in range(experts)])
         for e in range(experts):
             ax.plot(times, weight[:, e], color=colors[e], lw=0.8, ls='--')
-        for r0, r1 in zip(first.routing, first.routing[1:], strict=False):
-            if r0.phase != r1.phase:
-                ax.axvline(r1.time, color='k', lw=0.6)
-                ax.text(r1.time, 1.02, r1.phase, fontsize=7, transform=ax.get_xaxis_transform())
+        _mark_phases(ax, first.routing, 1.02)
         ax.set_ylabel(f'layer {layer}\nshare')
         ax.set_xlabel(f'sim time (s), seed {first.seed}')
         ax = axes[layer, 1]
@@ -136,12 +154,7 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
     axes[0, 0].legend(fontsize=7, loc='upper right', ncol=experts)
     axes[0, 0].set_title('expert share per chunk (area) and mean weight when selected (dashed)')
     axes[0, 1].set_title('mean expert share per task phase (all episodes)')
-    fig.suptitle(title or 'AdaMoE expert usage')
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title or 'AdaMoE expert usage')
 
 
 def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str = '') -> Path | None:
@@ -149,9 +162,7 @@ def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str 
     records = [r for r in records if r.token_expert is not None]
     if not records:
         return None
-    import matplotlib  # noqa: PLC0415 - plotting is optional for the runtime
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = _pyplot()
     from matplotlib.colors import ListedColormap  # noqa: PLC0415
 
     experts = np.stack([r.token_expert for r in records], axis=-1)     # (L, T, chunks)
@@ -167,10 +178,7 @@ def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str 
         im = ax.imshow(experts[layer], aspect='auto', cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5,
                        interpolation='nearest', extent=extent)
         ax.set_ylabel(f'layer {layer}\naction token')
-        for r0, r1 in zip(records, records[1:], strict=False):
-            if r0.phase != r1.phase:
-                ax.axvline(r1.time, color='k', lw=0.8)
-                ax.text(r1.time, -0.02, r1.phase, fontsize=7, transform=ax.get_xaxis_transform(), va='top')
+        _mark_phases(ax, records, 1.02)
         fig.colorbar(im, ax=ax, ticks=range(num_experts), label='expert')
         ax = axes[layer, 1]
         im = ax.imshow(weights[layer], aspect='auto', cmap='viridis', interpolation='nearest', extent=extent)
@@ -179,9 +187,4 @@ def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str 
     axes[0, 1].set_title('its weight (router probability + scale adapter)')
     for ax in axes[-1]:
         ax.set_xlabel('time (s)')
-    fig.suptitle(title or 'AdaMoE routing per action token')
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title or 'AdaMoE routing per action token')
