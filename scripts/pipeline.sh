@@ -20,8 +20,8 @@ ROUTING=${ROUTING:-adamoe}
 EXPERTS=${EXPERTS:-4}
 TOP_K=${TOP_K:-1}
 LR_SCALE=${LR_SCALE:-20}
-EVAL_EPISODES=${EVAL_EPISODES:-20}  # held-out seeds 1000..
-TRAIN_EXTRA=${TRAIN_EXTRA:-}
+EVAL_EPISODES=${EVAL_EPISODES:-20}  # held-out seeds 2000.. (the ablation used 1000..)
+TRAIN_EXTRA=${TRAIN_EXTRA:---set function_preserving_init=true}  # the ablation's best variant
 REPO_ID=local/so101_demos
 
 stage=${1:-all}
@@ -33,13 +33,13 @@ run_train() {
   # shellcheck disable=SC2086
   adamoe-train --dataset-root "$OUT/dataset" --repo-id "$REPO_ID" --output-dir "$OUT/train" --steps "$STEPS" \
     --batch-size "$BATCH" --seed "$SEED" --routing-mode "$ROUTING" --num-experts "$EXPERTS" --top-k "$TOP_K" \
-    --lr-scale "$LR_SCALE" --threads "${THREADS:-2}" $TRAIN_EXTRA
+    --lr-scale "$LR_SCALE" --threads "${THREADS:-1}" $TRAIN_EXTRA
 }
 run_export() {
   adamoe-export "$OUT/train/checkpoints/last/pretrained_model" "$OUT/bundle" --dataset-root "$OUT/dataset"
 }
 run_evaluate() {
-  python -m adamoe_ros.demo --bundle "$OUT/bundle" --episodes "$EVAL_EPISODES" --first-seed 1000 \
+  python -m adamoe_ros.demo --bundle "$OUT/bundle" --episodes "$EVAL_EPISODES" --first-seed 2000 \
     --out "$OUT/eval"
 }
 case "$stage" in
