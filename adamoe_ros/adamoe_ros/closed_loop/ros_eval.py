@@ -38,7 +38,7 @@ class RosEvalConfig:
 
     bundle: Path
     episodes: int = 5
-    first_seed: int = 1000
+    first_seed: int = 2000
     max_time: float = 25.0            # sim seconds per episode
     real_time_factor: float = 1.0     # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
