@@ -1,9 +1,11 @@
 """ROS 2 node that runs the SO-101 MuJoCo sim: clock, joint states, cameras, commands, reset and status."""
+import threading
 import time
 from typing import Any
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -66,8 +68,12 @@ class SimBridgeNode(Node):
                                  self._on_trajectory, RELIABLE_QOS)
         self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
                                  self._on_forward_command, RELIABLE_QOS)
-        self.create_service(ResetSim, 'sim/reset', self._on_reset)
-        self.create_service(GetTaskStatus, 'sim/task_status', self._on_task_status)
+        # Services get their own group: with the stepping timer always overdue (a loaded machine), a shared
+        # mutually exclusive group let the timer starve them. The lock keeps them between ticks instead.
+        self._lock = threading.Lock()
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(ResetSim, 'sim/reset', self._on_reset, callback_group=services)
+        self.create_service(GetTaskStatus, 'sim/task_status', self._on_task_status, callback_group=services)
 
         self._clock_offset_ns = 0   # sim time keeps increasing across resets: /clock never jumps back
         self._reset_episode(self._seed)
@@ -115,16 +121,17 @@ class SimBridgeNode(Node):
         self._publish_outputs()
 
     def _on_timer(self) -> None:
-        if self._wall_anchor is None:
-            self._wall_anchor = time.monotonic()
-        due = int((time.monotonic() - self._wall_anchor) * self._rtf * NS_PER_S / self._tick_ns)
-        for _ in range(min(due - self._ticks_since_anchor, _MAX_TICKS_PER_CALLBACK)):
-            self._tick()
-        if due - self._ticks_since_anchor > 10 * _MAX_TICKS_PER_CALLBACK:
-            # Too far behind: re-anchor instead of bursting, and say so once in a while.
-            self.get_logger().warn('sim cannot keep up with real_time_factor; running slower',
-                                   throttle_duration_sec=10.0)
-            self._wall_anchor, self._ticks_since_anchor = time.monotonic(), 0
+        with self._lock:
+            if self._wall_anchor is None:
+                self._wall_anchor = time.monotonic()
+            due = int((time.monotonic() - self._wall_anchor) * self._rtf * NS_PER_S / self._tick_ns)
+            for _ in range(min(due - self._ticks_since_anchor, _MAX_TICKS_PER_CALLBACK)):
+                self._tick()
+            if due - self._ticks_since_anchor > 10 * _MAX_TICKS_PER_CALLBACK:
+                # Too far behind: re-anchor instead of bursting, and say so once in a while.
+                self.get_logger().warn('sim cannot keep up with real_time_factor; running slower',
+                                       throttle_duration_sec=10.0)
+                self._wall_anchor, self._ticks_since_anchor = time.monotonic(), 0
 
     def _tick(self) -> None:
         now = self.now_ns()
@@ -178,7 +185,8 @@ class SimBridgeNode(Node):
 
     def _on_reset(self, request: ResetSim.Request, response: ResetSim.Response) -> ResetSim.Response:
         seed = request.seed if request.seed >= 0 else self._seed + 1
-        self._reset_episode(int(seed))
+        with self._lock:
+            self._reset_episode(int(seed))
         response.success, response.seed = True, int(seed)
         response.message = f'reset with seed {seed}; cube at {np.round(self._sim.cube_position(), 3).tolist()}'
         self.get_logger().info(response.message)
@@ -186,7 +194,8 @@ class SimBridgeNode(Node):
 
     def _on_task_status(self, request: GetTaskStatus.Request,
                         response: GetTaskStatus.Response) -> GetTaskStatus.Response:
-        status = self._sim.task_status()
+        with self._lock:
+            status = self._sim.task_status()
         response.success = status.success
         response.cube_lift = status.cube_lift
         response.distance_to_goal = status.distance_to_goal
