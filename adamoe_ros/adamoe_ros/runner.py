@@ -25,7 +25,7 @@ from typing import Any
 
 import rclpy
 import yaml
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -79,12 +79,17 @@ def _overrides(parameters: dict[str, Any]) -> list[Parameter]:
 class InProcessLaunch:
     """Own a context, the nodes and one MultiThreadedExecutor spinning in a background thread."""
 
-    def __init__(self, specs: list[NodeSpec], *, domain_id: int | None = None, num_threads: int = 4) -> None:
+    def __init__(self, specs: list[NodeSpec], *, domain_id: int | None = None, num_threads: int = 1) -> None:
+        """num_threads 1 (default) spins a SingleThreadedExecutor: the nodes keep their own worker threads
+        (inference), and rclpy's MultiThreadedExecutor busy-waits whenever a ready callback's mutually
+        exclusive group is occupied, which starved the sim of the GIL on this 2-core machine.
+        """
         self.specs = specs
         self.context = rclpy.Context()
         init_kwargs = {} if domain_id is None else {'domain_id': domain_id}
         rclpy.init(context=self.context, **init_kwargs)
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        self.executor = (SingleThreadedExecutor(context=self.context) if num_threads <= 1 else
+                         MultiThreadedExecutor(num_threads=num_threads, context=self.context))
         self.nodes: dict[str, Node] = {}
         self._thread: threading.Thread | None = None
 
