@@ -77,10 +77,12 @@ def _overrides(parameters: dict[str, Any]) -> list[Parameter]:
 
 
 class InProcessLaunch:
-    """Own a context, the nodes and one MultiThreadedExecutor spinning in a background thread."""
+    """Own a context, the nodes and one executor spinning in a background thread."""
 
     def __init__(self, specs: list[NodeSpec], *, domain_id: int | None = None, num_threads: int = 1) -> None:
-        """num_threads 1 (default) spins a SingleThreadedExecutor: the nodes keep their own worker threads
+        """Create the context and the executor (the nodes are made in start()).
+
+        num_threads 1 (default) spins a SingleThreadedExecutor: the nodes keep their own worker threads
         (inference), and rclpy's MultiThreadedExecutor busy-waits whenever a ready callback's mutually
         exclusive group is occupied, which starved the sim of the GIL on this 2-core machine.
         """
