@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -57,7 +57,7 @@ def test_sim_clock_staleness_and_resume():
     node = PolicyNode(context=context, parameter_overrides=policy_overrides(max_image_age=MAX_AGE_NS / NS_PER_S) + sim)
     recorder = Recorder(context=context, parameter_overrides=sim)
     driver = SimDriver(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = SingleThreadedExecutor(context=context)
     for n in (node, recorder, driver):
         executor.add_node(n)
     spinner = threading.Thread(target=executor.spin, daemon=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -78,14 +78,14 @@ class Recorder(Node):
 
 
 class Harness:
-    """A context with the policy node and a recorder spinning on one MultiThreadedExecutor."""
+    """A context with the policy node and a recorder spinning on one executor (single-threaded, like the runner)."""
 
     def __init__(self, overrides: list[Parameter], node_name: str = 'policy_node') -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = PolicyNode(node_name, context=self.context, parameter_overrides=overrides)
         self.recorder = Recorder(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.recorder)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -15,7 +15,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -576,7 +576,7 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
     rclpy.init(args=args)
     node = PolicyNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()  # inference has its own thread; see runner.py on MultiThreadedExecutor
     executor.add_node(node)
     try:
         executor.spin()
