@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -48,7 +48,7 @@ class BareTimer(Node):
 
 
 def spin_phase(context: rclpy.Context, node: Node, seconds: float, activate: bool) -> tuple[float, float]:
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor = SingleThreadedExecutor(context=context)  # as policy_node main() runs it
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
