@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
@@ -24,7 +25,6 @@ from adamoe_ros.engine.spec import load_spec
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
-from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros.sim.task import TaskThresholds
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
@@ -138,14 +138,10 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
     spec = load_spec(Path(cfg.bundle))
     height, width = spec.image_size[spec.camera_names[0]]
-    limits_sim = So101PickPlaceSim()
-    lower, upper = limits_sim.joint_limits[:, 0].tolist(), limits_sim.joint_limits[:, 1].tolist()
-    limits_sim.close()
     policy_params = {
         'bundle_path': str(cfg.bundle), 'use_sim_time': True, 'execution_mode': cfg.execution_mode,
         'publish_trajectory': False, 'command_stream': 'float64_array', 'control_rate': 1.0 / spec.dt,
-        'joint_lower_limits': lower, 'joint_upper_limits': upper, 'max_joint_velocity': [3.0],
-        'intra_op_threads': 1, **cfg.policy_overrides}
+        'max_joint_velocity': [3.0], 'intra_op_threads': 1, **cfg.policy_overrides}
     specs = [
         NodeSpec('sim_bridge_node', parameters={'real_time_factor': cfg.real_time_factor, 'image_height': height,
                                                 'image_width': width, 'camera_rate': 1.0 / spec.dt}),
@@ -161,6 +157,10 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         evaluator.phase_of = lambda: _phase(bridge.sim)
         evaluator.sim_time = lambda: bridge.sim.time
         evaluator.instruction_pub.publish(String(data=cfg.instruction))
+        # The policy clamps to the simulated arm's own joint ranges (read before configure, which uses them).
+        limits = bridge.sim.joint_limits
+        policy.set_parameters([Parameter('joint_lower_limits', value=limits[:, 0].tolist()),
+                               Parameter('joint_upper_limits', value=limits[:, 1].tolist())])
         if policy.trigger_configure().name != 'SUCCESS':
             raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
         for i in range(cfg.episodes):
