@@ -17,6 +17,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.closed_loop.ros_eval import call_service
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
+from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
 
@@ -70,14 +71,13 @@ def collect(root: Path, episodes: int, first_seed: int = 0, real_time_factor: fl
     return counts
 
 
-def _wait_ready(expert: object, timeout: float = 10.0) -> None:
-    """Wait until the expert has heard joint states and the cube after a reset."""
+def _wait_ready(expert: ScriptedExpertNode, timeout: float = 10.0) -> None:
+    """Wait until the expert has heard every input it needs after a reset."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if getattr(expert, '_joints', None) is not None and getattr(expert, '_cube', None) is not None:
-            return
+    while expert.missing_inputs():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'scripted expert got no {", ".join(expert.missing_inputs())}')
         time.sleep(0.05)
-    raise TimeoutError('scripted expert got no joint_states / sim/cube_position')
 
 
 def _start_recorder(client: object, timeout: float = 10.0) -> None:

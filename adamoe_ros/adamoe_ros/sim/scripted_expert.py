@@ -60,10 +60,14 @@ class ScriptedExpertNode(Node):
         self._instruction_pub.publish(String(data=self._instruction))
         self._publish_status('idle')
 
+    def missing_inputs(self) -> list[str]:
+        """Topics the expert has not heard yet (an episode can start once this is empty)."""
+        return [name for name, value in (('joint_states', self._joints), ('sim/cube_position', self._cube),
+                                         ('sim/goal_position', self._goal)) if value is None]
+
     def start_episode(self) -> tuple[bool, str]:
         """Begin one pick-and-place from the current state; returns (started, why)."""
-        missing = [name for name, value in (('joint_states', self._joints), ('sim/cube_position', self._cube),
-                                            ('sim/goal_position', self._goal)) if value is None]
+        missing = self.missing_inputs()
         if missing:
             return False, f'no data yet on {", ".join(missing)}'
         self._plan.reset()
