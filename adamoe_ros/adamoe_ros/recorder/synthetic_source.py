@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -19,6 +18,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_ros.recorder.config import SO101_JOINTS
+from adamoe_ros.ros_env import spin_node
 from adamoe_ros.ros_image import numpy_to_image
 
 LEADER_OFFSET = 1000.0
@@ -90,16 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
     args = parser.parse_args(argv)
-    rclpy.init()
-    node = SyntheticTeleopSource(args)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin_node(lambda: SyntheticTeleopSource(args))
 
 
 if __name__ == '__main__':

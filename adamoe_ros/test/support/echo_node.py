@@ -2,10 +2,10 @@
 import importlib
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
+
+from adamoe_ros.ros_env import spin_node
 
 
 def load_type(name: str) -> type:
@@ -14,25 +14,21 @@ def load_type(name: str) -> type:
     return getattr(importlib.import_module(f'{pkg}.{kind}'), cls)
 
 
-def main() -> None:
-    rclpy.init()
+def make_echo_node() -> Node:
+    """A node that republishes in/<T> on out/<T> for each type on the command line and says when it is up."""
     node = Node('echo')
     ready = node.create_publisher(String, 'echo_ready', 10)
-    keep = []
     for name in sys.argv[1:]:
         msg_type = load_type(name)
         topic = name.replace('/', '_')
         pub = node.create_publisher(msg_type, f'out/{topic}', 10)
-        keep.append(node.create_subscription(msg_type, f'in/{topic}', pub.publish, 10))
+        node.create_subscription(msg_type, f'in/{topic}', pub.publish, 10)
     node.create_timer(0.1, lambda: ready.publish(String(data='ready')))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return node
 
+
+def main() -> None:
+    spin_node(make_echo_node, args=[])
 
 if __name__ == '__main__':
     main()
