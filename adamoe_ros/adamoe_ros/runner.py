@@ -97,6 +97,7 @@ class InProcessLaunch:
 
     def start(self) -> InProcessLaunch:
         """Create every node, start spinning, then bring lifecycle nodes with autostart to active."""
+        to_activate: list[LifecycleNode] = []
         for spec in self.specs:
             kwargs: dict[str, Any] = {'context': self.context, 'namespace': spec.namespace,
                                       'parameter_overrides': _overrides(spec.parameters)}
@@ -104,13 +105,16 @@ class InProcessLaunch:
                 kwargs['cli_args'] = ['--ros-args', '--params-file', spec.params_file]
             cls = node_class(spec.executable)
             node = cls(spec.name, **kwargs) if spec.name else cls(**kwargs)
+            if node.get_name() in self.nodes:
+                raise ValueError(f'two nodes named {node.get_name()!r}: give one a different name')
             self.nodes[node.get_name()] = node
             self.executor.add_node(node)
+            if spec.autostart and isinstance(node, LifecycleNode):
+                to_activate.append(node)
         self._thread = threading.Thread(target=self._spin, name='executor', daemon=True)
         self._thread.start()
-        for spec, node in zip(self.specs, self.nodes.values(), strict=True):
-            if spec.autostart and isinstance(node, LifecycleNode):
-                self.activate(node)
+        for node in to_activate:
+            self.activate(node)
         return self
 
     def _spin(self) -> None:
