@@ -74,15 +74,15 @@ if ! stamp_ok msgs "$MSG_HASH"; then
 fi
 
 # 6. Editable installs of our Python projects (entry points change only with these files).
-PKG_HASH=$(hash_of "$ROOT/adamoe_ros/setup.py" "$ROOT/training/pyproject.toml")
+PKG_HASH=$(hash_of "$ROOT/adamoe_contract/setup.py" "$ROOT/adamoe_ros/setup.py" "$ROOT/training/pyproject.toml")
 if ! stamp_ok editable "$PKG_HASH"; then
   log "pip: editable installs of adamoe_ros and training/"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -e "$ROOT/adamoe_ros" -e "$ROOT/training"
+    -e "$ROOT/adamoe_contract" -e "$ROOT/adamoe_ros" -e "$ROOT/training"
   stamp_set editable "$PKG_HASH"
 fi
 
 "$VENV/bin/python" - <<'EOF'
-import adamoe_ros_interfaces.msg, rclpy, onnxruntime, mujoco, lerobot, adamoe_ros, lerobot_policy_adamoe  # noqa
+import adamoe_ros_interfaces.msg, rclpy, onnxruntime, mujoco, lerobot, adamoe_contract, adamoe_ros, lerobot_policy_adamoe  # noqa
 EOF
 log "done: source scripts/env.sh to use the environment"

@@ -1,4 +1,4 @@
-"""The repository is a ROS 2 workspace source: colcon builds both packages and installs what `ros2 run` needs."""
+"""The repository is a ROS 2 workspace source: colcon builds the three packages and installs what `ros2 run` needs."""
 import os
 import shutil
 import subprocess
@@ -21,7 +21,7 @@ def test_colcon_build_installs_messages_executables_and_share(tmp_path):
          '--build-base', str(tmp_path / 'build'), '--install-base', str(tmp_path / 'install')],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    assert '2 packages finished' in build.stdout
+    assert '3 packages finished' in build.stdout
     install = tmp_path / 'install'
     lib = install / 'adamoe_ros' / 'lib' / 'adamoe_ros'
     for exe in EXECUTABLES:
@@ -33,17 +33,17 @@ def test_colcon_build_installs_messages_executables_and_share(tmp_path):
     assert sorted(p.name for p in (share / 'config').glob('*.yaml')) == \
         sorted(p.name for p in (REPO / 'adamoe_ros' / 'config').glob('*.yaml'))
     # The installed workspace alone resolves the messages and our module from install/, like `source setup.bash`.
-    probe = ('import adamoe_ros, adamoe_ros_interfaces.msg as m; '
-             'print(adamoe_ros.__file__); print(m.ActionChunk.__module__)')
+    probe = ('import adamoe_ros, adamoe_contract, adamoe_ros_interfaces.msg as m; '
+             'print(adamoe_ros.__file__); print(adamoe_contract.__file__); print(m.ActionChunk.__module__)')
     run = subprocess.run(['bash', '-c', f'source {install}/setup.bash && {sys.executable} -c "{probe}"'],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert str(install) in run.stdout.splitlines()[0]
+    assert all(str(install) in line for line in run.stdout.splitlines()[:2])
 
 
 def test_training_project_is_ignored_by_colcon():
     assert (REPO / 'training' / 'COLCON_IGNORE').exists()
-    assert not (REPO / 'setup.py').exists(), 'a setup.py at the root would hide both packages from colcon'
+    assert not (REPO / 'setup.py').exists(), 'a setup.py at the root would hide the packages from colcon'
 
 
 def test_ruff_lint_clean():
