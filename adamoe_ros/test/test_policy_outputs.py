@@ -1,29 +1,16 @@
 """Output variants: dry run (chunks, no commands), blend mode with JointState commands, trajectory timing,
 expert usage and diagnostics."""
-import threading
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import JointState
-from test_policy_support import LOWER, UPPER, Harness, policy_overrides, start_inputs
+from test_policy_support import LOWER, UPPER, Harness, collect, policy_overrides, start_inputs
 from trajectory_msgs.msg import JointTrajectory
 
 from adamoe_ros.policy.fake_inputs import SO101_JOINTS
-from adamoe_ros.ros_env import RELIABLE_QOS
 from adamoe_ros_interfaces.msg import ExpertUsage
-
-
-def collect(harness: Harness, msg_type: type, topic: str) -> list:
-    received: list = []
-    lock = threading.Lock()
-
-    def store(msg):
-        with lock:
-            received.append(msg)
-    harness.recorder.create_subscription(msg_type, topic, store, RELIABLE_QOS)
-    return received
 
 
 def run_active(harness: Harness, until, timeout: float = 20.0) -> None:

@@ -80,11 +80,13 @@ class Recorder(Node):
 class Harness:
     """A context with the policy node and a recorder spinning on one executor (single-threaded, like the runner)."""
 
-    def __init__(self, overrides: list[Parameter], node_name: str = 'policy_node') -> None:
+    def __init__(self, overrides: list[Parameter], node_name: str = 'policy_node',
+                 cli_args: list[str] | None = None) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = PolicyNode(node_name, context=self.context, parameter_overrides=overrides)
-        self.recorder = Recorder(context=self.context)
+        self.node = PolicyNode(node_name, context=self.context, parameter_overrides=overrides, cli_args=cli_args)
+        sim_time = [p for p in overrides if p.name == 'use_sim_time']
+        self.recorder = Recorder(context=self.context, parameter_overrides=sim_time)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.recorder)
@@ -110,6 +112,22 @@ class Harness:
         rclpy.try_shutdown(context=self.context)
         self.thread.join(timeout=10)
 
+
+def collect(harness: Harness, msg_type: type, topic: str, qos=RELIABLE_QOS) -> list:
+    """Subscribe the recorder to topic; the returned list fills with the messages as they arrive."""
+    received: list = []
+    lock = threading.Lock()
+
+    def store(msg):
+        with lock:
+            received.append(msg)
+    harness.recorder.create_subscription(msg_type, topic, store, qos)
+    return received
+
+
+def so101_params_file() -> list[str]:
+    """Command-line arguments that load the SO-101 robot profile, as `ros2 run` with --params-file would."""
+    return ['--ros-args', '--params-file', str(SO101_CONFIG)]
 
 
 def assert_commands_safe(values: np.ndarray, measured: np.ndarray, period: float) -> None:
