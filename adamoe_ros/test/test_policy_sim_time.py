@@ -7,47 +7,16 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray, String
-from test_policy_support import MAX_VELOCITY, Recorder, policy_overrides
+from test_policy_support import MAX_VELOCITY, Recorder, SimDriver, policy_overrides
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.policy.node import PolicyNode
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, SENSOR_QOS, ns_to_stamp
-from adamoe_ros.ros_image import numpy_to_image
+from adamoe_ros.ros_env import NS_PER_S
 
 STEP_NS = 10_000_000  # simulated time per driver step
 PERIOD_NS = 20_000_000  # control period at 50 Hz
 MAX_AGE_NS = 300_000_000
 MEASURED = np.array([0.1, 0.2, -0.3, 0.4, 0.0, 0.5])
-
-
-class SimDriver(Node):
-    """Publishes /clock and all policy inputs, stamped in simulated time."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__('sim_driver', **kwargs)
-        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
-        self.cameras = [self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in ('front', 'wrist')]
-        self.joints = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
-        self.extra = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
-        self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data='pick up the cube'))
-        self.frame = numpy_to_image(np.full((48, 64, 3), 90, np.uint8), 'rgb8')
-
-    def step(self, t_ns: int, frames: bool) -> None:
-        self.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
-        stamp = ns_to_stamp(t_ns)
-        if frames:
-            self.frame.header.stamp = stamp
-            for publisher in self.cameras:
-                publisher.publish(self.frame)
-        msg = JointState(name=SO101_JOINTS, position=MEASURED.tolist())
-        msg.header.stamp = stamp
-        self.joints.publish(msg)
-        self.extra.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
 
 
 def test_sim_clock_staleness_and_resume():
@@ -74,7 +43,7 @@ def test_sim_clock_staleness_and_resume():
             frames = (t - NS_PER_S) % (5 * STEP_NS) == 0 and not gap_start < t < gap_end
             if frames and t <= gap_start:
                 last_frame = t
-            driver.step(t, frames)
+            driver.step(t, frames, MEASURED)
             deadline = time.monotonic() + 1.0
             while node.get_clock().now().nanoseconds < t and time.monotonic() < deadline:
                 time.sleep(0.001)

@@ -11,11 +11,14 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
-from std_msgs.msg import Float64MultiArray
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
 
+from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.policy.node import PolicyNode
-from adamoe_ros.ros_env import RELIABLE_QOS, SENSOR_QOS
+from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
+from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros_interfaces.msg import ActionChunk, PolicyStatus
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -75,6 +78,33 @@ class Recorder(Node):
     def _on_status(self, msg: PolicyStatus) -> None:
         with self.lock:
             self.status.append(msg)
+
+
+class SimDriver(Node):
+    """Publishes /clock and all policy inputs, stamped in simulated time, one step at a time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sim_driver', **kwargs)
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self.cameras = [self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in ('front', 'wrist')]
+        self.joints = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
+        self.extra = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data='pick up the cube'))
+        self.frame = numpy_to_image(np.full((48, 64, 3), 90, np.uint8), 'rgb8')
+
+    def step(self, t_ns: int, frames: bool, positions: np.ndarray | None) -> None:
+        """Set the clock to t_ns, then publish camera frames (if frames) and joint states (unless None)."""
+        self.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
+        stamp = ns_to_stamp(t_ns)
+        if frames:
+            self.frame.header.stamp = stamp
+            for publisher in self.cameras:
+                publisher.publish(self.frame)
+        if positions is not None:
+            msg = JointState(name=SO101_JOINTS, position=positions.tolist())
+            msg.header.stamp = stamp
+            self.joints.publish(msg)
+        self.extra.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
 
 
 class Harness:
