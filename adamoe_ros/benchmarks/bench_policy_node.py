@@ -56,8 +56,8 @@ def spin_phase(context: rclpy.Context, node: Node, seconds: float, activate: boo
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         time.sleep(1.0)  # warm-up: first chunks, queue filled
-        node.command_perf_ns.clear()
-        node.chunk_timings.clear()
+        node.timings.command_perf_ns.clear()
+        node.timings.chunks.clear()
     cpu0, wall0 = time.process_time(), time.monotonic()
     time.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
@@ -83,10 +83,10 @@ def node_phase(context: rclpy.Context, seconds: float, nice: int) -> dict:
     node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     cpu, wall = spin_phase(context, node, seconds, activate=True)
     result = {
-        'jitter': list(jitter_ms(node.command_perf_ns)),
-        'overhead': [(t['arrival_to_publish_s'] - t['engine_s']) * 1e3 for t in node.chunk_timings],
-        'engine': [t['engine_s'] * 1e3 for t in node.chunk_timings],
-        'commands': len(node.command_perf_ns), 'ticks': int(wall / PERIOD_S),
+        'jitter': list(jitter_ms(node.timings.command_perf_ns)),
+        'overhead': [(t.arrival_to_publish_s - t.engine_s) * 1e3 for t in node.timings.chunks],
+        'engine': [t.engine_s * 1e3 for t in node.timings.chunks],
+        'commands': len(node.timings.command_perf_ns), 'ticks': int(wall / PERIOD_S),
         'stale': node.status_message().stale_events, 'cpu': cpu, 'wall': wall,
     }
     node.trigger_shutdown()

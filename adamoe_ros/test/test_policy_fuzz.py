@@ -47,6 +47,7 @@ def test_every_malformed_message_is_rejected_and_counted():
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         good = JointState(name=SO101_JOINTS, position=[0.1] * 6)
+        good.header.stamp = node.get_clock().now().to_msg()
         node._on_joint_state(good)
         topics = {'cameras/front/image_raw': 0, 'joint_states': 0, 'instruction': 0, 'sim/cube_position': 0}
         start = time.monotonic()

@@ -16,7 +16,6 @@ from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.validation import (
     InputRejectedError,
     JointStateMatcher,
-    StampOrder,
     camera_image_to_rgb,
     check_extra_state,
     check_instruction,
@@ -77,6 +76,16 @@ def test_rtc_prefix_resamples_remaining_actions_on_new_grid():
     assert queue.rtc_prefix(start_ns=0, dt_ns=DT, horizon=6, delay_steps=1) is None  # grid starts before queue
     queue.clear()
     assert queue.rtc_prefix(start_ns=0, dt_ns=DT, horizon=6, delay_steps=1) is None
+
+
+def test_queue_refuses_chunks_planned_before_a_clear():
+    queue = ActionQueue(1, 'latest')
+    plan = queue.generation
+    assert queue.merge(np.zeros((3, 1)), start_ns=0, dt_ns=DT, generation=plan)
+    queue.clear()  # e.g. an input went stale while the next chunk was being planned
+    assert not queue.merge(np.ones((3, 1)), start_ns=0, dt_ns=DT, generation=plan)
+    assert queue.remaining(0) == 0
+    assert queue.merge(np.ones((3, 1)), start_ns=0, dt_ns=DT, generation=queue.generation)
 
 
 def test_queue_rejects_bad_mode_and_shape():
@@ -203,34 +212,51 @@ def test_instruction_and_extra_state_checks():
         check_extra_state([1.0, np.inf, 3.0], ['x', 'y', 'z'])
 
 
-def test_stamp_order():
-    order = StampOrder()
-    order.check(100)
-    order.check(100)
-    order.check(0)  # unstamped messages are not ordered
-    with pytest.raises(InputRejectedError, match='older'):
-        order.check(99)
-    order.check(200)
+def test_stamp_rules():
+    limits = StreamLimits(image_s=0.1, joint_state_s=0.05, extra_state_s=0.2, future_stamp_s=0.02)
+    buffer = ObservationBuffer(['front'], num_extra=0, limits=limits)
+    now = 1000 * MS
+    buffer.put_measurement(JOINT_STATE_STREAM, 'a', stamp_ns=now, now_ns=now)
+    buffer.put_measurement(JOINT_STATE_STREAM, 'b', stamp_ns=now, now_ns=now)  # same stamp: taken
+    buffer.put_measurement(JOINT_STATE_STREAM, 'c', stamp_ns=now + 20 * MS, now_ns=now)  # within max_future_stamp
+    for stamp, problem in ((0, 'no header stamp'), (now + 20 * MS - 1, 'older than the newest'),
+                           (now + 41 * MS, 'ahead of the node clock'), (now - 51 * MS, 'beyond the maximum age')):
+        with pytest.raises(InputRejectedError, match=problem):
+            buffer.put_measurement(JOINT_STATE_STREAM, 'bad', stamp_ns=stamp, now_ns=now + 20 * MS)
+    assert buffer.get(JOINT_STATE_STREAM) == 'c'  # nothing rejected changed the stream
+    # A stamp ahead counts from its arrival: it buys no freshness.
+    assert buffer.fresh(JOINT_STATE_STREAM, now + 50 * MS) == 'c'
+    assert buffer.fresh(JOINT_STATE_STREAM, now + 51 * MS) is None
+    # A restart reference must be measured since the given time.
+    assert buffer.fresh(JOINT_STATE_STREAM, now + 10 * MS, measured_since_ns=now) == 'c'
+    assert buffer.fresh(JOINT_STATE_STREAM, now + 10 * MS, measured_since_ns=now + 1) is None
+    # After the clock jumped back, stamps of the old time line neither count as fresh nor order the new one.
+    assert buffer.fresh(JOINT_STATE_STREAM, now - 1) is None
+    buffer.put(INSTRUCTION_STREAM, 'go', now_ns=now)
+    buffer.forget_measurements()
+    assert buffer.get(JOINT_STATE_STREAM) is None and buffer.get(INSTRUCTION_STREAM) == 'go'
+    buffer.put_measurement(JOINT_STATE_STREAM, 'new', stamp_ns=5 * MS, now_ns=5 * MS)
+    assert buffer.fresh(JOINT_STATE_STREAM, 5 * MS) == 'new'
 
 
 # ---- observation buffer --------------------------------------------------------------------
 
 def test_buffer_staleness_and_snapshot():
-    limits = StreamLimits(image_s=0.1, joint_state_s=0.05, extra_state_s=0.2)
-    buffer = ObservationBuffer(['front'], num_joints=2, num_extra=1, limits=limits)
+    limits = StreamLimits(image_s=0.1, joint_state_s=0.05, extra_state_s=0.2, future_stamp_s=0.01)
+    buffer = ObservationBuffer(['front'], num_extra=1, limits=limits)
     assert set(buffer.stale_streams(0)) == {'camera/front', JOINT_STATE_STREAM, EXTRA_STATE_STREAM,
                                            INSTRUCTION_STREAM}
     with pytest.raises(KeyError, match='no message yet'):
         buffer.snapshot()
     image = np.zeros((4, 4, 3), np.uint8)
-    buffer.put(camera_stream('front'), image, arrival_ns=0, stamp_ns=5)
-    buffer.put(JOINT_STATE_STREAM, np.array([0.1, 0.2]), arrival_ns=10 * MS, stamp_ns=7)
-    buffer.put(EXTRA_STATE_STREAM, np.array([3.0]), arrival_ns=0)
-    buffer.put(INSTRUCTION_STREAM, 'go', arrival_ns=0)
+    buffer.put_measurement(camera_stream('front'), image, stamp_ns=1, now_ns=5)
+    buffer.put_measurement(JOINT_STATE_STREAM, np.array([0.1, 0.2]), stamp_ns=10 * MS, now_ns=12 * MS)
+    buffer.put(EXTRA_STATE_STREAM, np.array([3.0]), now_ns=1)
+    buffer.put(INSTRUCTION_STREAM, 'go', now_ns=0)
     assert buffer.stale_streams(50 * MS) == []
     assert buffer.stale_streams(61 * MS) == [JOINT_STATE_STREAM]
     assert set(buffer.stale_streams(101 * MS)) == {'camera/front', JOINT_STATE_STREAM}
     snap = buffer.snapshot()
     np.testing.assert_allclose(snap.state, [0.1, 0.2, 3.0])
     assert snap.state.dtype == np.float32 and snap.instruction == 'go'
-    assert snap.newest_stamp_ns == 7 and snap.oldest_arrival_ns == 0
+    np.testing.assert_array_equal(snap.images['front'], image)

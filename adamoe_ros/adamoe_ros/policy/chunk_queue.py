@@ -32,6 +32,8 @@ class ActionQueue:
         self._actions = np.empty((0, action_dim), dtype=np.float64)
         # Last sampled point: the left end of the interpolation towards the first queued entry.
         self._anchor: tuple[int, np.ndarray] | None = None
+        # Counts clears: a chunk planned before one (from inputs since found stale, say) is not merged.
+        self.generation = 0
 
     @staticmethod
     def chunk_times(start_ns: int, dt_ns: int, horizon: int) -> np.ndarray:
@@ -39,21 +41,17 @@ class ActionQueue:
         return start_ns + dt_ns * np.arange(1, horizon + 1, dtype=np.int64)
 
     def clear(self) -> None:
-        """Drop every queued action and the interpolation anchor."""
+        """Drop every queued action and the interpolation anchor, and void chunks planned until now."""
         with self._lock:
             self._times = self._times[:0]
             self._actions = self._actions[:0]
             self._anchor = None
+            self.generation += 1
 
     def remaining(self, now_ns: int) -> int:
         """Return how many queued actions are still in the future."""
         with self._lock:
             return int(np.count_nonzero(self._times > now_ns))
-
-    def horizon_end_ns(self) -> int | None:
-        """Time of the last queued action, None when empty."""
-        with self._lock:
-            return int(self._times[-1]) if self._times.size else None
 
     def future(self, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Return copies of the (times, actions) still in the future."""
@@ -75,13 +73,18 @@ class ActionQueue:
         prefix = _interp_rows(grid[:n], times, actions)
         return RtcPrefix(actions=prefix.astype(np.float32), inference_delay=min(max(delay_steps, 0), n))
 
-    def merge(self, chunk: np.ndarray, start_ns: int, dt_ns: int) -> None:
-        """Insert a new chunk computed at start_ns according to the execution mode."""
+    def merge(self, chunk: np.ndarray, start_ns: int, dt_ns: int, generation: int | None = None) -> bool:
+        """Insert a chunk computed at start_ns according to the execution mode; True when merged.
+
+        A chunk planned before a clear (its `generation`, read when planning began, is past) is not merged.
+        """
         chunk = np.asarray(chunk, dtype=np.float64)
         if chunk.ndim != 2 or chunk.shape[1] != self.action_dim:
             raise ValueError(f'chunk has shape {chunk.shape}, expected (horizon, {self.action_dim})')
         times = self.chunk_times(start_ns, dt_ns, chunk.shape[0])
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return False
             if self.mode == 'blend' and self._times.size:
                 overlap = (times >= self._times[0]) & (times <= self._times[-1])
                 if np.any(overlap):
@@ -93,6 +96,7 @@ class ActionQueue:
             # and latest replaces: both keep only the new chunk.
             self._times = times
             self._actions = chunk
+        return True
 
     def sample(self, now_ns: int) -> np.ndarray | None:
         """Target for now (linear interpolation), dropping past actions; None once the queue ran out."""

@@ -1,8 +1,26 @@
-"""Latest message of each input stream, with per-stream age checks and thread-safe snapshots."""
+"""The newest valid value of each input stream, the stamp rules that admit a value, and freshness.
+
+Every time is on the node clock (ROS time, so /clock under use_sim_time). A camera frame or a joint state is a
+measurement stamped in its header; it is admitted only when its stamp is
+  - set: the age of an unstamped measurement is unknown;
+  - at most max_future_stamp ahead of the node clock (clock offset between machines, a sim's /clock arriving
+    just after the message it stamped);
+  - no older than the newest stamp admitted on its stream: only the newest value is kept, nothing is taken out
+    of order;
+  - no older than the stream's maximum age: it would be stale on arrival.
+Anything else is rejected and changes nothing, so a bad stamp can neither block the stream nor keep it fresh.
+The instruction and the extra state carry no stamp: they count from their arrival.
+
+A value is measured at its stamp, or at its arrival if that came first (a stamp ahead does not buy freshness).
+A stream is fresh while its newest value was measured no longer than its maximum age ago; the instruction never
+goes stale once received.
+"""
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from adamoe_ros.policy.validation import InputRejectedError
 
 INSTRUCTION_STREAM = 'instruction'
 JOINT_STATE_STREAM = 'joint_states'
@@ -14,11 +32,11 @@ def camera_stream(camera: str) -> str:
     return f'camera/{camera}'
 
 
-@dataclass
-class _Latest:
+@dataclass(frozen=True)
+class _Value:
     value: object
-    arrival_ns: int  # node clock: ages are measured against it, so use_sim_time holds.
-    stamp_ns: int  # header stamp of the message (0 when it had none).
+    measured_ns: int  # the stamp, or the arrival if that came first
+    stamp_ns: int  # header stamp; 0 for streams without one
 
 
 @dataclass(frozen=True)
@@ -28,88 +46,110 @@ class ObservationSnapshot:
     images: dict[str, np.ndarray]
     state: np.ndarray
     instruction: str
-    joint_positions: np.ndarray
-    newest_stamp_ns: int
-    oldest_arrival_ns: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamLimits:
-    """Maximum age (s) per stream kind; the instruction never goes stale once received."""
+    """Maximum age (s) per stream kind, and how far a stamp may lead the node clock (s)."""
 
     image_s: float
     joint_state_s: float
     extra_state_s: float
+    future_stamp_s: float
 
 
 class ObservationBuffer:
-    """Holds the latest accepted value of every stream the bundle needs."""
+    """Holds the newest admitted value of every stream the bundle needs."""
 
-    def __init__(self, cameras: list[str], num_joints: int, num_extra: int, limits: StreamLimits) -> None:
+    def __init__(self, cameras: list[str], num_extra: int, limits: StreamLimits) -> None:
         """Set up the required streams: one per camera, joint states, instruction, extra state if any."""
         self.cameras = list(cameras)
-        self.num_joints = num_joints
         self.num_extra = num_extra
         self._lock = threading.Lock()
-        self._latest: dict[str, _Latest] = {}
+        self._latest: dict[str, _Value] = {}
         self._max_age_ns: dict[str, int] = {camera_stream(c): _ns(limits.image_s) for c in cameras}
         self._max_age_ns[JOINT_STATE_STREAM] = _ns(limits.joint_state_s)
         if num_extra:
             self._max_age_ns[EXTRA_STATE_STREAM] = _ns(limits.extra_state_s)
+        self._max_future_ns = _ns(limits.future_stamp_s)
 
-    @property
-    def required_streams(self) -> list[str]:
-        """Every stream an observation needs, the instruction included."""
-        return [*self._max_age_ns, INSTRUCTION_STREAM]
-
-    def put(self, stream: str, value: object, arrival_ns: int, stamp_ns: int = 0) -> None:
-        """Store the newest accepted value of a stream."""
+    def put_measurement(self, stream: str, value: object, stamp_ns: int, now_ns: int) -> None:
+        """Store a stamped value the stamp rules admit; InputRejectedError says which rule it breaks."""
+        if stamp_ns == 0:
+            raise InputRejectedError('no header stamp: the age of the measurement is unknown')
+        lead_ns = stamp_ns - now_ns
+        if lead_ns > self._max_future_ns:
+            raise InputRejectedError(f'stamp {_s(stamp_ns)} s is {_s(lead_ns)} s ahead of the node clock '
+                                     f'(max_future_stamp {_s(self._max_future_ns)} s)')
+        if -lead_ns > self._max_age_ns[stream]:
+            raise InputRejectedError(f'stamp {_s(stamp_ns)} s is {_s(-lead_ns)} s old, beyond the maximum age '
+                                     f'{_s(self._max_age_ns[stream])} s')
         with self._lock:
-            self._latest[stream] = _Latest(value, arrival_ns, stamp_ns)
+            newest = self._latest.get(stream)
+            if newest is not None and stamp_ns < newest.stamp_ns:
+                raise InputRejectedError(
+                    f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s')
+            self._latest[stream] = _Value(value, min(stamp_ns, now_ns), stamp_ns)
+
+    def put(self, stream: str, value: object, now_ns: int) -> None:
+        """Store a value of a stream without stamps (instruction, extra state), measured on arrival."""
+        with self._lock:
+            self._latest[stream] = _Value(value, now_ns, 0)
 
     def get(self, stream: str) -> object | None:
-        """Latest value of a stream, None before the first message."""
+        """Newest value of a stream, fresh or not; None before the first one."""
         with self._lock:
-            latest = self._latest.get(stream)
-        return None if latest is None else latest.value
+            newest = self._latest.get(stream)
+        return None if newest is None else newest.value
 
-    def clear(self) -> None:
-        """Forget every stream (cleanup)."""
+    def fresh(self, stream: str, now_ns: int, measured_since_ns: int | None = None) -> object | None:
+        """Newest value of a timed stream if fresh at now_ns and measured at or after measured_since_ns."""
         with self._lock:
-            self._latest.clear()
+            newest = self._latest.get(stream)
+        if newest is None or not self._is_fresh(stream, newest, now_ns):
+            return None
+        if measured_since_ns is not None and newest.measured_ns < measured_since_ns:
+            return None
+        return newest.value
 
     def stale_streams(self, now_ns: int) -> list[str]:
-        """Names of required streams that are missing or older than their limit."""
-        with self._lock:
-            stale = [INSTRUCTION_STREAM] if INSTRUCTION_STREAM not in self._latest else []
-            for name, max_age in self._max_age_ns.items():
-                latest = self._latest.get(name)
-                if latest is None or now_ns - latest.arrival_ns > max_age:
-                    stale.append(name)
-            return stale
-
-    def snapshot(self) -> ObservationSnapshot:
-        """Assemble the latest values into one observation; KeyError names a missing stream."""
+        """Names of required streams that are missing or not fresh."""
         with self._lock:
             latest = dict(self._latest)
-        missing = [s for s in self.required_streams if s not in latest]
+        stale = [INSTRUCTION_STREAM] if INSTRUCTION_STREAM not in latest else []
+        stale += [name for name in self._max_age_ns
+                  if name not in latest or not self._is_fresh(name, latest[name], now_ns)]
+        return stale
+
+    def forget_measurements(self) -> None:
+        """Forget every timed stream, stamps included (the clock jumped back); the instruction stays."""
+        with self._lock:
+            self._latest = {k: v for k, v in self._latest.items() if k not in self._max_age_ns}
+
+    def snapshot(self) -> ObservationSnapshot:
+        """Assemble the newest values into one observation; KeyError names a missing stream."""
+        with self._lock:
+            latest = dict(self._latest)
+        missing = [s for s in [*self._max_age_ns, INSTRUCTION_STREAM] if s not in latest]
         if missing:
             raise KeyError(f'no message yet on {missing}')
-        images = {c: latest[camera_stream(c)].value for c in self.cameras}
-        joints = np.asarray(latest[JOINT_STATE_STREAM].value, dtype=np.float64)
-        parts = [joints]
+        parts = [np.asarray(latest[JOINT_STATE_STREAM].value, dtype=np.float64)]
         if self.num_extra:
             parts.append(np.asarray(latest[EXTRA_STATE_STREAM].value, dtype=np.float64))
-        timed = [latest[s] for s in self._max_age_ns]
         return ObservationSnapshot(
-            images=images,
+            images={c: latest[camera_stream(c)].value for c in self.cameras},
             state=np.concatenate(parts).astype(np.float32),
             instruction=str(latest[INSTRUCTION_STREAM].value),
-            joint_positions=joints,
-            newest_stamp_ns=max(t.stamp_ns for t in timed),
-            oldest_arrival_ns=min(t.arrival_ns for t in timed),
         )
+
+    def _is_fresh(self, stream: str, value: _Value, now_ns: int) -> bool:
+        # A value measured after now dates from before a backward clock jump: not fresh either.
+        return 0 <= now_ns - value.measured_ns <= self._max_age_ns[stream]
 
 
 def _ns(seconds: float) -> int:
     return int(round(seconds * 1e9))
+
+
+def _s(ns: int) -> str:
+    return f'{ns * 1e-9:.3f}'

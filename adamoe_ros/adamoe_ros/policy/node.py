@@ -3,25 +3,34 @@
 configure loads the bundle and subscribes; activate starts inference and commands; deactivate holds the
 measured position; cleanup and shutdown release everything. Inference runs in its own thread, the
 per-step command stream on a timer, so chunks are computed while the robot keeps moving.
+
+Inputs are admitted by the stamp rules of inputs.py, and commands go out only while every input is fresh.
+When commanding stops (an input went stale, the node clock jumped back), the queued actions are dropped
+together with any chunk still being planned from them; commanding restarts from a chunk planned afterwards,
+ramping from a fresh measurement taken since the last command.
 """
 import math
 import threading
 import time
-from collections import deque
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
+from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -31,23 +40,32 @@ from adamoe_ros.policy.inputs import (
     StreamLimits,
     camera_stream,
 )
+from adamoe_ros.policy.messages import (
+    array_command,
+    chunk_message,
+    diagnostics_message,
+    joint_command,
+    trajectory_message,
+    usage_message,
+)
 from adamoe_ros.policy.params import PolicyParams, declare_policy_parameters, read_policy_parameters
 from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
+from adamoe_ros.policy.timing import NodeTimings
 from adamoe_ros.policy.validation import (
     InputRejectedError,
     JointStateMatcher,
-    StampOrder,
     camera_image_to_rgb,
     check_extra_state,
     check_instruction,
 )
 from adamoe_ros.policy.worker import InferenceWorker
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, stamp_to_ns
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage, PolicyStatus
 
 SHIPPED_BUNDLES = Path(__file__).resolve().parents[1] / 'bundles'
-TIMING_WINDOW = 50  # chunks kept for the p95 engine time and the benchmark
+# Any backward step of the node clock (a sim reset or restart) or a switch of its source starts a new time line.
+CLOCK_JUMP = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True)
 
 
 class PolicyNode(LifecycleNode):
@@ -59,21 +77,62 @@ class PolicyNode(LifecycleNode):
         declare_policy_parameters(self)
         self._state_label = 'unconfigured'
         self._active = False
-        self._lock = threading.Lock()  # guards the command state shared by timer and worker
-        self._reset_runtime()
+        # Guards the command state shared by the control timer, the inference thread and the clock-jump callback.
+        self._lock = threading.Lock()
+        # Made by configure from the parameters and the bundle; released by cleanup.
+        self._params: PolicyParams | None = None
+        self._engine: PolicyEngine | None = None
+        self._cameras: list[str] = []
+        self._camera_topics: list[str] = []
+        self._camera_transports: list[str] = []
+        self._joint_names: list[str] = []
+        self._extra_names: list[str] = []
+        self._safety: SafetyFilter | None = None
+        self._dt_ns = 0
+        self._horizon = 0
+        self._queue: ActionQueue | None = None
+        self._buffer: ObservationBuffer | None = None
+        self._matcher: JointStateMatcher | None = None
+        self._rejections = RejectionReporter(self._warn, 2.0)
+        self._subscriptions_made: list[Subscription] = []
+        self._timers_made: list[Timer] = []
+        self._chunk_pub: LifecyclePublisher | None = None
+        self._usage_pub: LifecyclePublisher | None = None
+        self._trajectory_pub: LifecyclePublisher | None = None
+        self._command_pub: LifecyclePublisher | None = None
+        self._joint_command_pub: LifecyclePublisher | None = None
+        self._status_pub: Publisher | None = None
+        self._diagnostics_pub: Publisher | None = None
+        self._clock_jump: JumpHandle | None = None
+        # Inference and commanding.
+        self._worker: InferenceWorker | None = None
+        self._frame_event = threading.Event()  # set by each frame of the first camera
+        self._frame_arrival_perf_ns = 0
+        self._commanding = False
+        self._last_command: np.ndarray | None = None  # the reference of the next command; None: (re)start
+        self._last_command_ns: int | None = None  # when it was sent; a restart ramps from a measurement since
+        self._stale_inputs: list[str] = []
+        self._stale_events = 0
+        self._chunks_published = 0
+        self._problem = ''
+        self.timings = NodeTimings()  # read by benchmarks/bench_policy_node.py
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Read parameters, load and check the bundle, create subscriptions and publishers."""
+        self._problem = ''
         try:
             self._params = read_policy_parameters(self)
             self._engine = _load_engine(self._params)
             self._setup_from_spec(self._params, self._engine.spec)
         except Exception as err:  # noqa: BLE001 - any configure problem must leave us unconfigured
-            self.get_logger().error(f'configure failed: {err}')
-            self._reset_runtime()
+            self._release()
+            self._problem = f'configure failed: {err}'
+            self.get_logger().error(self._problem)
             return TransitionCallbackReturn.FAILURE
+        self._stale_events = 0
+        self.timings = NodeTimings()
         self._create_interfaces(self._params)
         spec = self._engine.spec
         self.get_logger().info(
@@ -87,9 +146,8 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start inference and the command stream; the first command ramps from the measured position."""
         with self._lock:
-            self._queue.clear()
-            self._last_command = None
-            self._commanding = False
+            self._drop_plan()
+            self._last_command_ns = None
             self._chunks_published = 0
         result = super().on_activate(state)  # lifecycle publishers first, then the timer may use them
         self._worker = InferenceWorker(self._infer_once, self._on_worker_error, name='policy_inference',
@@ -105,8 +163,7 @@ class PolicyNode(LifecycleNode):
         self._stop_worker()
         self._send_hold()
         with self._lock:
-            self._queue.clear()
-            self._commanding = False
+            self._drop_plan()
         self._state_label = 'inactive'
         result = super().on_deactivate(state)
         self._publish_status()
@@ -114,8 +171,7 @@ class PolicyNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release subscriptions, publishers, timers and the engine."""
-        self._destroy_interfaces()
-        self._reset_runtime()
+        self._release()
         self._state_label = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
@@ -124,8 +180,7 @@ class PolicyNode(LifecycleNode):
         self.stop_safely()
         self._state_label = 'finalized'
         self._publish_status()
-        self._destroy_interfaces()
-        self._reset_runtime()
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def stop_safely(self) -> None:
@@ -142,37 +197,11 @@ class PolicyNode(LifecycleNode):
         """Stop commands after an unexpected error in a transition; the node goes back to unconfigured."""
         self._active = False
         self._stop_worker()
-        self._destroy_interfaces()
-        self._reset_runtime()
+        self._release()
         self._state_label = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
     # ---- set-up --------------------------------------------------------------------------
-
-    def _reset_runtime(self) -> None:
-        self._params: PolicyParams | None = None
-        self._engine: PolicyEngine | None = None
-        self._worker: InferenceWorker | None = None
-        self._subscriptions_made: list = []
-        self._publishers_made: list = []
-        self._timers_made: list = []
-        self._queue: ActionQueue | None = None
-        self._buffer: ObservationBuffer | None = None
-        self._safety: SafetyFilter | None = None
-        self._last_command: np.ndarray | None = None
-        self._commanding = False
-        self._chunks_published = 0
-        self._stale_events = 0
-        self._stale_inputs: list[str] = []
-        self._nonfinite_chunks = 0
-        self._problem = ''
-        self._engine_times: deque[float] = deque(maxlen=TIMING_WINDOW)
-        # Read by benchmarks/bench_policy_node.py: per-chunk latencies and command publish times.
-        self.chunk_timings: deque[dict[str, float]] = deque(maxlen=1000)
-        self.command_perf_ns: deque[int] = deque(maxlen=10000)
-        self._frame_event = threading.Event()
-        self._frame_arrival_perf_ns = 0
-        self._rejections = RejectionReporter(self._warn, 2.0)
 
     def _setup_from_spec(self, p: PolicyParams, spec: BundleSpec) -> None:
         """Check parameters against the bundle; ValueError says what does not fit."""
@@ -209,10 +238,9 @@ class PolicyNode(LifecycleNode):
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
-        limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age)
-        self._buffer = ObservationBuffer(cameras, dof, len(self._extra_names), limits)
+        limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age, p.max_future_stamp)
+        self._buffer = ObservationBuffer(cameras, len(self._extra_names), limits)
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
-        self._orders = {s: StampOrder() for s in [*map(camera_stream, cameras), JOINT_STATE_STREAM]}
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
             self._buffer.put(INSTRUCTION_STREAM, check_instruction(p.default_instruction,
@@ -234,7 +262,6 @@ class PolicyNode(LifecycleNode):
         if self._extra_names:
             subs.append(self.create_subscription(Float64MultiArray, p.extra_state_topic, self._on_extra_state,
                                                  SENSOR_QOS, callback_group=inputs))
-        pubs = self._publishers_made
         self._chunk_pub = self.create_lifecycle_publisher(ActionChunk, 'policy/action_chunk', RELIABLE_QOS)
         self._usage_pub = self.create_lifecycle_publisher(ExpertUsage, 'policy/expert_usage', RELIABLE_QOS)
         self._trajectory_pub = self.create_lifecycle_publisher(JointTrajectory, p.trajectory_topic, RELIABLE_QOS)
@@ -243,25 +270,36 @@ class PolicyNode(LifecycleNode):
         # Status and diagnostics also speak while inactive, so they are plain publishers.
         self._status_pub = self.create_publisher(PolicyStatus, 'policy/status', RELIABLE_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE_QOS)
-        pubs += [self._chunk_pub, self._usage_pub, self._trajectory_pub, self._command_pub,
-                 self._joint_command_pub, self._status_pub, self._diagnostics_pub]
         self._timers_made.append(self.create_timer(1.0 / p.control_rate, self._on_control_tick,
                                                    callback_group=control))
         self._timers_made.append(self.create_timer(1.0 / p.status_rate, self._publish_status,
                                                    callback_group=status))
+        self._clock_jump = self.get_clock().create_jump_callback(CLOCK_JUMP, post_callback=self._on_clock_jump)
 
-    def _destroy_interfaces(self) -> None:
+    def _release(self) -> None:
+        """Destroy what configure made; the node can be configured again."""
+        if self._clock_jump is not None:
+            self._clock_jump.unregister()
         for timer in self._timers_made:
             self.destroy_timer(timer)
         for sub in self._subscriptions_made:
             self.destroy_subscription(sub)
-        for pub in self._publishers_made:
-            if pub in (getattr(self, '_status_pub', None), getattr(self, '_diagnostics_pub', None)):
-                self.destroy_publisher(pub)
-            else:
+        for pub in (self._chunk_pub, self._usage_pub, self._trajectory_pub, self._command_pub,
+                    self._joint_command_pub):
+            if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self._status_pub = None
-        self._timers_made, self._subscriptions_made, self._publishers_made = [], [], []
+        for pub in (self._status_pub, self._diagnostics_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._clock_jump = None
+        self._timers_made, self._subscriptions_made = [], []
+        self._chunk_pub = self._usage_pub = self._trajectory_pub = None
+        self._command_pub = self._joint_command_pub = None
+        self._status_pub = self._diagnostics_pub = None
+        self._params = self._engine = self._safety = self._queue = self._buffer = self._matcher = None
+        self._last_command = self._last_command_ns = None
+        self._commanding = False
+        self._stale_inputs = []
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
@@ -277,28 +315,23 @@ class PolicyNode(LifecycleNode):
 
     def _on_camera(self, camera: str, topic: str, msg: Image | CompressedImage) -> None:
         arrival_perf = time.perf_counter_ns()
-        stream = camera_stream(camera)
         try:
-            stamp = stamp_to_ns(msg.header.stamp)
             rgb = camera_image_to_rgb(msg, self._params.max_image_side)
-            self._orders[stream].check(stamp)
+            self._buffer.put_measurement(camera_stream(camera), rgb, stamp_to_ns(msg.header.stamp), self._now_ns())
         except InputRejectedError as err:
             self._rejections.reject(topic, str(err))
             return
-        self._buffer.put(stream, rgb, self._now_ns(), stamp)
         if camera == self._cameras[0]:
             self._frame_arrival_perf_ns = arrival_perf
             self._frame_event.set()
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
-            stamp = stamp_to_ns(msg.header.stamp)
             positions = self._matcher.positions(msg)
-            self._orders[JOINT_STATE_STREAM].check(stamp)
+            self._buffer.put_measurement(JOINT_STATE_STREAM, positions, stamp_to_ns(msg.header.stamp),
+                                         self._now_ns())
         except InputRejectedError as err:
             self._rejections.reject(self._params.joint_states_topic, str(err))
-            return
-        self._buffer.put(JOINT_STATE_STREAM, positions, self._now_ns(), stamp)
 
     def _on_instruction(self, msg: String) -> None:
         try:
@@ -318,79 +351,105 @@ class PolicyNode(LifecycleNode):
             return
         self._buffer.put(EXTRA_STATE_STREAM, values, self._now_ns())
 
+    def _on_clock_jump(self, jump: TimeJump) -> None:
+        """Start a new time line (the node clock went back): the inputs, stamps and plan of the old one are void."""
+        with self._lock:
+            if self._buffer is None:
+                return
+            self._buffer.forget_measurements()
+            self._stop_on_stale()
+            self._last_command_ns = None
+        self.get_logger().warning(f'node clock jumped by {jump.delta.nanoseconds / NS_PER_S:.3f} s: inputs and '
+                                  'queued actions dropped, commanding resumes on fresh inputs')
+
     def _warn(self, text: str) -> None:
         self.get_logger().warning(text)
 
     # ---- control loop --------------------------------------------------------------------
 
     def _on_control_tick(self) -> None:
-        """Send the queued target for now through the safety filter, or nothing when unsafe."""
+        """Send the queued target for now through the safety filter; nothing while an input is stale."""
         if not self._active:
             return
+        p = self._params
         now = self._now_ns()
         stale = self._buffer.stale_streams(now)
-        if stale != self._stale_inputs and stale:
+        if stale and stale != self._stale_inputs:
             self.get_logger().warning(f'inputs stale or missing: {stale}; no commands',
-                                      throttle_duration_sec=self._params.warn_throttle)
+                                      throttle_duration_sec=p.warn_throttle)
         self._stale_inputs = stale
         if stale:
             with self._lock:
-                if self._commanding:
-                    self._stale_events += 1
-                # The queue was planned from inputs now known to be old; resume from the measured
-                # position with a fresh chunk.
-                self._commanding = False
-                self._last_command = None
-                self._queue.clear()
+                self._stop_on_stale()
             return
-        if self._queue.remaining(now) < self._params.refill_threshold * self._horizon:
+        if self._queue.remaining(now) < p.refill_threshold * self._horizon:
             self._worker.request()
-        target = self._queue.sample(now)
-        if target is None:
-            with self._lock:
-                self._commanding = False
-            return
         with self._lock:
-            reference = self._last_command if self._last_command is not None else self._measured()
-            try:
-                command = self._safety.limit(target, reference, 1.0 / self._params.control_rate)
-            except UnsafeCommandError as err:
-                self._problem = f'holding: {err}'
-                self.get_logger().error(self._problem, throttle_duration_sec=self._params.warn_throttle)
-                self._queue.clear()
-                self._commanding = False
-                return
-            self._last_command = command
-            self._commanding = not self._params.dry_run
-        if not self._params.dry_run:
+            command = self._next_command(now)
+        if command is not None and not p.dry_run:
             self._publish_command(command)
 
-    def _measured(self) -> np.ndarray:
-        return np.asarray(self._buffer.get(JOINT_STATE_STREAM), dtype=np.float64)
+    def _next_command(self, now: int) -> np.ndarray | None:
+        """Return the safe command for now, or None (nothing queued, no fresh reference yet, unsafe); lock held."""
+        target = self._queue.sample(now)
+        if target is None:
+            self._commanding = False
+            return None
+        reference = self._reference(now)
+        if reference is None:
+            return None
+        try:
+            command = self._safety.limit(target, reference, 1.0 / self._params.control_rate)
+        except UnsafeCommandError as err:
+            self._problem = f'holding: {err}'
+            self.get_logger().error(self._problem, throttle_duration_sec=self._params.warn_throttle)
+            self._drop_plan()
+            return None
+        self._last_command, self._last_command_ns = command, now
+        self._commanding = not self._params.dry_run
+        return command
+
+    def _reference(self, now: int) -> np.ndarray | None:
+        """Return where the next command starts; lock held.
+
+        That is the last command or, on a (re)start, a fresh measurement taken since the last command was sent:
+        an older one would not show where that command left the arm.
+        """
+        if self._last_command is not None:
+            return self._last_command
+        return self._buffer.fresh(JOINT_STATE_STREAM, now, measured_since_ns=self._last_command_ns)
+
+    def _stop_on_stale(self) -> None:
+        """Stop commanding on inputs no longer valid; lock held."""
+        if self._commanding:
+            self._stale_events += 1
+        self._drop_plan()
+
+    def _drop_plan(self) -> None:
+        """Drop the queued actions (voiding any chunk being planned) and the command reference; lock held."""
+        self._queue.clear()
+        self._last_command = None
+        self._commanding = False
 
     def _publish_command(self, command: np.ndarray) -> None:
-        self.command_perf_ns.append(time.perf_counter_ns())
-        values = [float(v) for v in command]
+        self.timings.command_sent()
         if self._params.command_stream in ('float64_array', 'both'):
-            self._command_pub.publish(Float64MultiArray(data=values))
+            self._command_pub.publish(array_command(command))
         if self._params.command_stream in ('joint_state', 'both'):
-            msg = JointState(name=self._joint_names, position=values)
-            msg.header.stamp = self.get_clock().now().to_msg()
-            self._joint_command_pub.publish(msg)
+            self._joint_command_pub.publish(joint_command(command, self._joint_names,
+                                                          self.get_clock().now().to_msg()))
 
     def _send_hold(self) -> None:
         """Command the measured position once, so a position controller stops where the robot is.
 
-        Only after commanding, and only from fresh joint states: an old measurement could be a jump.
+        Only after commanding, and only from a fresh measurement: an old one could be a jump.
         """
-        if self._params is None or self._params.dry_run or self._buffer is None or self._last_command is None:
+        if self._params is None or self._params.dry_run or self._last_command is None:
             return
-        measured = self._buffer.get(JOINT_STATE_STREAM)
-        fresh = JOINT_STATE_STREAM not in self._buffer.stale_streams(self._now_ns())
-        if measured is None or not fresh or not np.all(np.isfinite(measured)):
+        measured = self._buffer.fresh(JOINT_STATE_STREAM, self._now_ns())
+        if measured is None:
             return
         with self._lock:
-            # The measured position is where the robot is: commanding it stops motion without a jump.
             hold = self._safety.clamp_position(measured)
             self._last_command = None
         self._publish_command(hold)
@@ -398,116 +457,59 @@ class PolicyNode(LifecycleNode):
     # ---- inference -----------------------------------------------------------------------
 
     def _infer_once(self) -> None:
-        """Take an observation (on a fresh frame), run the engine, merge and publish the chunk."""
+        """Plan a chunk from the newest inputs (on a new frame), merge it into the queue and publish it."""
         p = self._params
         if p.sync_inference_to_camera:
             self._frame_event.clear()
             if not self._frame_event.wait(p.max_image_age) or not self._active:
                 return
         trigger_perf = self._frame_arrival_perf_ns if p.sync_inference_to_camera else time.perf_counter_ns()
+        plan = self._queue.generation  # a stop from here on voids this chunk
         start_ns = self._now_ns()
         if self._buffer.stale_streams(start_ns):
             return
         snapshot = self._buffer.snapshot()
         prefix = None
         if p.execution_mode == 'rtc':
-            delay_steps = math.ceil(self._expected_latency_s() * NS_PER_S / self._dt_ns)
+            delay_steps = math.ceil(self.timings.p95_engine_s * NS_PER_S / self._dt_ns)
             prefix = self._queue.rtc_prefix(start_ns, self._dt_ns, self._horizon, delay_steps)
-        observation = Observation(images=snapshot.images, state=snapshot.state, instruction=snapshot.instruction)
         seed = None if p.noise_seed < 0 else p.noise_seed + self._chunks_published
         engine_start = time.perf_counter_ns()
+        # The engine refuses a bad observation and never returns a non-finite chunk (the worker reports it).
         result = self._engine.infer(
-            observation,
+            Observation(images=snapshot.images, state=snapshot.state, instruction=snapshot.instruction),
             prefix_actions=None if prefix is None else prefix.actions,
             inference_delay=0 if prefix is None else prefix.inference_delay,
             noise_seed=seed)
         engine_s = (time.perf_counter_ns() - engine_start) * 1e-9
-        actions = np.asarray(result.actions, dtype=np.float64)
-        if actions.shape != (self._horizon, len(self._joint_names)) or not np.all(np.isfinite(actions)):
-            self._nonfinite_chunks += 1
-            self._problem = f'engine returned an unusable chunk (shape {actions.shape}, non-finite or wrong)'
-            self.get_logger().error(self._problem, throttle_duration_sec=p.warn_throttle)
+        if not self._active or not self._queue.merge(result.actions, start_ns, self._dt_ns, plan):
             return
-        if not self._active:
-            return
-        self._queue.merge(actions, start_ns, self._dt_ns)
-        self._engine_times.append(float(result.timings.get('total', engine_s)))
-        index = self._chunks_published
-        # Stamped with the observation time on the node clock, the base of the action times in the queue.
-        self._publish_chunk(actions, start_ns, index, float(result.timings.get('total', engine_s)))
-        self._publish_usage(result.routing, start_ns, index)
-        publish_perf = time.perf_counter_ns()
+        index, total_s, bundle_id = self._chunks_published, result.timings['total'], self._engine.spec.bundle_id
+        latency_s = max(self._now_ns() - start_ns, 0) / NS_PER_S
+        self._chunk_pub.publish(chunk_message(result.actions, start_ns, self._dt_ns, self._joint_names, index,
+                                              latency_s, total_s, bundle_id))
+        self._usage_pub.publish(usage_message(result.routing, start_ns, index, bundle_id))
+        self.timings.chunk_published(trigger_perf, engine_s, total_s)
         if p.publish_trajectory and not p.dry_run:
             self._publish_trajectory()
         self._chunks_published += 1
         self._problem = ''
-        self.chunk_timings.append({
-            'arrival_to_publish_s': (publish_perf - trigger_perf) * 1e-9,
-            'engine_s': engine_s,
-            'engine_total_s': float(result.timings.get('total', engine_s)),
-        })
-
-    def _expected_latency_s(self) -> float:
-        """Estimate the time from observation to merged chunk: the p95 of recent engine times."""
-        if not self._engine_times:
-            return 0.0
-        return float(np.percentile(self._engine_times, 95))
-
-    def _publish_chunk(self, actions: np.ndarray, start_ns: int, index: int, inference_s: float) -> None:
-        msg = ActionChunk()
-        msg.header.stamp = ns_to_stamp(start_ns)
-        msg.joint_names = self._joint_names
-        msg.horizon = self._horizon
-        msg.action_dim = len(self._joint_names)
-        msg.dt = self._dt_ns / NS_PER_S
-        msg.actions = actions.astype(np.float32).ravel().tolist()
-        msg.chunk_index = index
-        msg.latency = max(self._now_ns() - start_ns, 0) / NS_PER_S
-        msg.inference_time = inference_s
-        msg.bundle_id = self._engine.spec.bundle_id
-        self._chunk_pub.publish(msg)
-
-    def _publish_usage(self, routing: RoutingStats | None, stamp_ns: int, index: int) -> None:
-        if routing is None:
-            return
-        fraction = np.asarray(routing.token_fraction, dtype=np.float32)
-        weight = np.asarray(routing.mean_weight, dtype=np.float32)
-        msg = ExpertUsage()
-        msg.header.stamp = ns_to_stamp(stamp_ns)
-        msg.bundle_id = self._engine.spec.bundle_id
-        msg.chunk_index = index
-        msg.routing_mode = str(routing.mode)
-        msg.num_layers, msg.num_experts = (int(fraction.shape[0]), int(fraction.shape[1])) \
-            if fraction.ndim == 2 else (0, 0)
-        msg.top_k = int(routing.top_k)
-        msg.layer_indices = [int(i) for i in routing.layer_indices]
-        msg.token_fraction = fraction.ravel().tolist()
-        msg.mean_weight = weight.ravel().tolist()
-        self._usage_pub.publish(msg)
 
     def _publish_trajectory(self) -> None:
         """Publish the queued future targets, made safe point by point, for a joint_trajectory_controller."""
         now = self._now_ns()
         times, targets = self._queue.future(now)
-        if times.size == 0:
-            return
         with self._lock:
-            reference = self._last_command if self._last_command is not None else self._measured()
+            reference = self._reference(now)
+        if times.size == 0 or reference is None:
+            return
         steps = np.diff(np.concatenate([[now], times])) / NS_PER_S
         try:
             safe = self._safety.limit_sequence(targets, reference, steps)
         except UnsafeCommandError as err:
             self._problem = f'trajectory not sent: {err}'
             return
-        msg = JointTrajectory()
-        msg.header.stamp = ns_to_stamp(now)
-        msg.joint_names = self._joint_names
-        for t, position in zip(times, safe):
-            point = JointTrajectoryPoint(positions=[float(v) for v in position])
-            offset = int(t - now)
-            point.time_from_start.sec, point.time_from_start.nanosec = offset // NS_PER_S, offset % NS_PER_S
-            msg.points.append(point)
-        self._trajectory_pub.publish(msg)
+        self._trajectory_pub.publish(trajectory_message(now, times, safe, self._joint_names))
 
     def _on_worker_error(self, err: BaseException) -> None:
         self._problem = f'inference failed: {type(err).__name__}: {err}'
@@ -517,42 +519,34 @@ class PolicyNode(LifecycleNode):
 
     def status_message(self) -> PolicyStatus:
         """Return the current PolicyStatus (also published on policy/status)."""
+        now = self._now_ns()
+        p = self._params
         msg = PolicyStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.state = self._state_label
-        p = self._params
         msg.execution_mode = p.execution_mode if p else ''
         msg.dry_run = bool(p.dry_run) if p else False
-        msg.commanding = bool(self._commanding and self._active)
-        if self._engine_times:
-            msg.last_inference_time = self._engine_times[-1]
-            msg.p95_inference_time = float(np.percentile(self._engine_times, 95))
+        msg.commanding = self._commanding and self._active
+        msg.last_inference_time = self.timings.last_engine_s
+        msg.p95_inference_time = self.timings.p95_engine_s
         msg.chunks_published = self._chunks_published
-        msg.queue_length = self._queue.remaining(self._now_ns()) if self._queue else 0
+        msg.queue_length = self._queue.remaining(now) if self._queue else 0
         msg.rejected_messages = self._rejections.total
         msg.stale_events = self._stale_events
-        msg.stale_inputs = list(self._stale_inputs) if self._active else (
-            self._buffer.stale_streams(self._now_ns()) if self._buffer else [])
+        if self._active:
+            msg.stale_inputs = list(self._stale_inputs)
+        elif self._buffer is not None:
+            msg.stale_inputs = self._buffer.stale_streams(now)
         msg.message = self._problem or self._rejections.last_problem
         return msg
 
     def _publish_status(self) -> None:
-        if getattr(self, '_status_pub', None) is None:
+        if self._status_pub is None:
             return
         status = self.status_message()
         self._status_pub.publish(status)
-        diag = DiagnosticStatus(name=f'{self.get_name()}: policy', hardware_id=self.get_fully_qualified_name())
-        if self._problem:
-            diag.level, diag.message = DiagnosticStatus.ERROR, self._problem
-        elif status.stale_inputs and self._active:
-            diag.level, diag.message = DiagnosticStatus.WARN, f'stale inputs: {", ".join(status.stale_inputs)}'
-        else:
-            diag.level, diag.message = DiagnosticStatus.OK, status.state
-        diag.values = [KeyValue(key=k, value=str(v)) for k, v in (
-            ('state', status.state), ('commanding', status.commanding), ('chunks', status.chunks_published),
-            ('p95_inference_time', f'{status.p95_inference_time:.4f}'),
-            ('rejected_messages', status.rejected_messages), ('stale_events', status.stale_events))]
-        self._diagnostics_pub.publish(DiagnosticArray(header=status.header, status=[diag]))
+        self._diagnostics_pub.publish(diagnostics_message(
+            status, f'{self.get_name()}: policy', self.get_fully_qualified_name(), self._problem, self._active))
 
 
 def resolve_bundle_path(bundle_path: str) -> Path:

@@ -31,6 +31,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'max_image_age': (0.5, 'Camera frames older than this are stale: no commands (s).'),
     'max_joint_state_age': (0.25, 'Joint states older than this are stale: no commands (s).'),
     'max_extra_state_age': (0.5, 'Extra state older than this is stale: no commands (s).'),
+    'max_future_stamp': (0.1, 'Camera and joint-state stamps further ahead of the node clock are rejected (s).'),
     'control_rate': (50.0, 'Rate of the per-step command stream (Hz).'),
     'execution_mode': ('rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'."),
     'refill_threshold': (0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.'),
@@ -73,6 +74,7 @@ class PolicyParams:
     max_image_age: float
     max_joint_state_age: float
     max_extra_state_age: float
+    max_future_stamp: float
     control_rate: float
     execution_mode: str
     refill_threshold: float
@@ -144,7 +146,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 def _check(p: PolicyParams) -> None:
     positive = {'control_rate': p.control_rate, 'status_rate': p.status_rate,
                 'max_image_age': p.max_image_age, 'max_joint_state_age': p.max_joint_state_age,
-                'max_extra_state_age': p.max_extra_state_age, 'max_instruction_length': p.max_instruction_length,
+                'max_extra_state_age': p.max_extra_state_age, 'max_future_stamp': p.max_future_stamp,
+                'max_instruction_length': p.max_instruction_length,
                 'max_image_side': p.max_image_side, 'intra_op_threads': p.intra_op_threads}
     for name, value in positive.items():
         if not value > 0:

@@ -42,11 +42,3 @@ class RejectionReporter:
             self._last_warned[key] = now
         extra = f' ({suppressed} similar rejections suppressed)' if suppressed else ''
         self._warn(f'rejected message on {topic}: {problem}{extra}')
-
-    def reset(self) -> None:
-        """Forget counts (cleanup)."""
-        with self._lock:
-            self.per_topic.clear()
-            self._last_warned.clear()
-            self._suppressed.clear()
-            self.last_problem = ''

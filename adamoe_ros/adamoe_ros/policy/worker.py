@@ -22,16 +22,6 @@ class InferenceWorker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    @property
-    def busy(self) -> bool:
-        """True from an accepted request until its job has finished."""
-        return self._busy.is_set()
-
-    @property
-    def stopping(self) -> bool:
-        """True once stop() was called (jobs check it to give up waits early)."""
-        return self._stop.is_set()
-
     def request(self) -> bool:
         """Ask for one run of the job; False when one is already pending or running."""
         if self._busy.is_set() or self._stop.is_set():
