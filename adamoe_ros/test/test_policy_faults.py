@@ -159,6 +159,33 @@ def test_sim_clock_jumping_back_discards_inputs_queue_and_reference():
     assert status.stale_events >= 1
 
 
+def test_restart_ramps_from_a_measurement_taken_after_the_last_command():
+    # An ideal position-controlled arm: it reports the last command. Its joint states pause just before the
+    # camera does, and come back after it: meanwhile the newest joint state is fresh but older than the last
+    # command, so it does not show where the arm is.
+    camera_gap, state_gap = (2900 * MS, 3200 * MS), (3000 * MS, 3400 * MS)
+    frames = every(50 * MS)
+    start = np.array([1.8, -1.6, 1.5, 0.0, 2.6, 1.4])  # near the limits: the policy moves the arm at once
+    run = SimRun(max_image_age=0.2, max_joint_state_age=0.5)
+
+    def arm(t: int) -> tuple[bool, np.ndarray | None]:
+        moving = not camera_gap[0] <= t < camera_gap[1] and frames(t)
+        if state_gap[0] <= t < state_gap[1]:
+            return moving, None
+        return moving, np.array(run.commands[-1].position) if run.commands else start
+
+    try:
+        run.drive(NS_PER_S, 5 * NS_PER_S, arm)
+        stamps, values = run.sent()
+        status = run.node.status_message()
+    finally:
+        run.close()
+    assert status.stale_events >= 1 and np.any(stamps > state_gap[1])
+    assert np.all(np.abs(values[0] - np.clip(start, LOWER, UPPER)) <= MAX_STEP)
+    steps = np.abs(np.diff(values, axis=0)).max(axis=1)
+    assert np.all(steps <= MAX_STEP), f'jump of {steps.max():.3f} rad at {stamps[1:][steps.argmax()] / NS_PER_S} s'
+
+
 @pytest.mark.parametrize('damage', ['corrupted', 'replaced'])
 def test_damaged_bundle_refuses_reconfigure_then_a_good_one_loads(tmp_path, damage):
     bundle = tmp_path / 'bundle'

@@ -246,8 +246,7 @@ def test_buffer_staleness_and_snapshot():
     buffer = ObservationBuffer(['front'], num_extra=1, limits=limits)
     assert set(buffer.stale_streams(0)) == {'camera/front', JOINT_STATE_STREAM, EXTRA_STATE_STREAM,
                                            INSTRUCTION_STREAM}
-    with pytest.raises(KeyError, match='no message yet'):
-        buffer.snapshot()
+    assert buffer.snapshot(0) is None
     image = np.zeros((4, 4, 3), np.uint8)
     buffer.put_measurement(camera_stream('front'), image, stamp_ns=1, now_ns=5)
     buffer.put_measurement(JOINT_STATE_STREAM, np.array([0.1, 0.2]), stamp_ns=10 * MS, now_ns=12 * MS)
@@ -256,7 +255,8 @@ def test_buffer_staleness_and_snapshot():
     assert buffer.stale_streams(50 * MS) == []
     assert buffer.stale_streams(61 * MS) == [JOINT_STATE_STREAM]
     assert set(buffer.stale_streams(101 * MS)) == {'camera/front', JOINT_STATE_STREAM}
-    snap = buffer.snapshot()
+    assert buffer.snapshot(61 * MS) is None
+    snap = buffer.snapshot(50 * MS)
     np.testing.assert_allclose(snap.state, [0.1, 0.2, 3.0])
     assert snap.state.dtype == np.float32 and snap.instruction == 'go'
     np.testing.assert_array_equal(snap.images['front'], image)

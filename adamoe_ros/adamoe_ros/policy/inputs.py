@@ -116,23 +116,19 @@ class ObservationBuffer:
         """Names of required streams that are missing or not fresh."""
         with self._lock:
             latest = dict(self._latest)
-        stale = [INSTRUCTION_STREAM] if INSTRUCTION_STREAM not in latest else []
-        stale += [name for name in self._max_age_ns
-                  if name not in latest or not self._is_fresh(name, latest[name], now_ns)]
-        return stale
+        return self._stale(latest, now_ns)
 
     def forget_measurements(self) -> None:
         """Forget every timed stream, stamps included (the clock jumped back); the instruction stays."""
         with self._lock:
             self._latest = {k: v for k, v in self._latest.items() if k not in self._max_age_ns}
 
-    def snapshot(self) -> ObservationSnapshot:
-        """Assemble the newest values into one observation; KeyError names a missing stream."""
+    def snapshot(self, now_ns: int) -> ObservationSnapshot | None:
+        """Assemble the newest values into one observation, or None while any required stream is stale."""
         with self._lock:
             latest = dict(self._latest)
-        missing = [s for s in [*self._max_age_ns, INSTRUCTION_STREAM] if s not in latest]
-        if missing:
-            raise KeyError(f'no message yet on {missing}')
+        if self._stale(latest, now_ns):
+            return None
         parts = [np.asarray(latest[JOINT_STATE_STREAM].value, dtype=np.float64)]
         if self.num_extra:
             parts.append(np.asarray(latest[EXTRA_STATE_STREAM].value, dtype=np.float64))
@@ -141,6 +137,11 @@ class ObservationBuffer:
             state=np.concatenate(parts).astype(np.float32),
             instruction=str(latest[INSTRUCTION_STREAM].value),
         )
+
+    def _stale(self, latest: dict[str, _Value], now_ns: int) -> list[str]:
+        stale = [INSTRUCTION_STREAM] if INSTRUCTION_STREAM not in latest else []
+        return stale + [name for name in self._max_age_ns
+                        if name not in latest or not self._is_fresh(name, latest[name], now_ns)]
 
     def _is_fresh(self, stream: str, value: _Value, now_ns: int) -> bool:
         # A value measured after now dates from before a backward clock jump: not fresh either.

@@ -466,9 +466,9 @@ class PolicyNode(LifecycleNode):
         trigger_perf = self._frame_arrival_perf_ns if p.sync_inference_to_camera else time.perf_counter_ns()
         plan = self._queue.generation  # a stop from here on voids this chunk
         start_ns = self._now_ns()
-        if self._buffer.stale_streams(start_ns):
+        snapshot = self._buffer.snapshot(start_ns)
+        if snapshot is None:
             return
-        snapshot = self._buffer.snapshot()
         prefix = None
         if p.execution_mode == 'rtc':
             delay_steps = math.ceil(self.timings.p95_engine_s * NS_PER_S / self._dt_ns)
