@@ -90,7 +90,7 @@ def test_future_stamp_is_rejected_and_does_not_block_the_stream(stream):
         topic = node.get_parameter('joint_states_topic').value if stream == 'joint_states' \
             else f'cameras/{stream}/image_raw'
         max_age_s = node.get_parameter('max_joint_state_age' if stream == 'joint_states' else 'max_image_age').value
-        sent = 3  # a few in a row, so that best-effort delivery surely brings one
+        sent = 5  # the same bad message a few times, so that best-effort delivery surely brings one
         bad_ns = client.send(f'future {stream} {FAR_AHEAD_S} {sent}')
         # Had a bad stamp been taken as the newest, every good message after it would be refused: the stream
         # would go stale max_age after the bad stamp arrived and stay so until the clock passes the bad stamp.
@@ -142,5 +142,8 @@ def test_replayed_joint_states_never_become_the_restart_reference():
     first, measured = values[restart], np.clip(P1, lower, upper)
     assert np.all(np.abs(first - measured) <= max_step), \
         f'restart command {first} is not one step from the measured {measured} (the replayed P0 is {P0})'
-    assert np.all(np.abs(np.diff(values[restart:], axis=0)) <= max_step)
+    # Each later command one step from the previous one, or from P1 where (on a loaded machine) it restarted again.
+    after = values[restart:]
+    from_previous = np.all(np.abs(np.diff(after, axis=0)) <= max_step, axis=1)
+    assert np.all(from_previous | np.all(np.abs(after[1:] - measured) <= max_step, axis=1))
     assert status.stale_events >= 1 and status.rejected_messages >= 1

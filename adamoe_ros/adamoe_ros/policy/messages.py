@@ -1,6 +1,5 @@
 """The messages the policy node publishes, built by pure functions from plain values."""
 import numpy as np
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -63,10 +62,10 @@ def array_command(command: np.ndarray) -> Float64MultiArray:
     return Float64MultiArray(data=[float(v) for v in command])
 
 
-def joint_command(command: np.ndarray, joint_names: list[str], stamp: Time) -> JointState:
-    """Build a position command as a JointState, stamped when sent."""
+def joint_command(command: np.ndarray, joint_names: list[str], stamp_ns: int) -> JointState:
+    """Build a position command as a JointState, stamped with the control time it was computed for."""
     msg = JointState(name=joint_names, position=[float(v) for v in command])
-    msg.header.stamp = stamp
+    msg.header.stamp = ns_to_stamp(stamp_ns)
     return msg
 
 

@@ -387,7 +387,7 @@ class PolicyNode(LifecycleNode):
         with self._lock:
             command = self._next_command(now)
         if command is not None and not p.dry_run:
-            self._publish_command(command)
+            self._publish_command(command, now)
 
     def _next_command(self, now: int) -> np.ndarray | None:
         """Return the safe command for now, or None (nothing queued, no fresh reference yet, unsafe); lock held."""
@@ -431,13 +431,12 @@ class PolicyNode(LifecycleNode):
         self._last_command = None
         self._commanding = False
 
-    def _publish_command(self, command: np.ndarray) -> None:
+    def _publish_command(self, command: np.ndarray, now: int) -> None:
         self.timings.command_sent()
         if self._params.command_stream in ('float64_array', 'both'):
             self._command_pub.publish(array_command(command))
         if self._params.command_stream in ('joint_state', 'both'):
-            self._joint_command_pub.publish(joint_command(command, self._joint_names,
-                                                          self.get_clock().now().to_msg()))
+            self._joint_command_pub.publish(joint_command(command, self._joint_names, now))
 
     def _send_hold(self) -> None:
         """Command the measured position once, so a position controller stops where the robot is.
@@ -446,13 +445,14 @@ class PolicyNode(LifecycleNode):
         """
         if self._params is None or self._params.dry_run or self._last_command is None:
             return
-        measured = self._buffer.fresh(JOINT_STATE_STREAM, self._now_ns())
+        now = self._now_ns()
+        measured = self._buffer.fresh(JOINT_STATE_STREAM, now)
         if measured is None:
             return
         with self._lock:
             hold = self._safety.clamp_position(measured)
             self._last_command = None
-        self._publish_command(hold)
+        self._publish_command(hold, now)
 
     # ---- inference -----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The well-behaved publisher sends two cameras (15 Hz), joint states and the extra state (50 Hz), all stamped with
 the node clock (ROS time), and the latched instruction. The hostile one is a second publisher per topic, driven by
 commands on stdin; each command is answered on stdout with `ok <command> <ROS time ns>` once it took effect:
-  future STREAM SECONDS COUNT  COUNT messages on STREAM (a camera name or joint_states), stamped SECONDS ahead
+  future STREAM SECONDS COUNT  COUNT messages on STREAM (a camera name or joint_states), 0.1 s apart, all with
+                               the stamp SECONDS ahead of now (one bad sensor message, repeated for delivery)
   block SECONDS PERIOD         every PERIOD s, replay the joint state of this moment stamped SECONDS ahead
   move P1 .. P6                the well-behaved joint states report these positions from now on
   gap SECONDS                  the well-behaved cameras send nothing for SECONDS
@@ -61,15 +62,13 @@ class StampClient(Node):
         self.joints.publish(self.joint_state(self.positions, self.now_ns()))
         self.extra.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
 
-    def publish_future(self, stream: str, ahead_s: float, count: int) -> None:
-        stamp = self.now_ns() + int(ahead_s * NS_PER_S)
-        for _ in range(count):
-            if stream == 'joint_states':
-                self.hostile_joints.publish(self.joint_state(self.positions, stamp))
-            else:
-                frame = numpy_to_image(np.zeros((48, 64, 3), np.uint8), 'rgb8')
-                frame.header.stamp = ns_to_stamp(stamp)
-                self.hostile_cameras[stream].publish(frame)
+    def publish_future(self, stream: str, stamp_ns: int) -> None:
+        if stream == 'joint_states':
+            self.hostile_joints.publish(self.joint_state(self.positions, stamp_ns))
+        else:
+            frame = numpy_to_image(np.zeros((48, 64, 3), np.uint8), 'rgb8')
+            frame.header.stamp = ns_to_stamp(stamp_ns)
+            self.hostile_cameras[stream].publish(frame)
 
 
 def read_commands(lines: queue.Queue) -> None:
@@ -86,6 +85,7 @@ def main() -> None:
     next_frame = next_state = time.monotonic()
     camera_off_until = 0.0
     replay: tuple[np.ndarray, int, float] | None = None  # positions, lead (ns), period (s)
+    future: list[tuple[float, str, int]] = []  # (when, stream, stamp) of hostile messages to send
     next_replay = 0.0
     print('ready', flush=True)
     try:
@@ -97,7 +97,8 @@ def main() -> None:
                 if kind == 'quit':
                     return
                 if kind == 'future':
-                    client.publish_future(words[1], float(words[2]), int(words[3]))
+                    stamp = client.now_ns() + int(float(words[2]) * NS_PER_S)
+                    future += [(now + 0.1 * i, words[1], stamp) for i in range(int(words[3]))]
                 elif kind == 'block':
                     replay = (client.positions.copy(), int(float(words[1]) * NS_PER_S), float(words[2]))
                     next_replay = now
@@ -113,6 +114,8 @@ def main() -> None:
             if now >= next_state:
                 client.publish_state()
                 next_state += STATE_PERIOD
+            while future and now >= future[0][0]:
+                client.publish_future(*future.pop(0)[1:])
             if replay is not None and now >= next_replay:
                 positions, lead_ns, period = replay
                 client.hostile_joints.publish(client.joint_state(positions, client.now_ns() + lead_ns))
