@@ -74,7 +74,7 @@ class SyntheticInputs(Node):
                 values[0] = self.rng.choice([np.nan, np.inf, -np.inf])
             self.extra_pub.publish(Float64MultiArray(data=values.tolist()))
         else:
-            # A camera frame stamped in the past: out of order once newer frames were seen.
+            # A camera frame stamped long ago (1 s after the epoch): older than any maximum age.
             msg = numpy_to_image(self.frame, 'rgb8')
             msg.header.stamp.sec = 1
             self.cameras[self.args.cameras[-1]].publish(msg)
