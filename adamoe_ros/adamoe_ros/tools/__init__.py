@@ -1,0 +1,1 @@
+"""Operational tools that exercise a running stack from outside (the soak test)."""
