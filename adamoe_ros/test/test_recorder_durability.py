@@ -1,4 +1,4 @@
-"""Durability: SIGKILL of the recorder process mid-episode loses only that episode; a restart appends (resume).
+"""Durability: SIGKILL or SIGTERM of the recorder mid-episode loses only that episode; a restart appends (resume).
 
 Runs recorder_node as a real subprocess on wall-clock time, fed by the synthetic source in another process.
 """
@@ -127,8 +127,11 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
         recorder = RecorderProcess(root)
         recorder.wait_ready()
         lengths.append(record(caller, 1.0))
+        # SIGTERM (what `ros2 launch` sends) mid-episode: the unsaved episode is discarded and the exit is clean.
+        start_episode(caller)
+        time.sleep(1.0)
         recorder.proc.send_signal(signal.SIGTERM)
-        assert recorder.proc.wait(timeout=30) == 0
+        assert recorder.proc.wait(timeout=60) == 0, recorder.output()
     finally:
         caller.close()
         recorder.stop()

@@ -7,15 +7,14 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
+from adamoe_ros.node_main import run_node
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import (
     PARAMETER_DESCRIPTIONS,
@@ -279,23 +278,8 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run adamoe_ros recorder_node`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (RecorderConfigError, DatasetMismatchError) as error:
-        print(f'recorder_node: {error}', flush=True)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    """Entry point of `ros2 run adamoe_ros recorder_node`; SIGINT/SIGTERM discard an unsaved episode and exit 0."""
+    return run_node(RecorderNode, args, startup_errors=(RecorderConfigError, DatasetMismatchError))
 
 
 if __name__ == '__main__':
