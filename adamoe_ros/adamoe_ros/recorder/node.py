@@ -189,21 +189,20 @@ class RecorderNode(Node):
         self.publish_status()
         return response
 
-    def _stop_recording(self) -> tuple[int, int] | None:
-        """Flush the grid up to now and stop; returns (frames, dropped) or None when not recording."""
+    def _stop_recording(self) -> bool:
+        """Flush the grid up to now and stop; False when not recording."""
         now = self.get_clock().now().nanoseconds
         with self._lock:
             if not self._recording:
-                return None
+                return False
             self._handle(self._aligner.poll(now, flush=True))
             self._aligner.stop()
             self._recording = False
             self._busy = True
-            return self._frames, self._dropped
+            return True
 
     async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         try:
@@ -216,9 +215,12 @@ class RecorderNode(Node):
             response.message = f'saving failed, episode discarded: {error}'
             self.get_logger().error(response.message)
         else:
+            # Frame writes run before the save on the FIFO worker, so a frame that failed to write is counted now.
+            with self._lock:
+                dropped = self._dropped
             response.success = True
             response.message = (f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                                f'{counts[1]} dropped, in {saved.seconds:.2f} s')
+                                f'{dropped} dropped, in {saved.seconds:.2f} s')
             self.get_logger().info(response.message)
         with self._lock:
             self._busy = False
@@ -228,8 +230,7 @@ class RecorderNode(Node):
         return response
 
     async def _on_discard(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         dropped = await await_on_executor(self, self._io.submit(self._writer.discard_episode))
