@@ -15,6 +15,7 @@ from adamoe_ros.tools.soak_checks import (
     Sample,
     command_check,
     command_problem,
+    exit_check,
     fault_checks,
     rate_check,
     resource_checks,
@@ -138,6 +139,11 @@ def test_fault_record_catches_commands_while_down_and_a_jump_on_resume():
     assert [c.ok for c in fault_checks(never)] == [True, False]
 
 
+def test_exit_check():
+    assert exit_check({'a': 0, 'b': 0}).ok
+    assert not exit_check({'a': 0, 'b': -9}).ok and not exit_check({'a': None}).ok
+
+
 def test_verdict_line():
     checks = resource_checks(samples_of(a=series([100_000] * 5)), ['a'], GOALS)
     assert verdict_line(checks).startswith('soak verdict: PASS')
@@ -170,13 +176,15 @@ def test_one_minute_soak_samples_both_processes_and_passes(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='after the sim restarts (/clock back at 0) the policy node resumes from '
-                                       'its last command before the kill, not from the measured position')
 def test_sim_kill_policy_holds_and_resumes_from_the_measured_position(tmp_path: Path):
     result = run_soak(SoakConfig(minutes=1.0, sample_period=10.0, warmup_minutes=0.25, kill_sim_at=0.3,
                                  out=tmp_path))
+    assert not [c for c in result.checks if c.name == 'run'], result.verdict  # the soak ran to its end
     fault = result.fault
-    assert fault is not None and fault.inputs_back_at is not None
-    assert fault.commands_while_down == 0
-    assert fault.resumed_at is not None and fault.resume_step_ok, fault
+    assert fault is not None and fault.inputs_back_at is not None, fault
+    assert fault.commands_while_down == 0, fault
+    assert fault.resumed_at is not None, fault
+    if not fault.resume_step_ok:
+        pytest.xfail('known node issue: after the sim restarts (/clock back at 0) the policy node resumes from its '
+                     f'last command before the kill, {fault.resume_step:.1f} x the allowed step from the robot')
     assert not any(result.bad.values()), result.bad

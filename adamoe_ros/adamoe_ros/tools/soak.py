@@ -56,6 +56,7 @@ from adamoe_ros.tools.soak_checks import (
     Sample,
     command_check,
     command_problem,
+    exit_check,
     fault_checks,
     rate_check,
     resource_checks,
@@ -164,15 +165,15 @@ class NodeProcess:
         self.proc.kill()
         self.proc.wait()
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Ctrl-C the process as launch does, then SIGKILL it if it does not exit in time."""
-        if not self.alive:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Ctrl-C the process as launch does (SIGKILL if it does not exit in time); return its exit code."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return None if self.proc is None else self.proc.returncode
 
 
 @dataclass
@@ -208,9 +209,17 @@ class SoakDriver(Node):
 
     def policy_parameters(self) -> dict[str, Any]:
         """Read POLICY_PARAMETERS from the policy node; RuntimeError names any it does not have."""
-        if not self.parameter_client.wait_for_service(timeout_sec=STARTUP_S):
-            raise RuntimeError(f'{self.parameter_client.srv_name} did not come up in {STARTUP_S:.0f} s')
-        response = call_service(self.parameter_client, GetParameters.Request(names=list(POLICY_PARAMETERS)))
+        deadline = time.monotonic() + STARTUP_S
+        request = GetParameters.Request(names=list(POLICY_PARAMETERS))
+        while True:
+            # Asked until it answers: the node may still be starting, and a request no server took is never answered.
+            try:
+                response = call_service(self.parameter_client, request, timeout=5.0)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f'{self.parameter_client.srv_name} did not answer in {STARTUP_S:.0f} s'
+                                       ) from None
         missing = [n for n, v in zip(POLICY_PARAMETERS, response.values) if v.type == ParameterType.PARAMETER_NOT_SET]
         if missing:
             raise RuntimeError(f'the policy node has no parameter {missing}')
@@ -490,12 +499,12 @@ def run_soak(cfg: SoakConfig, log: Any = print) -> SoakResult:
         spinner.start()
         result = Soak(cfg, driver, processes, log).run()
     finally:
-        for process in processes.values():
-            process.stop()
+        exit_codes = {name: process.stop() for name, process in processes.items()}
         executor.shutdown()
         driver.destroy_node()
         rclpy.try_shutdown(context=context)
         spinner.join(timeout=10)
+    result.checks.append(exit_check(exit_codes))
     for check in result.checks:
         log(f'  {"ok  " if check.ok else "FAIL"} {check.name}: {check.detail}')
     log(result.verdict)

@@ -189,6 +189,12 @@ def command_check(bad: dict[str, int], total: int) -> Check:
                  f'{total} checked: ' + ', '.join(f'{bad.get(kind, 0)} {kind}' for kind in BAD_KINDS))
 
 
+def exit_check(exit_codes: dict[str, int | None]) -> Check:
+    """Check every process exited with 0 when asked to stop (SIGINT) at the end."""
+    return Check('clean exit', all(code == 0 for code in exit_codes.values()),
+                 ', '.join(f'{name} {code}' for name, code in exit_codes.items()))
+
+
 def fault_checks(record: FaultRecord) -> list[Check]:
     """Check the policy sent nothing on stale inputs and its first command afterwards stepped from the robot."""
     hold = Check('sim kill: hold', record.commands_while_down == 0,
