@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adamoe_contract.backend import Observation, PolicyBackend
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
-from adamoe_ros.engine import Observation, PolicyEngine
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 
 CUBE_STATE_NAMES = ('cube_x', 'cube_y', 'cube_z')
@@ -56,7 +56,7 @@ def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) 
     return np.asarray(values, dtype=np.float32)
 
 
-def run_policy_episode(engine: PolicyEngine, sim: So101PickPlaceSim, seed: int, instruction: str, *,
+def run_policy_episode(engine: PolicyBackend, sim: So101PickPlaceSim, seed: int, instruction: str, *,
                        max_time: float = 25.0, refill_threshold: float = 0.5, noise_seed: int | None = None,
                        frame_every: int = 0) -> EpisodeResult:
     """Reset with a seed and execute chunks ('latest' mode) until the task is solved or max_time passes."""

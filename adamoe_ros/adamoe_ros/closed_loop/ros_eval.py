@@ -19,9 +19,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
+from adamoe_contract.spec import load_spec
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
-from adamoe_ros.engine.spec import load_spec
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
