@@ -1,10 +1,5 @@
-"""Small shared ROS helpers: the project's QoS profiles, time/stamp conversions and node entry points."""
-from collections.abc import Callable
-
-import rclpy
+"""Small shared ROS helpers: the project's QoS profiles and time/stamp conversions."""
 from builtin_interfaces.msg import Time as TimeMsg
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -50,16 +45,3 @@ def sec_to_duration_fields(seconds: float) -> tuple[int, int]:
     """Split non-negative seconds into (sec, nanosec) for Duration messages."""
     ns = max(int(round(seconds * NS_PER_S)), 0)
     return ns // NS_PER_S, ns % NS_PER_S
-
-
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Entry-point body of a plain node: init, spin until Ctrl-C or shutdown, destroy the node."""
-    try:
-        with rclpy.init(args=args):
-            node = make_node()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass

@@ -17,8 +17,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from adamoe_ros.node_main import run_node
 from adamoe_ros.recorder.config import SO101_JOINTS
-from adamoe_ros.ros_env import spin_node
 from adamoe_ros.ros_image import numpy_to_image
 
 LEADER_OFFSET = 1000.0
@@ -78,7 +78,7 @@ class SyntheticTeleopSource(Node):
         self._tick += 1
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Run the source until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=30.0)
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
     args = parser.parse_args(argv)
-    spin_node(lambda: SyntheticTeleopSource(args))
+    return run_node(lambda: SyntheticTeleopSource(args))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
