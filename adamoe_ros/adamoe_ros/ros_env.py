@@ -1,11 +1,6 @@
-"""Small shared ROS helpers: the project's QoS profiles, time/stamp conversions and node entry points."""
-from collections.abc import Callable
-
-import rclpy
+"""Small shared ROS helpers: the project's QoS profiles and time/stamp conversions."""
 from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time as TimeMsg
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -46,16 +41,3 @@ def ns_to_stamp(ns: int) -> TimeMsg:
     """Return integer nanoseconds as a builtin_interfaces/Time (negative values clamp to 0)."""
     ns = max(int(ns), 0)
     return TimeMsg(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
-
-
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Entry-point body of a plain node: init, spin until Ctrl-C or shutdown, destroy the node."""
-    try:
-        with rclpy.init(args=args):
-            node = make_node()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass

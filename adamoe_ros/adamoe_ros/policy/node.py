@@ -12,10 +12,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -24,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
+from adamoe_ros.node_main import run_node
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -128,6 +127,11 @@ class PolicyNode(LifecycleNode):
         self._destroy_interfaces()
         self._reset_runtime()
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Stop safely (hold if commanding), then destroy the node."""
+        self.stop_safely()
+        super().destroy_node()
 
     def stop_safely(self) -> None:
         """Stop inference and, if commanding, send the hold command (for process exit)."""
@@ -572,22 +576,10 @@ def _load_engine(p: PolicyParams) -> PolicyEngine:
                                     intra_op_threads=p.intra_op_threads, warmup=True)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()  # inference has its own thread; see runner.py on MultiThreadedExecutor
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_safely()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -7,14 +7,13 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
+from adamoe_ros.node_main import run_node
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import (
     PARAMETER_DESCRIPTIONS,
@@ -186,21 +185,20 @@ class RecorderNode(Node):
         self.publish_status()
         return response
 
-    def _stop_recording(self) -> tuple[int, int] | None:
-        """Flush the grid up to now and stop; returns (frames, dropped) or None when not recording."""
+    def _stop_recording(self) -> bool:
+        """Flush the grid up to now and stop; False when not recording."""
         now = self.get_clock().now().nanoseconds
         with self._lock:
             if not self._recording:
-                return None
+                return False
             self._handle(self._aligner.poll(now, flush=True))
             self._aligner.stop()
             self._recording = False
             self._busy = True
-            return self._frames, self._dropped
+            return True
 
     async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         try:
@@ -213,9 +211,12 @@ class RecorderNode(Node):
             response.message = f'saving failed, episode discarded: {error}'
             self.get_logger().error(response.message)
         else:
+            # Frame writes run before the save on the FIFO worker, so a frame that failed to write is counted now.
+            with self._lock:
+                dropped = self._dropped
             response.success = True
             response.message = (f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                                f'{counts[1]} dropped, in {saved.seconds:.2f} s')
+                                f'{dropped} dropped, in {saved.seconds:.2f} s')
             self.get_logger().info(response.message)
         with self._lock:
             self._busy = False
@@ -225,8 +226,7 @@ class RecorderNode(Node):
         return response
 
     async def _on_discard(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         dropped = await await_on_executor(self, self._io.submit(self._writer.discard_episode))
@@ -275,23 +275,8 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run adamoe_ros recorder_node`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (RecorderConfigError, DatasetMismatchError) as error:
-        print(f'recorder_node: {error}', flush=True)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    """Entry point of `ros2 run adamoe_ros recorder_node`; SIGINT/SIGTERM discard an unsaved episode and exit 0."""
+    return run_node(RecorderNode, args, startup_errors=(RecorderConfigError, DatasetMismatchError))
 
 
 if __name__ == '__main__':

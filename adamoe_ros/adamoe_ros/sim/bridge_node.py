@@ -13,7 +13,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, spin_node
+from adamoe_ros.node_main import run_node
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, trajectory_from_msg, validate_positions
 from adamoe_ros.sim.scene import SO101, SceneOptions
@@ -209,10 +210,10 @@ class SimBridgeNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the sim bridge until shutdown (ros2 run adamoe_ros sim_bridge_node)."""
-    spin_node(SimBridgeNode, args)
+def main(args: list[str] | None = None) -> int:
+    """Run the sim bridge until SIGINT/SIGTERM (ros2 run adamoe_ros sim_bridge_node)."""
+    return run_node(SimBridgeNode, args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -10,7 +10,8 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, spin_node, stamp_to_ns
+from adamoe_ros.node_main import run_node
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.sim.expert_plan import PickPlacePlan
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model
 
@@ -142,10 +143,10 @@ class ScriptedExpertNode(Node):
             self._status_pub.publish(String(data=text))
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Run the scripted expert (ros2 run adamoe_ros scripted_expert); start episodes via expert/start_episode."""
-    spin_node(ScriptedExpertNode, args)
+    return run_node(ScriptedExpertNode, args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

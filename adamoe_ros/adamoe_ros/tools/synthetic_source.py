@@ -16,7 +16,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.robots import load_robot_profile
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, spin_node
+from adamoe_ros.node_main import run_node
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
 
 SO101 = load_robot_profile('so101')  # the recorder's default robot
@@ -76,7 +77,7 @@ class SyntheticTeleopSource(Node):
         self._tick += 1
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Run the source until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=30.0)
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
     args = parser.parse_args(argv)
-    spin_node(lambda: SyntheticTeleopSource(args))
+    return run_node(lambda: SyntheticTeleopSource(args))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
