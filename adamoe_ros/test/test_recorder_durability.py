@@ -18,7 +18,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from adamoe_ros.recorder.synthetic_source import LEADER_OFFSET
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET
 
 OFFSET = float(int(time.time()) - 60)  # keeps the encoded stamps small enough for float32
 
@@ -111,7 +111,7 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate', '30',
+    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
                                '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
@@ -205,7 +205,7 @@ def test_disk_full_mid_episode_is_a_clear_error_and_keeps_saved_episodes(small_d
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = small_disk / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate', '30',
+    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
                                '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
     recorder = RecorderProcess(root)
     caller = ServiceCaller()

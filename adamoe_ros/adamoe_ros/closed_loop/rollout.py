@@ -13,8 +13,6 @@ from adamoe_contract.backend import Observation, PolicyBackend
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 
-CUBE_STATE_NAMES = ('cube_x', 'cube_y', 'cube_z')
-
 
 @dataclass
 class RoutingRecord:
@@ -44,7 +42,7 @@ class EpisodeResult:
 def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) -> np.ndarray:
     """Assemble the policy state vector (joint positions, then privileged cube position) in bundle order."""
     joints = dict(zip(sim.joint_names, sim.joint_positions(), strict=True))
-    cube = dict(zip(CUBE_STATE_NAMES, sim.cube_position(), strict=True))
+    cube = dict(zip(sim.extra_state_names, sim.cube_position(), strict=True))
     values = []
     for name in state_names:
         if name in joints:

@@ -148,11 +148,6 @@ class EpisodeDatasetWriter:
         """Episodes on disk (including earlier sessions)."""
         return 0 if self._dataset is None else self._dataset.meta.total_episodes
 
-    @property
-    def frames_in_episode(self) -> int:
-        """Frames added to the episode being recorded."""
-        return self._frames_in_episode
-
     def add(self, aligned: AlignedFrame, task: str) -> None:
         """Add one aligned frame to the current episode (creates the dataset on the very first frame).
 
