@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from adamoe_ros.recorder.synthetic_source import LEADER_OFFSET
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET
 
 OFFSET = float(int(time.time()) - 60)  # keeps the encoded stamps small enough for float32
 
@@ -110,7 +111,7 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate', '30',
+    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
                                '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
@@ -173,3 +174,62 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     offset = (image_steps - np.diff(ticks) % 32 + 16) % 32 - 16
     assert np.all(np.abs(offset) <= 4), (grey, ticks)
     assert np.mean(offset == 0) >= 0.7, (grey, ticks)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a file until the filesystem holding `folder` is full."""
+    filler = folder / 'filler'
+    with open(filler, 'wb', buffering=0) as f:
+        try:
+            while True:
+                f.write(b'\0' * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 16 MiB tmpfs (needs CAP_SYS_ADMIN, which root has on the project's machines)."""
+    mount_point = tmp_path / 'disk'
+    mount_point.mkdir()
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f'cannot mount a small tmpfs here: {mounted.stderr.strip()}')
+    yield mount_point
+    subprocess.run(['umount', '-l', str(mount_point)], check=False)
+
+
+def test_disk_full_mid_episode_is_a_clear_error_and_keeps_saved_episodes(small_disk: Path) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = small_disk / 'ds'
+    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
+                               '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
+    recorder = RecorderProcess(root)
+    caller = ServiceCaller()
+    try:
+        recorder.wait_ready()
+        lengths = [record(caller, 1.0)]
+        start_episode(caller)
+        time.sleep(0.5)
+        filler = fill_disk(small_disk)
+        time.sleep(0.5)
+        failed = caller.call('save')
+        assert failed is not None and not failed.success, failed
+        assert 'no space left on device' in failed.message, failed.message
+        assert recorder.proc.poll() is None, recorder.output()
+        filler.unlink()
+        lengths.append(record(caller, 1.0))
+        recorder.proc.send_signal(signal.SIGTERM)
+        assert recorder.proc.wait(timeout=60) == 0, recorder.output()
+    finally:
+        caller.close()
+        recorder.stop()
+        source.kill()
+        source.wait()
+    ds = LeRobotDataset('local/so101_teleop', root=root, video_backend='pyav')
+    assert ds.meta.total_episodes == 2
+    assert [ds.meta.episodes[i]['length'] for i in range(2)] == lengths
+    assert ds[len(ds) - 1]['observation.images.front'].shape == (3, 64, 64)

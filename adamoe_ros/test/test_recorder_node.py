@@ -19,7 +19,7 @@ from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
 from adamoe_ros.recorder.node import RecorderNode
-from adamoe_ros.recorder.synthetic_source import LEADER_OFFSET, grey_level
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
 
 FPS = 10
@@ -27,7 +27,7 @@ SOURCE_RATE = 30
 
 
 def start_source(*extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate',
+    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate',
                              str(SOURCE_RATE), '--size', '64', '--sim-time', *extra])
 
 

@@ -22,7 +22,7 @@ from adamoe_ros.tools.soak_checks import (
     verdict_line,
 )
 
-LIMITS = CommandLimits.from_node([-1.0, -2.0], [1.0, 2.0], [2.0], control_rate=10.0)  # 0.2 rad per step
+LIMITS = CommandLimits.at_rate([-1.0, -2.0], [1.0, 2.0], [2.0], control_rate=10.0)  # 0.2 rad per step
 GOALS = Goals(warmup_s=60.0)
 
 

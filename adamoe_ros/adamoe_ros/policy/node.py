@@ -19,7 +19,9 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
@@ -35,7 +37,6 @@ from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    JointStateMatcher,
     StampOrder,
     camera_image_to_rgb,
     check_extra_state,
@@ -202,14 +203,13 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints):]
         dof = len(joints)
-        for name, values in (('joint_lower_limits', p.joint_lower_limits),
-                             ('joint_upper_limits', p.joint_upper_limits)):
-            if len(values) != dof:
-                raise ValueError(f'{name} needs {dof} values (for {joints}), got {len(values)}')
-        if len(p.max_joint_velocity) not in (1, dof):
-            raise ValueError(f'max_joint_velocity needs 1 or {dof} values, got {len(p.max_joint_velocity)}')
-        self._safety = SafetyFilter(np.array(p.joint_lower_limits), np.array(p.joint_upper_limits),
-                                    np.array(p.max_joint_velocity))
+        robot = load_robot_profile(p.robot_profile)
+        if list(robot.joint_names) != joints:
+            # Commands are joint arrays in bundle order: another order would drive the wrong joints.
+            raise ValueError(f'bundle joints {joints} differ from the joints of robot profile {robot.name!r} '
+                             f'{list(robot.joint_names)} (same names in the same order needed)')
+        self._safety = SafetyFilter(np.array(robot.lower_limits), np.array(robot.upper_limits),
+                                    np.array(robot.max_velocity))
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
@@ -299,7 +299,7 @@ class PolicyNode(LifecycleNode):
             stamp = stamp_to_ns(msg.header.stamp)
             positions = self._matcher.positions(msg)
             self._orders[JOINT_STATE_STREAM].check(stamp)
-        except InputRejectedError as err:
+        except (InputRejectedError, JointStateError) as err:
             self._rejections.reject(self._params.joint_states_topic, str(err))
             return
         self._buffer.put(JOINT_STATE_STREAM, positions, self._now_ns(), stamp)

@@ -10,7 +10,6 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
@@ -26,14 +25,11 @@ from adamoe_ros.recorder.config import (
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
+from adamoe_ros.ros_env import BUFFERED_SENSOR_QOS, LATCHED_QOS, RELIABLE_QOS
 from adamoe_ros_interfaces.msg import RecorderStatus
 
-# Best effort matches both reliable and best-effort publishers; depth covers a few frames of transport jitter.
-STREAM_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Beyond this the publisher's clock is not trusted (another host with an unsynchronised clock).
 MAX_QUEUE_DELAY_NS = 2_000_000_000
-LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _describe(text: str) -> ParameterDescriptor:
@@ -71,9 +67,9 @@ class RecorderNode(Node):
         self._saved_episodes = self._writer.saved_episodes
 
         for source in stream_sources(self.config):
-            qos = LATCHED_QOS if source.stream == 'instruction' else STREAM_QOS
+            qos = LATCHED_QOS if source.stream == 'instruction' else BUFFERED_SENSOR_QOS
             self.create_subscription(source.msg_type, source.topic, self._make_callback(source), qos)
-        self._status_pub = self.create_publisher(RecorderStatus, 'recorder/status', 10)
+        self._status_pub = self.create_publisher(RecorderStatus, 'recorder/status', RELIABLE_QOS)
         # Own group: an awaiting save must not hold the default group, or subscriptions would stall meanwhile.
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, 'recorder/start', self._on_start, callback_group=services)

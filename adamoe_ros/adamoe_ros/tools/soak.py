@@ -41,7 +41,8 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from adamoe_ros.closed_loop.ros_eval import DEFAULT_INSTRUCTION, RosEvalConfig, call_service
+from adamoe_contract.robots import load_robot_profile
+from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, call_service
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.runner import NODE_CLASSES, NodeSpec, load_specs
 from adamoe_ros.tools.proc_stats import read_process_stats
@@ -69,9 +70,9 @@ from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
 RUNNER_YAML = Path(__file__).resolve().parents[2] / 'launch' / 'sim_policy.runner.yaml'
 SIM, POLICY = 'sim_bridge_node', 'policy_node'  # executables of the stack, as in the runner file
-# What the driver reads from the policy node, so it checks the limits the node itself enforces.
-POLICY_PARAMETERS = ('control_rate', 'joint_lower_limits', 'joint_upper_limits', 'max_joint_velocity',
-                     'command_topic', 'command_stream', 'joint_states_topic', 'instruction_topic', 'dry_run')
+# What the driver reads from the policy node: its robot profile gives the limits the node enforces.
+POLICY_PARAMETERS = ('control_rate', 'robot_profile', 'command_topic', 'command_stream', 'joint_states_topic',
+                     'instruction_topic', 'dry_run')
 POLL_S = 0.2          # main loop period: drain and check commands, poll the task status
 STARTUP_S = 120.0     # a cold start imports MuJoCo and ONNX Runtime and warms the engine up
 STATUS_TIMEOUT_S = 1.0  # short, so a dead sim delays samples little
@@ -90,7 +91,6 @@ class SoakConfig:
     real_time_factor: float = 1.0
     episode_time: float = RosEvalConfig.max_time  # sim seconds before an episode counts as failed
     first_seed: int = 3000
-    instruction: str = DEFAULT_INSTRUCTION
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot give a verdict."""
@@ -201,7 +201,6 @@ class SoakDriver(Node):
         self.run_id = 0  # bumped by the main thread whenever the command stream is meant to break
         self.commands: list[_Command] = []
         self.chunks: list[tuple[int, float]] = []  # (sim arrival ns, engine seconds)
-        self.joint_names: tuple[str, ...] | None = None
         self.measured: tuple[tuple[str, ...], np.ndarray] | None = None
         self.stale_events = 0
         self.inputs_back_at: float | None = None  # first joint_states after watch_inputs() (wall)
@@ -271,7 +270,6 @@ class SoakDriver(Node):
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
             self.chunks.append((self._now_ns(), float(msg.inference_time)))
-            self.joint_names = tuple(msg.joint_names)
 
     def _on_status(self, msg: PolicyStatus) -> None:
         self.stale_events = int(msg.stale_events)
@@ -294,7 +292,6 @@ class Soak:
         self.fault: FaultRecord | None = None
         self.problems: list[Check] = []
         self._previous: _Command | None = None
-        self._pending: list[_Command] = []
         self._window_chunks: list[float] = []
         self._window_sim_ns = 0
         self._expected_down: str | None = None  # the process the soak itself killed
@@ -308,10 +305,12 @@ class Soak:
             raise RuntimeError('the soak checks the Float64MultiArray commands: the policy node must send them '
                                f'(dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})')
         self.control_rate = float(params['control_rate'])
-        self.limits = CommandLimits.from_node(params['joint_lower_limits'], params['joint_upper_limits'],
-                                              params['max_joint_velocity'], self.control_rate)
+        # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
+        self.robot = load_robot_profile(params['robot_profile'])
+        self.limits = CommandLimits.at_rate(self.robot.lower_limits, self.robot.upper_limits,
+                                            self.robot.max_velocity, self.control_rate)
         self.driver.listen(params)
-        self.driver.instruction_pub.publish(String(data=self.cfg.instruction))
+        self.driver.instruction_pub.publish(String(data=self.robot.default_instruction))
         self.driver.transition(Transition.TRANSITION_CONFIGURE)
         if not self.driver.reset_client.wait_for_service(timeout_sec=STARTUP_S):
             raise RuntimeError('sim/reset did not come up')
@@ -407,12 +406,8 @@ class Soak:
         self._window_chunks += [seconds for _, seconds in chunks]
         if self.fault is not None and self.fault.inputs_back_at is None and self.driver.inputs_back_at is not None:
             self.fault.inputs_back_at = self._t(self.driver.inputs_back_at)
-        self._pending += commands
-        if self.driver.joint_names is None:
-            return  # the joint order of the measured positions comes with the first chunk
-        for command in self._pending:
+        for command in commands:
             self._check_command(command)
-        self._pending = []
 
     def _check_command(self, command: _Command) -> None:
         measured = self._in_joint_order(command.measured)
@@ -422,9 +417,8 @@ class Soak:
         self.commands += 1
         if problem is not None:
             self.bad[problem] += 1
-            self.log(f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: '
-                     f'{np.round(command.values, 4).tolist()} (measured {measured}, previous '
-                     f'{None if previous is None else np.round(previous.values, 4).tolist()})')
+            self.log(f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: {_rounded(command.values)} '
+                     f'(measured {_rounded(measured)}, previous {_rounded(previous and previous.values)})')
         if previous is not None and command.sim_ns >= previous.sim_ns:
             seconds = (command.sim_ns - previous.sim_ns) / NS_PER_S
             self.total_rate.add(seconds)
@@ -437,7 +431,7 @@ class Soak:
         if measured is None:
             return None
         names, positions = measured
-        return positions[[names.index(joint) for joint in self.driver.joint_names]]
+        return positions[[names.index(joint) for joint in self.robot.joint_names]]
 
     def _sample(self) -> None:
         now_ns = self.driver.get_clock().now().nanoseconds
@@ -468,6 +462,10 @@ class Soak:
         if self.fault is not None:
             checks += fault_checks(self.fault)
         return SoakResult(self.samples, checks, self.control_rate, self.commands, dict(self.bad), self.fault)
+
+
+def _rounded(values: np.ndarray | None) -> list[float] | None:
+    return None if values is None else np.round(values, 4).tolist()
 
 
 def stack_specs(cfg: SoakConfig) -> list[NodeSpec]:

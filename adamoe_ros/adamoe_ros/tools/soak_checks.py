@@ -5,6 +5,7 @@ Plain records and functions without ROS, so the verdict machinery is tested on s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,9 +26,9 @@ class CommandLimits:
     measured_tolerance: float = 0.01
 
     @classmethod
-    def from_node(cls, lower: list[float], upper: list[float], max_velocity: list[float],
-                  control_rate: float) -> CommandLimits:
-        """Limits from the policy node's parameters (max_velocity: one value for all joints or one per joint)."""
+    def at_rate(cls, lower: Sequence[float], upper: Sequence[float], max_velocity: Sequence[float],
+                control_rate: float) -> CommandLimits:
+        """Limits of a robot (max_velocity: one value for all joints or one per joint) at a control rate."""
         lower_arr = np.asarray(lower, dtype=np.float64)
         velocity = np.broadcast_to(np.asarray(max_velocity, dtype=np.float64), lower_arr.shape)
         return cls(lower_arr, np.asarray(upper, dtype=np.float64), velocity / control_rate)
