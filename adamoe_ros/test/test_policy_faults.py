@@ -30,8 +30,8 @@ from test_policy_support import (
     start_inputs,
 )
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
+from adamoe_ros.tools.fake_inputs import SO101
 
 MS = 1_000_000
 STEP_NS = 10 * MS  # simulated time per driver step
@@ -282,7 +282,7 @@ def test_sim_bridge_killed_and_restarted():
     chunks = np.array([stamp_to_ns(c.header.stamp) for _, c in harness.recorder.chunks[chunks_from:]])
     assert np.any(chunks <= stamps[0]), 'resumed from a chunk planned before the restart'
     # Each command one step from the previous one or from a measured position of the last max_joint_state_age.
-    positions = np.array([[m.position[list(m.name).index(j)] for j in SO101_JOINTS] for m in new_states])
+    positions = np.array([[m.position[list(m.name).index(j)] for j in SO101.joint_names] for m in new_states])
     for i, (stamp, value) in enumerate(zip(stamps, values)):
         recent = positions[(state_stamps <= stamp) & (state_stamps >= stamp - MAX_AGE_NS)]
         from_measured = np.any(np.all(np.abs(value - np.clip(recent, LOWER, UPPER)) <= MAX_STEP, axis=1))

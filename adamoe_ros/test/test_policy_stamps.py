@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from test_policy_support import Harness, collect, so101_params_file
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.ros_env import NS_PER_S, stamp_to_ns
 
 CLIENT = Path(__file__).parent / 'support' / 'stamp_client.py'
@@ -118,9 +119,8 @@ def test_replayed_joint_states_never_become_the_restart_reference():
         js_age = node.get_parameter('max_joint_state_age').value
         image_age = node.get_parameter('max_image_age').value
         rate = node.get_parameter('control_rate').value
-        velocity = np.broadcast_to(node.get_parameter('max_joint_velocity').value, P0.shape)
-        lower = np.array(node.get_parameter('joint_lower_limits').value)
-        upper = np.array(node.get_parameter('joint_upper_limits').value)
+        robot = load_robot_profile(node.get_parameter('robot_profile').value)
+        velocity, lower, upper = (np.array(v) for v in (robot.max_velocity, robot.lower_limits, robot.upper_limits))
         # The hostile replay of P0, stamped ahead and repeated faster than max_joint_state_age: were it taken,
         # the stream would stay "fresh" with P0 while the arm reports P1.
         client.send(f'block {FAR_AHEAD_S} {js_age / 2}')

@@ -16,12 +16,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import JumpHandle, JumpThreshold, TimeJump
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
@@ -30,7 +28,10 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
+from adamoe_ros.node_main import run_node
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -54,7 +55,6 @@ from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.timing import NodeTimings
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    JointStateMatcher,
     camera_image_to_rgb,
     check_extra_state,
     check_instruction,
@@ -183,6 +183,11 @@ class PolicyNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop safely (hold if commanding), then destroy the node."""
+        self.stop_safely()
+        super().destroy_node()
+
     def stop_safely(self) -> None:
         """Stop inference and, if commanding, send the hold command (for process exit)."""
         if self._active:
@@ -227,14 +232,13 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints):]
         dof = len(joints)
-        for name, values in (('joint_lower_limits', p.joint_lower_limits),
-                             ('joint_upper_limits', p.joint_upper_limits)):
-            if len(values) != dof:
-                raise ValueError(f'{name} needs {dof} values (for {joints}), got {len(values)}')
-        if len(p.max_joint_velocity) not in (1, dof):
-            raise ValueError(f'max_joint_velocity needs 1 or {dof} values, got {len(p.max_joint_velocity)}')
-        self._safety = SafetyFilter(np.array(p.joint_lower_limits), np.array(p.joint_upper_limits),
-                                    np.array(p.max_joint_velocity))
+        robot = load_robot_profile(p.robot_profile)
+        if list(robot.joint_names) != joints:
+            # Commands are joint arrays in bundle order: another order would drive the wrong joints.
+            raise ValueError(f'bundle joints {joints} differ from the joints of robot profile {robot.name!r} '
+                             f'{list(robot.joint_names)} (same names in the same order needed)')
+        self._safety = SafetyFilter(np.array(robot.lower_limits), np.array(robot.upper_limits),
+                                    np.array(robot.max_velocity))
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
@@ -330,7 +334,7 @@ class PolicyNode(LifecycleNode):
             positions = self._matcher.positions(msg)
             self._buffer.put_measurement(JOINT_STATE_STREAM, positions, stamp_to_ns(msg.header.stamp),
                                          self._now_ns())
-        except InputRejectedError as err:
+        except (InputRejectedError, JointStateError) as err:
             self._rejections.reject(self._params.joint_states_topic, str(err))
 
     def _on_instruction(self, msg: String) -> None:
@@ -566,22 +570,10 @@ def _load_engine(p: PolicyParams) -> PolicyEngine:
                                     intra_op_threads=p.intra_op_threads, warmup=True)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
-    rclpy.init(args=args)
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()  # inference has its own thread; see runner.py on MultiThreadedExecutor
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_safely()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(PolicyNode, args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -15,6 +15,8 @@ CAMERA_TRANSPORTS = ('raw', 'compressed')
 # name -> (default, description). Empty-list defaults are given as a type so they start unset.
 PARAMETERS: dict[str, tuple[Any, str]] = {
     'bundle_path': ('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).'),
+    'robot_profile': ('', "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
+                          "'aloha') or a profile YAML path. Its joints must be the bundle's, in order."),
     'camera_names': (Parameter.Type.STRING_ARRAY, 'Bundle camera names to subscribe (default: all).'),
     'camera_topics': (Parameter.Type.STRING_ARRAY,
                       'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).'),
@@ -37,9 +39,6 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     'refill_threshold': (0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.'),
     'blend_new_weight': (0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w)."),
     'sync_inference_to_camera': (True, 'Start each inference on the next frame of the first camera.'),
-    'joint_lower_limits': (Parameter.Type.DOUBLE_ARRAY, 'Lower position limit per bundle joint (rad).'),
-    'joint_upper_limits': (Parameter.Type.DOUBLE_ARRAY, 'Upper position limit per bundle joint (rad).'),
-    'max_joint_velocity': ([1.0], 'Velocity limit per joint, or one value for all (rad/s).'),
     'dry_run': (False, 'Publish chunks, usage and status but never a command.'),
     'command_stream': ('float64_array',
                        "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'."),
@@ -61,6 +60,7 @@ class PolicyParams:
     """Values of every policy node parameter, types checked."""
 
     bundle_path: str
+    robot_profile: str
     camera_names: list[str]
     camera_topics: list[str]
     camera_transports: list[str]
@@ -80,9 +80,6 @@ class PolicyParams:
     refill_threshold: float
     blend_new_weight: float
     sync_inference_to_camera: bool
-    joint_lower_limits: list[float]
-    joint_upper_limits: list[float]
-    max_joint_velocity: list[float]
     dry_run: bool
     command_stream: str
     publish_trajectory: bool

@@ -3,7 +3,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-SO101_JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+from adamoe_contract.robots import CameraProfile, load_robot_profile
+
+# The defaults record an SO-101 (its robot profile); other robots set the names and topics as parameters.
+SO101 = load_robot_profile('so101')
 CAMERA_TYPES = ('image', 'compressed')
 ACTION_TYPES = ('joint_state', 'joint_trajectory', 'float64_array')
 
@@ -20,17 +23,21 @@ class CameraSpec:
     topic: str
     kind: str = 'image'  # 'image' (sensor_msgs/Image) or 'compressed' (sensor_msgs/CompressedImage)
 
+    @classmethod
+    def from_profile(cls, camera: CameraProfile) -> 'CameraSpec':
+        """Return the recorder's view of a robot profile camera (its transport names the message kind)."""
+        return cls(camera.name, camera.topic, 'compressed' if camera.transport == 'compressed' else 'image')
+
 
 @dataclass(frozen=True)
 class RecorderConfig:
     """Topic mapping and dataset settings; validated on construction."""
 
-    cameras: tuple[CameraSpec, ...] = (CameraSpec('front', 'cameras/front/image_raw'),
-                                       CameraSpec('wrist', 'cameras/wrist/image_raw'))
-    joint_names: tuple[str, ...] = SO101_JOINTS
+    cameras: tuple[CameraSpec, ...] = tuple(CameraSpec.from_profile(c) for c in SO101.cameras)
+    joint_names: tuple[str, ...] = SO101.joint_names
     joint_states_topic: str = 'joint_states'
-    extra_state_topic: str = 'sim/cube_position'  # '' disables the extra state
-    extra_state_names: tuple[str, ...] = ('cube_x', 'cube_y', 'cube_z')
+    extra_state_topic: str = SO101.extra_state_topic  # '' disables the extra state
+    extra_state_names: tuple[str, ...] = SO101.extra_state_names
     action_type: str = 'joint_state'
     action_topic: str = 'leader/joint_states'
     instruction_topic: str = 'instruction'
@@ -40,7 +47,7 @@ class RecorderConfig:
     max_latency_s: float = 0.25
     repo_id: str = 'local/so101_teleop'
     dataset_root: str = ''  # '' -> $HF_LEROBOT_HOME/<repo_id>
-    robot_type: str = 'so101'
+    robot_type: str = SO101.name
     image_size: tuple[int, int] = (0, 0)  # (height, width); 0 keeps the camera's size
     vcodec: str = 'libsvtav1'
 

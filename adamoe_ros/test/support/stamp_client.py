@@ -21,9 +21,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
+from adamoe_ros.tools.fake_inputs import SO101
 
 CAMERAS = ('front', 'wrist')
 CAMERA_PERIOD = 1.0 / 15.0
@@ -49,7 +49,7 @@ class StampClient(Node):
         return self.get_clock().now().nanoseconds
 
     def joint_state(self, positions: np.ndarray, stamp_ns: int) -> JointState:
-        msg = JointState(name=list(SO101_JOINTS), position=positions.tolist())
+        msg = JointState(name=list(SO101.joint_names), position=positions.tolist())
         msg.header.stamp = ns_to_stamp(stamp_ns)
         return msg
 
