@@ -13,6 +13,8 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+from adamoe_ros.parameters import ParameterError
+
 NS_PER_S = 1_000_000_000
 
 # Cameras and joint states: best effort keeps the newest sample moving; a best-effort subscriber
@@ -53,7 +55,10 @@ def sec_to_duration_fields(seconds: float) -> tuple[int, int]:
 
 
 def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Entry-point body of a plain node: init, spin until Ctrl-C or shutdown, destroy the node."""
+    """Entry-point body of a plain node: init, spin until Ctrl-C or shutdown, destroy the node.
+
+    A parameter the node refuses ends the process with that one message (exit status 1), no traceback.
+    """
     try:
         with rclpy.init(args=args):
             node = make_node()
@@ -63,3 +68,5 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> N
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ParameterError as error:
+        raise SystemExit(str(error)) from None

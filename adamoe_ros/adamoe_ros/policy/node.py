@@ -22,6 +22,7 @@ from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
+from adamoe_ros.parameters import ParameterError
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -31,7 +32,12 @@ from adamoe_ros.policy.inputs import (
     StreamLimits,
     camera_stream,
 )
-from adamoe_ros.policy.params import PolicyParams, declare_policy_parameters, read_policy_parameters
+from adamoe_ros.policy.params import (
+    PolicyParams,
+    check_against_bundle,
+    declare_policy_parameters,
+    read_policy_parameters,
+)
 from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.validation import (
@@ -175,22 +181,11 @@ class PolicyNode(LifecycleNode):
         self._rejections = RejectionReporter(self._warn, 2.0)
 
     def _setup_from_spec(self, p: PolicyParams, spec: BundleSpec) -> None:
-        """Check parameters against the bundle; ValueError says what does not fit."""
-        bundle_cameras = list(spec.camera_names)
-        cameras = p.camera_names or bundle_cameras
-        missing = [c for c in bundle_cameras if c not in cameras]
-        unknown = [c for c in cameras if c not in bundle_cameras]
-        if missing or unknown:
-            raise ValueError(f'camera_names {cameras} must name exactly the bundle cameras {bundle_cameras}')
-        for name, values in (('camera_topics', p.camera_topics), ('camera_transports', p.camera_transports)):
-            if values and len(values) != len(cameras):
-                raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {cameras}')
-        transports = p.camera_transports or ['raw'] * len(cameras)
-        default_topics = [f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '')
-                          for c, t in zip(cameras, transports)]
-        self._cameras = cameras
-        self._camera_topics = p.camera_topics or default_topics
-        self._camera_transports = transports
+        """Check parameters against the bundle and build the runtime parts; ValueError says what does not fit."""
+        cameras = check_against_bundle(p, spec)
+        self._cameras = list(cameras.names)
+        self._camera_topics = list(cameras.topics)
+        self._camera_transports = list(cameras.transports)
         joints = list(spec.joint_names)
         self._joint_names = joints
         state_names = list(spec.state_names)
@@ -198,21 +193,15 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints):]
         dof = len(joints)
-        for name, values in (('joint_lower_limits', p.joint_lower_limits),
-                             ('joint_upper_limits', p.joint_upper_limits)):
-            if len(values) != dof:
-                raise ValueError(f'{name} needs {dof} values (for {joints}), got {len(values)}')
-        if len(p.max_joint_velocity) not in (1, dof):
-            raise ValueError(f'max_joint_velocity needs 1 or {dof} values, got {len(p.max_joint_velocity)}')
         self._safety = SafetyFilter(np.array(p.joint_lower_limits), np.array(p.joint_upper_limits),
                                     np.array(p.max_joint_velocity))
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
         limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age)
-        self._buffer = ObservationBuffer(cameras, dof, len(self._extra_names), limits)
+        self._buffer = ObservationBuffer(self._cameras, dof, len(self._extra_names), limits)
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
-        self._orders = {s: StampOrder() for s in [*map(camera_stream, cameras), JOINT_STATE_STREAM]}
+        self._orders = {s: StampOrder() for s in [*map(camera_stream, self._cameras), JOINT_STATE_STREAM]}
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
             self._buffer.put(INSTRUCTION_STREAM, check_instruction(p.default_instruction,
@@ -575,7 +564,11 @@ def _load_engine(p: PolicyParams) -> PolicyEngine:
 def main(args: list[str] | None = None) -> None:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
     rclpy.init(args=args)
-    node = PolicyNode()
+    try:
+        node = PolicyNode()
+    except ParameterError as error:
+        rclpy.try_shutdown()
+        raise SystemExit(f'policy_node: {error}') from None
     executor = SingleThreadedExecutor()  # inference has its own thread; see runner.py on MultiThreadedExecutor
     executor.add_node(node)
     try:

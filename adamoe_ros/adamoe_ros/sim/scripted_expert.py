@@ -3,17 +3,16 @@ import threading
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from adamoe_ros.parameters import declare_parameters, read_parameters
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, spin_node, stamp_to_ns
 from adamoe_ros.sim.expert_plan import PickPlacePlan
+from adamoe_ros.sim.params import ScriptedExpertParams
 from adamoe_ros.sim.scene import SO101_JOINTS, SceneOptions, build_model
-
-DEFAULT_INSTRUCTION = 'pick up the cube and place it on the target'
 
 
 class ScriptedExpertNode(Node):
@@ -27,16 +26,13 @@ class ScriptedExpertNode(Node):
     def __init__(self, node_name: str = 'scripted_expert', **kwargs: Any) -> None:
         """Declare parameters, build the kinematic model copy and wire the topics and service."""
         super().__init__(node_name, **kwargs)
-        control_rate = float(self.declare_parameter(
-            'control_rate', 10.0, ParameterDescriptor(description='Hz (sim time) of published commands')).value)
-        if not control_rate > 0.0:
-            raise ValueError(f'scripted_expert: control_rate must be > 0, got {control_rate}')
-        self._instruction = str(self.declare_parameter('instruction', DEFAULT_INSTRUCTION).value)
-        self._episode_timeout_s = float(self.declare_parameter(
-            'episode_timeout', 40.0, ParameterDescriptor(description='sim seconds before giving up')).value)
-        self._period_ns = int(NS_PER_S / control_rate)
+        declare_parameters(self, ScriptedExpertParams)
+        p = read_parameters(self, ScriptedExpertParams)
+        self._instruction = p.instruction
+        self._episode_timeout_s = p.episode_timeout
+        self._period_ns = int(NS_PER_S / p.control_rate)
         # Kinematics only: a model of our own, never the sim's state.
-        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / control_rate)
+        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / p.control_rate)
 
         self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._command_pub = self.create_publisher(Float64MultiArray, 'forward_position_controller/commands',
