@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: runtime (adamoe_ros/test) and training (training/tests), two workers.
+# The whole test suite: contract (adamoe_contract/test), runtime (adamoe_ros/test) and training (training/tests).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 
+from adamoe_contract.spec import load_spec
 from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
@@ -21,7 +22,6 @@ from adamoe_ros.closed_loop.report import (
     write_video,
 )
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
-from adamoe_ros.engine.spec import load_spec
 
 DEMO_BUNDLE = Path(__file__).parent / 'bundles' / 'so101_demo'
 

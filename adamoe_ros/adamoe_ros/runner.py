@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from adamoe_ros.node_main import stop_requested_on_signals
 
 # Executable name (as in setup.py console_scripts) -> node class.
 NODE_CLASSES: dict[str, str] = {
@@ -166,7 +167,7 @@ def _parse_set(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point `adamoe_run CONFIG.yaml [--set node.param=value ...]`: run until Ctrl-C."""
+    """Entry point `adamoe_run CONFIG.yaml [--set node.param=value ...]`: run until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='runner YAML listing the nodes')
     parser.add_argument('--set', action='append', default=[], help='NODE.PARAM=VALUE override')
@@ -175,14 +176,13 @@ def main(argv: list[str] | None = None) -> None:
     for spec in specs:
         spec.parameters.update(_parse_set(args.set).get(spec.name or spec.executable, {}))
     launch = InProcessLaunch(specs)
-    try:
-        launch.start()
-        while rclpy.ok(context=launch.context):
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        launch.shutdown()
+    with stop_requested_on_signals() as stop:
+        try:
+            launch.start()
+            while not stop.wait(0.2) and rclpy.ok(context=launch.context):
+                pass
+        finally:
+            launch.shutdown()
 
 
 if __name__ == '__main__':

@@ -75,10 +75,8 @@ def pct(values, q: float) -> float:
 def node_phase(context: rclpy.Context, seconds: float, nice: int) -> dict:
     overrides = {
         'bundle_path': str(PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'),
-        'joint_lower_limits': [-1.9, -1.7, -1.6, -1.6, -2.7, -0.1],
-        'joint_upper_limits': [1.9, 1.7, 1.6, 1.6, 2.8, 1.7], 'max_joint_velocity': [2.0],
-        'refill_threshold': 1.0, 'inference_thread_nice': nice, 'control_rate': 1.0 / PERIOD_S,
-        'publish_trajectory': True,
+        'robot_profile': 'so101', 'refill_threshold': 1.0, 'inference_thread_nice': nice,
+        'control_rate': 1.0 / PERIOD_S, 'publish_trajectory': True,
     }
     node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     cpu, wall = spin_phase(context, node, seconds, activate=True)
@@ -118,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     total = args.rounds * (3 * args.duration + 5) + 5
     inputs = subprocess.Popen(
-        [sys.executable, '-m', 'adamoe_ros.policy.fake_inputs', '--duration', str(total),
+        [sys.executable, '-m', 'adamoe_ros.tools.fake_inputs', '--duration', str(total),
          '--camera-rate', str(args.camera_rate), '--height', str(args.size[0]), '--width', str(args.size[1])],
         env=dict(os.environ), stdout=subprocess.DEVNULL)
     context = rclpy.Context()

@@ -69,7 +69,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('bundle_path', default_value='so101_demo',
                               description='Policy bundle folder, or the name of a bundle shipped with the package'),
         DeclareLaunchArgument('robot_config', default_value=default_config,
-                              description='Robot profile: ROS parameter YAML (see config/generic_template.yaml)'),
+                              description='Node parameter YAML naming its robot_profile '
+                                          '(see config/generic_template.yaml)'),
         DeclareLaunchArgument('namespace', default_value='', description='Namespace of the node and its topics'),
         DeclareLaunchArgument('node_name', default_value='policy_node', description='Name of the node'),
         DeclareLaunchArgument('use_sim_time', default_value='false', description='Use /clock (simulation)'),

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adamoe_contract.spec import load_spec
 from adamoe_ros.closed_loop.collect import collect
 from adamoe_ros.closed_loop.report import contact_sheet, episode_table, plot_expert_usage, summarize, write_json
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
-from adamoe_ros.engine.spec import load_spec
 
 REPO_ID = 'local/so101_demos'
 

@@ -1,5 +1,6 @@
 """Runtime engine on the committed demo bundle: loading, validation errors, inference contract, RTC."""
 
+import inspect
 import json
 import shutil
 import sys
@@ -8,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adamoe_ros.engine import BundleError, Observation, PolicyEngine, ProviderError, RtcOptions
-from adamoe_ros.engine import bundle_format as fmt
+from adamoe_contract import bundle_format as fmt
+from adamoe_ros.engine import BundleError, Observation, PolicyBackend, PolicyEngine, ProviderError, RtcOptions
 from adamoe_ros.engine.flow import rtc_guidance_weight, rtc_prefix_weights
 
 DEMO = Path(__file__).resolve().parents[1] / "adamoe_ros" / "bundles" / "so101_demo"
@@ -52,6 +53,11 @@ def test_engine_never_imports_torch():
     code = "import sys, adamoe_ros.engine; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_engine_implements_the_backend_protocol(engine):
+    assert isinstance(engine, PolicyBackend)
+    assert inspect.signature(PolicyEngine.infer) == inspect.signature(PolicyBackend.infer)
 
 
 def test_demo_spec_matches_the_demo_contract(engine):

@@ -14,10 +14,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from adamoe_ros.recorder.config import SO101_JOINTS
+from adamoe_ros.recorder.config import SO101
 from adamoe_ros.recorder.mcap_convert import main
-from adamoe_ros.recorder.synthetic_source import LEADER_OFFSET, grey_level
 from adamoe_ros.ros_image import numpy_to_image
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, grey_level
 
 PARAMS = Path(__file__).parents[1] / 'config' / 'record_so101.yaml'
 RATE = 30
@@ -73,10 +73,10 @@ def write_bag(path: Path, start_s: float, seconds: float, instruction: str | Non
             image.header.stamp = stamp(t_ns)
             bag.write(f'/cameras/{cam}/image_raw', image, log_ns)
         if tick not in gap:
-            state = JointState(name=list(SO101_JOINTS), position=[t] * 6)
+            state = JointState(name=list(SO101.joint_names), position=[t] * 6)
             state.header.stamp = stamp(t_ns)
             bag.write('/joint_states', state, log_ns)
-        command = JointTrajectory(joint_names=list(reversed(SO101_JOINTS)),
+        command = JointTrajectory(joint_names=list(reversed(SO101.joint_names)),
                                   points=[JointTrajectoryPoint(positions=[t + LEADER_OFFSET] * 6)])
         bag.write('/leader/commands', command, t_ns)
         bag.write('/sim/cube_position', Float64MultiArray(data=[t, -t, 2 * t]), t_ns)

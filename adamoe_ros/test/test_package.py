@@ -33,12 +33,16 @@ def test_colcon_build_installs_messages_executables_and_share(tmp_path):
     assert sorted(p.name for p in (share / 'config').glob('*.yaml')) == \
         sorted(p.name for p in (REPO / 'adamoe_ros' / 'config').glob('*.yaml'))
     # The installed workspace alone resolves the messages and our module from install/, like `source setup.bash`.
+    # The robot profiles are package data of adamoe_contract: they must be installed with it.
     probe = ('import adamoe_ros, adamoe_contract, adamoe_ros_interfaces.msg as m; '
-             'print(adamoe_ros.__file__); print(adamoe_contract.__file__); print(m.ActionChunk.__module__)')
+             'from adamoe_contract.robots import load_robot_profile; '
+             'print(adamoe_ros.__file__); print(adamoe_contract.__file__); print(m.ActionChunk.__module__); '
+             'print(load_robot_profile(\'so101\').name)')
     run = subprocess.run(['bash', '-c', f'source {install}/setup.bash && {sys.executable} -c "{probe}"'],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert all(str(install) in line for line in run.stdout.splitlines()[:2])
+    assert run.stdout.splitlines()[-1] == 'so101'
 
 
 def test_training_project_is_ignored_by_colcon():

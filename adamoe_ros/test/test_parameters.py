@@ -7,8 +7,9 @@ import sys
 import typing
 import uuid
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import rclpy
@@ -25,6 +26,7 @@ from adamoe_ros.parameters import (
     checked_value,
     declare_parameters,
     given_values,
+    param,
     read_parameters,
 )
 from adamoe_ros.policy.node import PolicyNode
@@ -43,6 +45,14 @@ TABLES: dict[str, type[ParameterTable]] = {  # node name (as in the launch files
     'recorder': RecorderConfig}
 EXECUTABLE_TABLES = {'policy_node': PolicyParams, 'sim_bridge_node': SimBridgeParams,
                      'scripted_expert': ScriptedExpertParams, 'recorder_node': RecorderConfig}
+
+
+@dataclass(frozen=True)
+class Gains(ParameterTable):
+    """A writable table with a float array (no node has one today)."""
+
+    READ_ONLY: ClassVar[bool] = False
+    gains: tuple[float, ...] = param((1.0,), 'gain per joint', gt=0.0)
 
 
 @pytest.fixture
@@ -113,22 +123,19 @@ def test_every_float_parameter_accepts_an_integer(table, context):
         for name in names:
             assert node.get_parameter(name).type_ is Parameter.Type.DOUBLE, name
             assert isinstance(getattr(config, name), float) and getattr(config, name) == values[name], name
-    array_node = table_node(context, PolicyParams, ['-p', 'max_joint_velocity:=[2, 3]'])
-    assert read_parameters(array_node, PolicyParams).max_joint_velocity == (2.0, 3.0)
+    array_node = table_node(context, Gains, ['-p', 'gains:=[2, 3]'])
+    assert read_parameters(array_node, Gains).gains == (2.0, 3.0)
 
 
 def test_set_parameters_converts_integers_and_rejects_bad_values(context):
     node = table_node(context, PolicyParams)
     assert node.set_parameters([Parameter('control_rate', value=20)])[0].successful
     assert node.get_parameter('control_rate').value == 20.0
-    assert node.set_parameters([Parameter('max_joint_velocity', value=[2, 3])])[0].successful
-    assert read_parameters(node, PolicyParams).max_joint_velocity == (2.0, 3.0)
     for name, value, reason in (
             ('refill_threshold', 0.0, 'not > 0.0'),            # open bound: the table's callback
             ('refill_threshold', 1.5, 'out of range'),         # closed bound: rclpy applies the descriptor
             ('execution_mode', 'fastest', 'execution_mode'),
             ('camera_transports', ['raw', 'mpeg'], 'camera_transports'),
-            ('max_joint_velocity', [1.0, -1.0], 'max_joint_velocity'),
             ('control_rate', float('nan'), 'control_rate'),
             ('control_rate', 'fast', 'type')):
         result = node.set_parameters([Parameter(name, value=value)])[0]
@@ -137,6 +144,14 @@ def test_set_parameters_converts_integers_and_rejects_bad_values(context):
     read_only = table_node(context, SimBridgeParams)
     result = read_only.set_parameters([Parameter('real_time_factor', value=2)])[0]
     assert not result.successful and 'read-only' in result.reason
+
+
+def test_float_arrays_take_integers_and_check_each_element(context):
+    node = table_node(context, Gains)
+    assert node.set_parameters([Parameter('gains', value=[2, 3])])[0].successful
+    assert read_parameters(node, Gains).gains == (2.0, 3.0)
+    result = node.set_parameters([Parameter('gains', value=[1.0, -1.0])])[0]
+    assert not result.successful and "'gains': -1.0 is not > 0.0" in result.reason
 
 
 def test_bad_initial_values_name_the_parameter(context):

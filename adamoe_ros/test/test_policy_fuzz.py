@@ -6,17 +6,17 @@ import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from test_policy_support import MAX_VELOCITY, Harness, assert_commands_safe, policy_overrides, start_inputs
+from test_policy_support import Harness, assert_commands_safe, policy_overrides, start_inputs
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS, random_image, random_instruction, random_joint_state
 from adamoe_ros.policy.inputs import JOINT_STATE_STREAM
+from adamoe_ros.tools.fake_inputs import SO101, random_image, random_instruction, random_joint_state
 
 FUZZ_COUNT = 3000
 MEASURED = np.array([1.8, -1.6, 1.5, 0.0, 2.6, 1.4])  # near the limits
 
 
 def test_cross_process_fuzz_keeps_commands_safe():
-    harness = Harness(policy_overrides(max_joint_velocity=[MAX_VELOCITY]))
+    harness = Harness(policy_overrides())
     inputs = start_inputs('--duration', '8', '--fuzz', str(FUZZ_COUNT), '--seed', '3',
                           '--positions', *map(str, MEASURED))
     node, recorder = harness.node, harness.recorder
@@ -46,7 +46,7 @@ def test_every_malformed_message_is_rejected_and_counted():
     rng = np.random.default_rng(7)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        good = JointState(name=SO101_JOINTS, position=[0.1] * 6)
+        good = JointState(name=list(SO101.joint_names), position=[0.1] * 6)
         node._on_joint_state(good)
         topics = {'cameras/front/image_raw': 0, 'joint_states': 0, 'instruction': 0, 'sim/cube_position': 0}
         start = time.monotonic()

@@ -36,7 +36,8 @@ class LifecycleClient:
 def test_failed_configure_leaves_node_unconfigured_and_alive():
     for name, overrides in (
         ('missing_bundle', policy_overrides(bundle_path='/nonexistent/bundle')),
-        ('wrong_limits', policy_overrides(joint_lower_limits=[-1.0, -1.0])),
+        ('wrong_robot', policy_overrides(robot_profile='aloha')),  # not the bundle's joints
+        ('missing_robot', policy_overrides(robot_profile='')),
         ('bad_mode', policy_overrides(execution_mode='fastest')),
         ('bad_camera', policy_overrides(camera_names=['front', 'top'])),
     ):

@@ -10,8 +10,8 @@ from sensor_msgs.msg import JointState
 from test_policy_support import LOWER, UPPER, Harness, policy_overrides, start_inputs
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.ros_env import RELIABLE_QOS
+from adamoe_ros.tools.fake_inputs import SO101
 from adamoe_ros_interfaces.msg import ExpertUsage
 
 
@@ -67,13 +67,13 @@ def test_blend_mode_joint_state_commands_trajectory_usage_and_diagnostics():
         harness.close()
     assert harness.recorder.commands == []  # only the JointState stream was selected
     assert len(joint_commands) > 20
-    assert all(list(m.name) == SO101_JOINTS for m in joint_commands)
+    assert all(list(m.name) == list(SO101.joint_names) for m in joint_commands)
     positions = np.array([m.position for m in joint_commands])
     assert np.all(positions >= LOWER - 1e-9) and np.all(positions <= UPPER + 1e-9)
 
     assert len(trajectories) >= 2
     for trajectory in trajectories:
-        assert list(trajectory.joint_names) == SO101_JOINTS
+        assert list(trajectory.joint_names) == list(SO101.joint_names)
         offsets = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in trajectory.points])
         assert offsets[0] > 0 and offsets[0] <= 0.1 + 1e-6
         np.testing.assert_allclose(np.diff(offsets), 0.1, atol=1e-6)  # the bundle's dt

@@ -14,10 +14,10 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from test_policy_support import MAX_VELOCITY, Recorder, policy_overrides
 
-from adamoe_ros.policy.fake_inputs import SO101_JOINTS
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
+from adamoe_ros.tools.fake_inputs import SO101
 
 STEP_NS = 10_000_000  # simulated time per driver step
 PERIOD_NS = 20_000_000  # control period at 50 Hz
@@ -44,7 +44,7 @@ class SimDriver(Node):
             self.frame.header.stamp = stamp
             for publisher in self.cameras:
                 publisher.publish(self.frame)
-        msg = JointState(name=SO101_JOINTS, position=MEASURED.tolist())
+        msg = JointState(name=list(SO101.joint_names), position=MEASURED.tolist())
         msg.header.stamp = stamp
         self.joints.publish(msg)
         self.extra.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))

@@ -14,6 +14,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros_interfaces.msg import ActionChunk, PolicyStatus
@@ -21,16 +22,17 @@ from adamoe_ros_interfaces.msg import ActionChunk, PolicyStatus
 PACKAGE = Path(__file__).resolve().parents[1]
 BUNDLE = PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'
 SO101_CONFIG = PACKAGE / 'config' / 'so101.yaml'
-LOWER = np.array([-1.9, -1.7, -1.6, -1.6, -2.7, -0.1])
-UPPER = np.array([1.9, 1.7, 1.6, 1.6, 2.7, 1.5])
-MAX_VELOCITY = 1.5
+PROFILE_PATH = Path(__file__).parent / 'fixtures' / 'so101_test_limits.yaml'
+PROFILE = load_robot_profile(PROFILE_PATH)
+LOWER = np.array(PROFILE.lower_limits)
+UPPER = np.array(PROFILE.upper_limits)
+(MAX_VELOCITY,) = set(PROFILE.max_velocity)  # one velocity limit for every joint
 
 
 def policy_overrides(**extra: object) -> list[Parameter]:
     """Parameters of a fast test node on the demo bundle (short timeouts, quick status)."""
     values: dict[str, object] = {
-        'bundle_path': str(BUNDLE), 'joint_lower_limits': LOWER.tolist(), 'joint_upper_limits': UPPER.tolist(),
-        'max_joint_velocity': [MAX_VELOCITY], 'control_rate': 50.0, 'max_image_age': 0.3,
+        'bundle_path': str(BUNDLE), 'robot_profile': str(PROFILE_PATH), 'control_rate': 50.0, 'max_image_age': 0.3,
         'max_joint_state_age': 0.3, 'max_extra_state_age': 0.3, 'status_rate': 5.0, 'warn_throttle': 5.0,
         'noise_seed': 0,
     }
@@ -40,7 +42,7 @@ def policy_overrides(**extra: object) -> list[Parameter]:
 
 def start_inputs(*args: str) -> subprocess.Popen:
     """Run the synthetic input publisher in another process (same ROS domain as the test)."""
-    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.policy.fake_inputs', *args],
+    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.fake_inputs', *args],
                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

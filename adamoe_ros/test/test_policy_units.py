@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -15,7 +16,6 @@ from adamoe_ros.policy.inputs import (
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    JointStateMatcher,
     StampOrder,
     camera_image_to_rgb,
     check_extra_state,
@@ -185,7 +185,7 @@ def test_joint_state_matched_by_name():
         'non-finite': JointState(name=['a', 'b', 'c'], position=[1.0, float('nan'), 3.0]),
     }
     for problem, bad in cases.items():
-        with pytest.raises(InputRejectedError, match=problem):
+        with pytest.raises(JointStateError, match=problem):
             matcher.positions(bad)
     lenient = JointStateMatcher(['a', 'b'], allow_extra_joints=True)
     np.testing.assert_allclose(lenient.positions(cases['unknown']), [1.0, 2.0])

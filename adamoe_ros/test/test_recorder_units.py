@@ -8,6 +8,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from adamoe_ros.joint_state import JointStateMatcher
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
@@ -75,14 +76,15 @@ def test_aligner_rejects_bad_settings() -> None:
 
 def test_stream_extraction_orders_by_name_and_refuses_bad_messages() -> None:
     joints = ['j1', 'j2']
+    matcher = JointStateMatcher(joints, allow_extra_joints=True)
     state = JointState(name=['j2', 'extra', 'j1'], position=[2.0, 9.0, 1.0])
-    np.testing.assert_array_equal(joint_positions(state, joints, 'js'), [1.0, 2.0])
+    np.testing.assert_array_equal(joint_positions(state, matcher, 'js'), [1.0, 2.0])
     with pytest.raises(StreamValueError, match=r"lacks joints \['j2'\]"):
-        joint_positions(JointState(name=['j1'], position=[1.0]), joints, 'js')
+        joint_positions(JointState(name=['j1'], position=[1.0]), matcher, 'js')
     with pytest.raises(StreamValueError, match='non-finite'):
-        joint_positions(JointState(name=['j1', 'j2'], position=[1.0, float('nan')]), joints, 'js')
+        joint_positions(JointState(name=['j1', 'j2'], position=[1.0, float('nan')]), matcher, 'js')
     with pytest.raises(StreamValueError, match='names but'):
-        joint_positions(JointState(name=['j1', 'j2'], position=[1.0]), joints, 'js')
+        joint_positions(JointState(name=['j1', 'j2'], position=[1.0]), matcher, 'js')
     traj = JointTrajectory(joint_names=['j2', 'j1'], points=[JointTrajectoryPoint(positions=[5.0, 4.0])])
     np.testing.assert_array_equal(trajectory_positions(traj, joints, 'cmd'), [4.0, 5.0])
     with pytest.raises(StreamValueError, match='no points'):

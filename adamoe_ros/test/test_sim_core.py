@@ -4,7 +4,7 @@ import pytest
 from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from adamoe_ros.sim import SO101_JOINTS, So101PickPlaceSim
+from adamoe_ros.sim import SO101, So101PickPlaceSim
 from adamoe_ros.sim.commands import CommandError, limit_step, trajectory_from_msg
 from adamoe_ros.sim.expert_plan import run_scripted_episode
 from adamoe_ros.sim.so101 import HOME_POSITION
@@ -21,8 +21,8 @@ def sim() -> So101PickPlaceSim:
 
 
 def test_joint_names_match_the_contract(sim: So101PickPlaceSim) -> None:
-    assert SO101_JOINTS == ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
-    assert [sim.model.joint(n).name for n in SO101_JOINTS] == list(SO101_JOINTS)
+    assert SO101.joint_names == ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+    assert [sim.model.joint(n).name for n in SO101.joint_names] == list(SO101.joint_names)
 
 
 def rollout(sim: So101PickPlaceSim, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +130,7 @@ LIMITS = np.array([[-2.0, 2.0]] * 6)
 def test_trajectory_interpolates_from_current_targets_by_name() -> None:
     current = np.zeros(6)
     msg = _trajectory(0, ['elbow_flex', 'shoulder_pan'], [(1.0, [1.0, -1.0]), (2.0, [0.0, 5.0])])
-    traj = trajectory_from_msg(msg, SO101_JOINTS, current, LIMITS, now_ns=10 * NS)  # zero stamp: receipt time
+    traj = trajectory_from_msg(msg, SO101.joint_names, current, LIMITS, now_ns=10 * NS)  # zero stamp: receipt time
     np.testing.assert_allclose(traj.sample(10 * NS + NS // 2), [-0.5, 0, 0.5, 0, 0, 0])
     np.testing.assert_allclose(traj.sample(11 * NS), [-1.0, 0, 1.0, 0, 0, 0])
     np.testing.assert_allclose(traj.sample(13 * NS), [2.0, 0, 0, 0, 0, 0])  # clamped to the limit, held
@@ -139,19 +139,19 @@ def test_trajectory_interpolates_from_current_targets_by_name() -> None:
 
 def test_trajectory_with_stamp_skips_past_points_and_rejects_bad_input() -> None:
     current = np.zeros(6)
-    stamped = _trajectory(5 * NS, list(SO101_JOINTS), [(1.0, [1.0] * 6), (3.0, [0.0] * 6)])
-    traj = trajectory_from_msg(stamped, SO101_JOINTS, current, LIMITS, now_ns=7 * NS)
+    stamped = _trajectory(5 * NS, list(SO101.joint_names), [(1.0, [1.0] * 6), (3.0, [0.0] * 6)])
+    traj = trajectory_from_msg(stamped, SO101.joint_names, current, LIMITS, now_ns=7 * NS)
     np.testing.assert_allclose(traj.sample(7 * NS), current)  # starts where the arm is commanded, no jump
     np.testing.assert_allclose(traj.sample(8 * NS), 0.0)
     with pytest.raises(CommandError, match='past'):
-        trajectory_from_msg(stamped, SO101_JOINTS, current, LIMITS, now_ns=9 * NS)
+        trajectory_from_msg(stamped, SO101.joint_names, current, LIMITS, now_ns=9 * NS)
     with pytest.raises(CommandError, match='unknown'):
-        trajectory_from_msg(_trajectory(0, ['elbow'], [(1.0, [0.0])]), SO101_JOINTS, current, LIMITS, 0)
+        trajectory_from_msg(_trajectory(0, ['elbow'], [(1.0, [0.0])]), SO101.joint_names, current, LIMITS, 0)
     with pytest.raises(CommandError, match='non-finite'):
-        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [float('nan')])]), SO101_JOINTS, current,
+        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [float('nan')])]), SO101.joint_names, current,
                             LIMITS, 0)
     with pytest.raises(CommandError, match='increase'):
-        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [0.1]), (1.0, [0.2])]), SO101_JOINTS, current,
+        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [0.1]), (1.0, [0.2])]), SO101.joint_names, current,
                             LIMITS, 0)
 
 

@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.ros_image import to_rgb8
-from adamoe_ros.sim import SO101_JOINTS
+from adamoe_ros.sim import SO101
 from adamoe_ros.sim.bridge_node import SimBridgeNode
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
@@ -66,7 +66,7 @@ class Harness:
 
     def latest_positions(self) -> np.ndarray:
         msg = self.joint_states[-1]
-        return np.array([msg.position[list(msg.name).index(n)] for n in SO101_JOINTS])
+        return np.array([msg.position[list(msg.name).index(n)] for n in SO101.joint_names])
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -179,7 +179,7 @@ def test_scripted_expert_solves_the_task_through_topics() -> None:
             time.sleep(0.3)  # let the cube settle in sim time
             successes += h.call(GetTaskStatus, 'sim/task_status', GetTaskStatus.Request()).success
         assert successes == 2
-        assert len(leader) > 20 and list(leader[-1].name) == list(SO101_JOINTS)
+        assert len(leader) > 20 and list(leader[-1].name) == list(SO101.joint_names)
         leader_stamps = [stamp_to_ns(m.header.stamp) for m in leader]
         assert all(b > a for a, b in zip(leader_stamps, leader_stamps[1:]))
         # The leader streams at the joint-state rate (50 Hz sim time), holding the target between control ticks.

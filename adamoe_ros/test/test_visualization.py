@@ -1,4 +1,7 @@
 """Expert activation plots and the statistics behind them, on real rollouts of the bundled policy."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,3 +63,12 @@ def test_phase_from_recorded_state():
     assert phase_from_state({**base, 'gripper': 0.2}, was_lifted=False) == 'grasp'
     assert phase_from_state({**base, 'gripper': 0.2, 'cube_z': 0.08}, was_lifted=True) == 'lift'
     assert phase_from_state({**base, 'cube_x': 0.22, 'cube_y': -0.12}, was_lifted=True) == 'place'
+
+
+def test_direct_evaluation_runs_without_ros():
+    # A fresh interpreter: this test process has rclpy loaded by other tests.
+    probe = ('import sys, adamoe_ros.closed_loop.direct_eval; '
+             'print(sorted({m.split(".")[0] for m in sys.modules} & {"rclpy", "torch", "lerobot"}))')
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]'

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
+from adamoe_contract.spec import ROUTING_MODES
+from lerobot_policy_adamoe.moe import MOE_EXECUTIONS
 from lerobot_policy_adamoe.optim import AdaMoEAdamWConfig, MultiGroupCosineSchedulerConfig, ParamGroupSchedule
 
 SUPPORTED_BASES = ("smolvla", "pi0", "pi05")
-ROUTING_MODES = ("adamoe", "vanilla", "dense")
-EXECUTION_MODES = ("auto", "dense", "sparse")
 
 
 @PreTrainedConfig.register_subclass("adamoe")
@@ -77,8 +77,8 @@ class AdaMoEConfig(SmolVLAConfig):
             )
         if self.routing_mode not in ROUTING_MODES:
             raise ValueError(f"routing_mode must be one of {ROUTING_MODES}, got {self.routing_mode!r}")
-        if self.moe_execution not in EXECUTION_MODES:
-            raise ValueError(f"moe_execution must be one of {EXECUTION_MODES}, got {self.moe_execution!r}")
+        if self.moe_execution not in MOE_EXECUTIONS:
+            raise ValueError(f"moe_execution must be one of {MOE_EXECUTIONS}, got {self.moe_execution!r}")
         if self.num_experts < 1 or not 1 <= self.top_k <= self.num_experts:
             raise ValueError(f"need 1 <= top_k <= num_experts, got top_k={self.top_k}, E={self.num_experts}")
         if self.noise_std < 0 or self.gating_init_std < 0:

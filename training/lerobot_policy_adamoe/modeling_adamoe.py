@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
 from lerobot_policy_adamoe.moe import (
     AdaMoEFeedForward,
-    RoutingStats,
+    RouterStats,
+    RoutingCapture,
+    capture_routing,
     mean_balance_loss,
     moe_layers,
     routing_statistics,
@@ -139,10 +141,10 @@ class AdaMoEPolicy(SmolVLAPolicy):
         """The AdaMoE layers of the action expert, in layer order."""
         return moe_layers(self.model.vlm_with_expert.lm_expert)
 
-    def routing_stats(self) -> RoutingStats | None:
-        """Per-layer routing statistics of the last forward (None for routing_mode='dense')."""
-        infos = [m.last_routing for m in self.moe_modules if m.last_routing is not None]
-        return routing_statistics(infos) if infos else None
+    def routing_stats(self, capture: RoutingCapture) -> RouterStats | None:
+        """Per-layer routing statistics of the last pass in `capture` (None if it holds none, e.g. dense)."""
+        passes = capture.passes(self.moe_modules)
+        return routing_statistics(passes[-1]) if passes else None
 
     def get_optim_params(self) -> list[dict[str, Any]]:
         """Three AdamW groups (base incl. shared expert, routed experts, router + adapter) with own schedules."""
@@ -168,18 +170,20 @@ class AdaMoEPolicy(SmolVLAPolicy):
         reduction: str = "mean",
     ) -> tuple[Tensor, dict[str, Any]]:
         """Flow-matching loss + balance coefficient * balance loss (+ z-loss coefficient * z-loss)."""
-        flow_loss, loss_dict = super().forward(batch, noise=noise, time=time, reduction=reduction)
+        with capture_routing() as routing:
+            flow_loss, loss_dict = super().forward(batch, noise=noise, time=time, reduction=reduction)
         loss_dict["flow_loss"] = float(flow_loss.detach().mean())
         if not self.moe_modules:
             return flow_loss, loss_dict
-        balance, z_loss = mean_balance_loss(self.moe_modules)
+        (infos,) = routing.passes(self.moe_modules)  # a training forward runs each layer once
+        balance, z_loss = mean_balance_loss(infos)
         coef = self.config.balance_coef(int(self.moe_train_step))
         loss = flow_loss + coef * balance
         if self.config.z_loss_coef > 0:
             loss = loss + self.config.z_loss_coef * z_loss
         if self.training:
             self.moe_train_step += 1
-        stats = self.routing_stats()
+        stats = routing_statistics(infos)
         loss_dict.update({
             "loss": float(loss.detach().mean()),
             "balance_loss": float(balance.detach()),

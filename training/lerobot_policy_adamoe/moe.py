@@ -6,6 +6,10 @@ Output per token:  y = 0.5 * shared(x) + 0.5 * sum_{i in TopK(p)} w_i * E_i(x), 
 - `vanilla`: w_i = p_i of the selected expert (coupled), gathered positionally from the top-k values
   (the reference's HEAD gathers the (N, k) values by expert id, which yields NaN for ids >= k).
 
+The layer's forward returns a tensor, as the decoder that calls it expects; its routing goes to whoever opened
+`capture_routing()` around the call (training losses, the ONNX export, the development backend), or is
+returned directly by `forward_with_routing`.
+
 The shared expert keeps the dense FFN's parameter names (`gate_proj`, `up_proj`, `down_proj`), so a dense
 checkpoint's FFN weights load unchanged and code that reads `mlp.up_proj.weight` (LeRobot's PI0) keeps working.
 
@@ -18,7 +22,9 @@ the task loss (through p_i) and the balance loss break the router's symmetry dur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +33,7 @@ from torch import Tensor, nn
 
 RoutingMode = Literal["adamoe", "vanilla"]
 ExecutionMode = Literal["auto", "dense", "sparse"]
+MOE_EXECUTIONS = ("auto", "dense", "sparse")
 
 # On accelerators, below this many tokens the sparse path's per-expert launches and host syncs
 # (nonzero) cost more than the dense path's extra FLOPs; on CPU sparse wins at every size we measured
@@ -46,8 +53,8 @@ class RoutingInfo:
 
 
 @dataclass
-class RoutingStats:
-    """Per-layer routing statistics (numpy-free, float tensors on CPU) for logs, ExpertUsage and plots."""
+class RouterStats:
+    """Per-layer router statistics with the auxiliary losses (float tensors on CPU), for training logs."""
 
     token_fraction: Tensor  # (L, E) share of tokens whose top-k contains the expert; rows sum to k
     mean_weight: Tensor  # (L, E) mean weight given to the expert where selected; 0 where never selected
@@ -93,8 +100,8 @@ class AdaMoEFeedForward(nn.Module):
             raise ValueError(f"routing_mode must be 'adamoe' or 'vanilla' (dense = keep the FFN), got {routing_mode!r}")
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"top_k must be in 1..num_experts={num_experts}, got {top_k}")
-        if execution not in ("auto", "dense", "sparse"):
-            raise ValueError(f"execution must be 'auto', 'dense' or 'sparse', got {execution!r}")
+        if execution not in MOE_EXECUTIONS:
+            raise ValueError(f"execution must be one of {MOE_EXECUTIONS}, got {execution!r}")
         if function_preserving_init and routing_mode != "adamoe":
             raise ValueError("function_preserving_init needs routing_mode='adamoe' (it uses the scale adapter)")
         self.num_experts = num_experts
@@ -116,7 +123,6 @@ class AdaMoEFeedForward(nn.Module):
         self.experts_down = nn.Parameter(torch.empty(num_experts, inter, hidden, **factory))
         self.router = nn.Linear(hidden, num_experts, bias=False, **factory)
         self.scale_adapter = nn.Linear(hidden, num_experts, bias=function_preserving_init, **factory)
-        self.last_routing: RoutingInfo | None = None
         self.upcycle(noise_std=noise_std, gating_init_std=gating_init_std, generator=generator)
 
     @property
@@ -186,18 +192,24 @@ class AdaMoEFeedForward(nn.Module):
         return (selected * routing.topk_weight.unsqueeze(-1)).sum(dim=1)
 
     def routed_sparse(self, x_flat: Tensor, routing: RoutingInfo) -> Tensor:
-        """Each expert only on the tokens that selected it (grouped), scattered back with its weight."""
+        """Each expert only on the tokens that selected it (grouped), scattered back with its weight.
+
+        The loop runs every expert, also one that no token selected (an empty subset costs nothing): a trace
+        then keeps all experts, each on the token subset NonZero/Gather find at run time, so the ONNX export
+        runs this very code with top-k FLOPs instead of freezing the example input's routing.
+        """
         out = torch.zeros_like(x_flat)
         flat_idx = routing.topk_idx.reshape(-1)
         flat_weight = routing.topk_weight.reshape(-1)
         token_of_slot = torch.arange(x_flat.shape[0], device=x_flat.device).repeat_interleave(self.top_k)
-        # unbind once: its backward stacks the per-expert grads, whereas indexing [e] per expert would
-        # scatter each into a zero tensor of the full stacked size.
-        gates, ups, downs = self.experts_gate.unbind(0), self.experts_up.unbind(0), self.experts_down.unbind(0)
+        gates, ups, downs = self.experts_gate, self.experts_up, self.experts_down
+        if torch.is_grad_enabled():
+            # unbind once: its backward stacks the per-expert grads, whereas indexing [e] per expert would
+            # scatter each into a zero tensor of the full stacked size. Without autograd (inference, export)
+            # plain indexing is kept: a trace folds it into per-expert constants, an unbind into a run-time Split.
+            gates, ups, downs = self.experts_gate.unbind(0), self.experts_up.unbind(0), self.experts_down.unbind(0)
         for expert in range(self.num_experts):
-            slots = torch.nonzero(flat_idx == expert, as_tuple=True)[0]
-            if slots.numel() == 0:
-                continue
+            slots = torch.nonzero(flat_idx == expert).reshape(-1)
             tokens = token_of_slot[slots]
             xe = x_flat[tokens]
             h = self.act_fn(xe @ gates[expert]) * (xe @ ups[expert])
@@ -205,16 +217,62 @@ class AdaMoEFeedForward(nn.Module):
             out = out.index_add(0, tokens, ye)
         return out
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Mix the shared FFN and the weighted routed experts; store the routing in `last_routing`."""
+    def forward_with_routing(self, x: Tensor) -> tuple[Tensor, RoutingInfo]:
+        """Mix the shared FFN and the weighted routed experts; return the output and this call's routing."""
         x_flat = x.reshape(-1, x.shape[-1])
         routing = self.route(x_flat)
         if self._use_sparse(x_flat.shape[0], x_flat.device):
             routed = self.routed_sparse(x_flat, routing)
         else:
             routed = self.routed_dense(x_flat, routing)
-        self.last_routing = routing
-        return 0.5 * self.shared_expert(x) + 0.5 * routed.reshape(x.shape)
+        return 0.5 * self.shared_expert(x) + 0.5 * routed.reshape(x.shape), routing
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return the layer output (what the host decoder expects) and hand the routing to open captures."""
+        out, routing = self.forward_with_routing(x)
+        for capture in _CAPTURES.get():
+            capture.add(self, routing)
+        return out
+
+
+class RoutingCapture:
+    """The routing of every AdaMoE layer call made inside `capture_routing()`, per layer in call order."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._calls: dict[AdaMoEFeedForward, list[RoutingInfo]] = {}
+
+    def add(self, layer: AdaMoEFeedForward, routing: RoutingInfo) -> None:
+        """Record one call of `layer`."""
+        self._calls.setdefault(layer, []).append(routing)
+
+    def of(self, layer: AdaMoEFeedForward) -> list[RoutingInfo]:
+        """Return the routing of each call of `layer`, oldest first."""
+        return list(self._calls.get(layer, []))
+
+    def passes(self, layers: Sequence[AdaMoEFeedForward]) -> list[list[RoutingInfo]]:
+        """One entry per pass through `layers` (a training forward, a denoise step): each layer's routing."""
+        per_layer = [self.of(layer) for layer in layers]
+        if len({len(calls) for calls in per_layer}) > 1:
+            counts = [len(calls) for calls in per_layer]
+            raise RuntimeError(f"AdaMoE layers were called unequally often ({counts}); passes are ambiguous")
+        return [list(step) for step in zip(*per_layer, strict=True)]
+
+
+_CAPTURES: contextvars.ContextVar[tuple[RoutingCapture, ...]] = contextvars.ContextVar(
+    "adamoe_routing_captures", default=()
+)
+
+
+@contextlib.contextmanager
+def capture_routing() -> Iterator[RoutingCapture]:
+    """Collect the routing of every AdaMoE layer called inside the block (captures may nest)."""
+    capture = RoutingCapture()
+    token = _CAPTURES.set((*_CAPTURES.get(), capture))
+    try:
+        yield capture
+    finally:
+        _CAPTURES.reset(token)
 
 
 def _normal_like(t: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
@@ -227,8 +285,8 @@ def moe_layers(model: nn.Module) -> list[AdaMoEFeedForward]:
     return [m for m in model.modules() if isinstance(m, AdaMoEFeedForward)]
 
 
-def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -> RoutingStats:
-    """Turn per-layer routing (e.g. `[m.last_routing for m in moe_layers(model)]`) into per-layer stats."""
+def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -> RouterStats:
+    """Turn one pass's per-layer routing (an entry of `RoutingCapture.passes`) into per-layer stats."""
     if not infos:
         raise ValueError("routing_statistics needs at least one RoutingInfo")
     fractions, weights, balances, zs = [], [], [], []
@@ -244,7 +302,7 @@ def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -
         balances.append(info.balance_loss.detach().float().cpu())
         zs.append(info.z_loss.detach().float().cpu())
     k = top_k if top_k is not None else infos[0].topk_idx.shape[1]
-    return RoutingStats(
+    return RouterStats(
         token_fraction=torch.stack(fractions),
         mean_weight=torch.stack(weights),
         balance_loss=torch.stack(balances),
@@ -253,11 +311,10 @@ def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -
     )
 
 
-def mean_balance_loss(layers: Sequence[AdaMoEFeedForward]) -> tuple[Tensor, Tensor]:
-    """Mean balance loss and z-loss over the layers' last forward (as the reference averages over layers)."""
-    infos = [m.last_routing for m in layers if m.last_routing is not None]
+def mean_balance_loss(infos: Sequence[RoutingInfo]) -> tuple[Tensor, Tensor]:
+    """Mean balance loss and z-loss over one pass's layers (as the reference averages over layers)."""
     if not infos:
-        raise RuntimeError("no AdaMoE layer has routed a forward pass yet")
+        raise ValueError("mean_balance_loss needs the routing of at least one layer")
     balance = torch.stack([i.balance_loss for i in infos]).mean()
     z = torch.stack([i.z_loss for i in infos]).mean()
     return balance, z
@@ -269,10 +326,13 @@ def expected_upcycled_factor(info: RoutingInfo) -> Tensor:
 
 
 __all__ = [
+    "MOE_EXECUTIONS",
     "AdaMoEFeedForward",
+    "RouterStats",
+    "RoutingCapture",
     "RoutingInfo",
-    "RoutingStats",
     "balance_loss",
+    "capture_routing",
     "expected_upcycled_factor",
     "mean_balance_loss",
     "moe_layers",

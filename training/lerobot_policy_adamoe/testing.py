@@ -1,4 +1,4 @@
-"""Small synthetic LeRobot datasets for tests and examples (2 cameras 'front'/'wrist', state, action)."""
+"""Small synthetic LeRobot datasets for tests and examples (the SO-101 profile's cameras and joints)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+from adamoe_contract.robots import load_robot_profile
+
+SO101 = load_robot_profile("so101")
+JOINTS = SO101.joint_names
+CAMERAS = SO101.camera_names  # the first sees the scene, the others a shifted copy of it
 TASKS = ("pick up the red cube", "push the block to the left")
 
 
@@ -15,8 +19,7 @@ def synthetic_features(image_hw: tuple[int, int] = (96, 128), image_dtype: str =
     cam = {"dtype": image_dtype, "shape": (*image_hw, 3), "names": ["height", "width", "channels"]}
     vec = {"dtype": "float32", "shape": (len(JOINTS),), "names": list(JOINTS)}
     return {
-        "observation.images.front": cam,
-        "observation.images.wrist": cam,
+        **{f"observation.images.{name}": dict(cam) for name in CAMERAS},
         "observation.state": vec,
         "action": dict(vec),
     }
@@ -54,11 +57,10 @@ def make_synthetic_dataset(
                 # A bright blob that moves with the state, so images carry information.
                 cy, cx = int(h / 2 + h / 4 * state[0]), int(w / 2 + w / 4 * state[1])
                 blob = (((yy - cy) ** 2 + (xx - cx) ** 2) < (h // 8) ** 2).astype(np.uint8) * 200
-                front = np.stack([blob, np.full_like(blob, 40 * task_id), 255 - blob], axis=-1)
-                wrist = np.roll(front, shift=w // 4, axis=1)
+                scene = np.stack([blob, np.full_like(blob, 40 * task_id), 255 - blob], axis=-1)
                 dataset.add_frame({
-                    "observation.images.front": front,
-                    "observation.images.wrist": wrist,
+                    **{f"observation.images.{name}": np.roll(scene, shift=i * w // 4, axis=1)
+                       for i, name in enumerate(CAMERAS)},
                     "observation.state": state,
                     "action": action.astype(np.float32),
                     "task": TASKS[task_id],

@@ -22,6 +22,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from adamoe_contract.spec import ROUTING_MODES
+from lerobot_policy_adamoe.moe import RoutingCapture, capture_routing
+
 log = logging.getLogger("adamoe-train")
 
 # Base-model fields copied from a dense checkpoint when upcycling (architecture + data handling).
@@ -102,12 +105,12 @@ def _cycle(loader: torch.utils.data.DataLoader):
         yield from loader
 
 
-def _log_record(step: int, info: dict[str, Any], policy: Any, optimizer: Any, grad_norm: float,
-                step_s: float) -> dict[str, Any]:
+def _log_record(step: int, info: dict[str, Any], policy: Any, routing: RoutingCapture, optimizer: Any,
+                grad_norm: float, step_s: float) -> dict[str, Any]:
     record: dict[str, Any] = {"step": step, "step_s": round(step_s, 4), "grad_norm": grad_norm}
     record.update({k: v for k, v in info.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     record["lr"] = {g.get("group_name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-    stats = policy.routing_stats()
+    stats = policy.routing_stats(routing)
     if stats is not None:
         record["routing"] = {
             "layer_indices": list(policy.moe_layer_indices),
@@ -175,7 +178,8 @@ def train(options: TrainOptions) -> Path:
         while step < options.steps:
             start = time.perf_counter()
             batch = preprocessor(next(batches))
-            loss, info = policy.forward(batch)
+            with capture_routing() as routing:
+                loss, info = policy.forward(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}; last checkpoint kept")
             optimizer.zero_grad(set_to_none=True)
@@ -187,7 +191,7 @@ def train(options: TrainOptions) -> Path:
             bar.update(1)
             bar.set_postfix(loss=f"{info['loss']:.3f}", bal=f"{info.get('balance_loss', 0.0):.3f}")
             if step % options.log_every == 0 or step == options.steps:
-                record = _log_record(step, info, policy, optimizer, grad_norm, time.perf_counter() - start)
+                record = _log_record(step, info, policy, routing, optimizer, grad_norm, time.perf_counter() - start)
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
             if (options.save_every and step % options.save_every == 0) or step == options.steps:
@@ -204,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--routing-mode", choices=("adamoe", "vanilla", "dense"), default="adamoe")
+    p.add_argument("--routing-mode", choices=ROUTING_MODES, default="adamoe")
     p.add_argument("--num-experts", type=int, default=4)
     p.add_argument("--top-k", type=int, default=1)
     p.add_argument("--upcycle-from", type=Path, help="dense LeRobot pretrained_model folder (e.g. smolvla)")

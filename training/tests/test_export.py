@@ -1,5 +1,6 @@
 """Export of tiny trained policies per routing mode: ONNX Runtime vs PyTorch parity, metadata, experts, RTC."""
 
+import inspect
 import json
 
 import numpy as np
@@ -10,9 +11,10 @@ from lerobot.configs import RTCAttentionSchedule
 from lerobot.policies.common.vla_utils import resize_with_pad as torch_resize_with_pad
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
-from adamoe_ros.engine import PolicyEngine, RtcOptions
-from adamoe_ros.engine import bundle_format as fmt
-from adamoe_ros.engine.preprocess import resize_with_pad
+from adamoe_contract import bundle_format as fmt
+from adamoe_contract.backend import PolicyBackend, RtcOptions
+from adamoe_contract.preprocess import resize_with_pad
+from adamoe_ros.engine import PolicyEngine
 from lerobot_policy_adamoe.export.checkpoint import load_checkpoint
 from lerobot_policy_adamoe.export.cli import main as export_main
 from lerobot_policy_adamoe.export.metadata import IMAGE_PREFIX
@@ -29,7 +31,7 @@ from lerobot_policy_adamoe.export.untrained import UntrainedSpec
 STATE_NAMES = "shoulder_pan,shoulder_lift,elbow_flex,wrist_flex,wrist_roll,gripper,cube_x,cube_y,cube_z"
 JOINT_NAMES = "shoulder_pan,shoulder_lift,elbow_flex,wrist_flex,wrist_roll,gripper"
 # Large router init so routing depends strongly on the token: every expert gets traffic in a few inputs.
-# moe_execution="sparse" makes the PyTorch side run the data-dependent expert loop the exporter must avoid.
+# moe_execution="sparse" makes the PyTorch side run the same expert loop the sparse export traces.
 MODES = {
     "adamoe": UntrainedSpec(routing_mode="adamoe", config_overrides={"gating_init_std": 1.0,
                                                                      "moe_execution": "sparse"}),
@@ -68,7 +70,7 @@ def test_metadata_describes_the_policy(exported):
     spec, config = engine.spec, ckpt.policy.config
     assert spec.state_names == tuple(STATE_NAMES.split(",")) and spec.joint_names == tuple(JOINT_NAMES.split(","))
     assert spec.dt == pytest.approx(0.1) and spec.horizon == config.chunk_size == 16
-    assert spec.num_flow_steps == config.num_steps and spec.max_instruction_tokens == config.tokenizer_max_length
+    assert spec.num_flow_steps == config.num_steps and spec.tokenizer.max_length == config.tokenizer_max_length
     np.testing.assert_allclose(spec.state_norm.mean, np.asarray(ckpt.stats["observation.state"]["mean"]), rtol=1e-6)
     np.testing.assert_allclose(spec.action_norm.std, np.asarray(ckpt.stats["action"]["std"]), rtol=1e-6)
     assert spec.routing.mode == mode
@@ -146,7 +148,7 @@ def test_resize_with_pad_matches_lerobot(src_hw, dst_hw):
     image = np.random.default_rng(0).random((*src_hw, 3), dtype=np.float32)
     expected = torch_resize_with_pad(torch.from_numpy(image).permute(2, 0, 1)[None], *dst_hw, pad_value=0)
     actual = resize_with_pad(image, *dst_hw, pad_value=0.0)
-    # cv2 computes its bilinear coefficients in float32: up to ~7e-6 apart from torch on [0, 1] pixels.
+    # Coefficients are computed in float64 here, in float32 by torch: up to ~7e-6 apart on [0, 1] pixels.
     np.testing.assert_allclose(actual, expected[0].permute(1, 2, 0).numpy(), atol=1e-5)
 
 
@@ -180,6 +182,9 @@ def test_torch_backend_matches_onnx_engine(exported):
     mode, ckpt, engine, _ = exported
     names = DatasetNames(STATE_NAMES.split(","), JOINT_NAMES.split(","), 10)
     backend = TorchPolicyEngine.from_checkpoint(ckpt.path, names)
+    assert isinstance(backend, PolicyBackend) and isinstance(engine, PolicyBackend)
+    for implementation in (TorchPolicyEngine, PolicyEngine):  # one signature, not two copies that may drift
+        assert inspect.signature(implementation.infer) == inspect.signature(PolicyBackend.infer)
     assert backend.spec.state_names == engine.spec.state_names and backend.spec.routing == engine.spec.routing
     observation = random_observation(engine, np.random.default_rng(9), "push the block to the left")
     ours, theirs = engine.infer(observation, noise_seed=5), backend.infer(observation, noise_seed=5)

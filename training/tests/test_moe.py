@@ -8,6 +8,7 @@ from torch import nn
 
 from lerobot_policy_adamoe.moe import (
     AdaMoEFeedForward,
+    capture_routing,
     expected_upcycled_factor,
     mean_balance_loss,
     routing_statistics,
@@ -62,9 +63,8 @@ def test_layer_matches_hand_computed_values(mode, top_k, expected, weights):
     layer = hand_layer(mode, top_k)
     for execution in ("dense", "sparse"):
         layer.execution = execution
-        out = layer(X)
+        out, info = layer.forward_with_routing(X)
         torch.testing.assert_close(out, torch.tensor([expected]), atol=1e-6, rtol=0)
-        info = layer.last_routing
         assert info.topk_idx.tolist() == [[1, 0][:top_k]]
         torch.testing.assert_close(info.topk_weight, torch.tensor([weights]), atol=1e-6, rtol=0)
         assert not torch.isnan(info.topk_weight).any()
@@ -98,7 +98,7 @@ def test_dense_and_sparse_paths_agree(mode, top_k):
     for execution in ("dense", "sparse"):
         layer.zero_grad()
         layer.execution = execution
-        out = layer(x)
+        out, info = layer.forward_with_routing(x)
         out.pow(2).sum().backward()
         outputs[execution] = out
         grads[execution] = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
@@ -107,7 +107,7 @@ def test_dense_and_sparse_paths_agree(mode, top_k):
     for name in grads["dense"]:
         torch.testing.assert_close(grads["dense"][name], grads["sparse"][name], atol=1e-10, rtol=1e-10)
     # routing must really spread over experts for this comparison to mean anything
-    assert len(layer.last_routing.topk_idx.unique()) == 4
+    assert len(info.topk_idx.unique()) == 4
 
 
 def test_auto_execution_uses_dense_path_while_tracing():
@@ -127,8 +127,8 @@ def test_adamoe_router_gradient_flows_only_through_probabilities_and_balance_los
     layer = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=2, gating_init_std=0.5, execution="dense")
     x = torch.randn(40, 8)
     target = torch.randn(40, 8)
-    task_loss = (layer(x) - target).pow(2).mean()
-    info = layer.last_routing
+    out, info = layer.forward_with_routing(x)
+    task_loss = (out - target).pow(2).mean()
     router_grad, adapter_grad = torch.autograd.grad(task_loss, [layer.router.weight, layer.scale_adapter.weight],
                                                     retain_graph=True)
     assert adapter_grad.abs().sum() > 0
@@ -166,8 +166,8 @@ def test_upcycled_layer_scales_dense_output_by_selected_weights():
             assert torch.equal(stacked[e], dense.weight.t())
     assert layer.gate_proj is ffn.gate_proj
     assert 0.0 < layer.router.weight.std().item() < 0.02
-    out = layer(x)
-    factor = expected_upcycled_factor(layer.last_routing).reshape(2, 30, 1)
+    out, info = layer.forward_with_routing(x)
+    factor = expected_upcycled_factor(info).reshape(2, 30, 1)
     torch.testing.assert_close(out, factor * dense_out, atol=1e-6, rtol=1e-5)
     # not function-preserving: the factor differs from 1
     assert (factor - 1).abs().max() > 1e-3
@@ -188,15 +188,37 @@ def test_routing_statistics_per_layer():
     torch.manual_seed(2)
     layers = [AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=2, gating_init_std=1.0) for _ in range(3)]
     x = torch.randn(64, 8)
-    for layer in layers:
-        layer(x)
-    stats = routing_statistics([m.last_routing for m in layers])
+    with capture_routing() as captured:
+        for layer in layers:
+            layer(x)
+    (infos,) = captured.passes(layers)
+    stats = routing_statistics(infos)
     assert stats.token_fraction.shape == (3, 4) and stats.mean_weight.shape == (3, 4)
     torch.testing.assert_close(stats.token_fraction.sum(1), torch.full((3,), 2.0))
-    info = layers[0].last_routing
+    info = infos[0]
     sel = info.topk_idx == 1
     if sel.any():
         assert stats.mean_weight[0, 1].item() == pytest.approx(info.topk_weight[sel].mean().item(), rel=1e-5)
-    balance, z = mean_balance_loss(layers)
+    balance, z = mean_balance_loss(infos)
     assert balance.item() == pytest.approx(stats.balance_loss.mean().item(), rel=1e-6)
     assert z.requires_grad
+
+
+def test_forward_hands_routing_to_every_open_capture_and_only_inside_it():
+    torch.manual_seed(3)
+    first, second = (AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=1) for _ in range(2))
+    x = torch.randn(6, 8)
+    first(x)  # outside any capture: nothing is kept anywhere
+    with capture_routing() as outer:
+        for _step in range(3):
+            out = second(first(x))
+        with capture_routing() as inner:
+            first(x)
+    first(x)
+    expected_out, expected_info = second.forward_with_routing(first(x))
+    torch.testing.assert_close(out, expected_out)
+    assert len(outer.of(first)) == 4 and len(outer.of(second)) == 3 and len(inner.of(first)) == 1
+    assert torch.equal(outer.of(second)[-1].topk_idx, expected_info.topk_idx)
+    with pytest.raises(RuntimeError, match="unequally"):
+        outer.passes([first, second])
+    assert [len(p) for p in inner.passes([first])] == [1]

@@ -8,7 +8,7 @@ from lerobot.policies.pi_gemma import PiGemmaForCausalLM
 from transformers import CONFIG_MAPPING
 
 from lerobot_policy_adamoe.modeling_adamoe import swap_expert_mlps
-from lerobot_policy_adamoe.moe import AdaMoEFeedForward
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing
 from lerobot_policy_adamoe.tiny_base import make_tiny_adamoe_config
 
 
@@ -41,10 +41,10 @@ def test_pi0_and_pi05_expert_swap_is_function_preserving_and_keeps_up_proj(tiny_
         assert all(isinstance(layer.mlp, AdaMoEFeedForward) for layer in model.model.layers)
         # LeRobot's compute_layer_complete reads layer.mlp.up_proj.weight.dtype
         assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.float32
-        with torch.no_grad():
+        with torch.no_grad(), capture_routing() as routing:
             after = run(model, x, cond)
         torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
-        assert model.model.layers[1].mlp.last_routing.topk_idx.shape == (10, 1)
+        assert routing.of(model.model.layers[1].mlp)[-1].topk_idx.shape == (10, 1)
 
 
 def test_pi0_expert_swap_runs_in_bfloat16(tiny_backbone):

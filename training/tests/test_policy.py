@@ -13,7 +13,7 @@ from lerobot.utils.import_utils import register_third_party_plugins
 
 from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy, param_group_of, smolvla_expert_layers
-from lerobot_policy_adamoe.moe import AdaMoEFeedForward, expected_upcycled_factor
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing, expected_upcycled_factor
 from lerobot_policy_adamoe.tiny_base import make_tiny_adamoe_config, make_tiny_smolvla_config
 
 
@@ -74,8 +74,8 @@ def test_upcycling_from_dense_checkpoint(tiny_backbone, synthetic_dataset, tmp_p
 
     # with noise_std 0 each layer outputs (0.5 + 0.5 * sum of selected weights) * dense FFN, token by token
     x = torch.randn(2, 16, moe[0].hidden_size)
-    out = moe[0](x)
-    factor = expected_upcycled_factor(moe[0].last_routing).reshape(2, 16, 1)
+    out, info = moe[0].forward_with_routing(x)
+    factor = expected_upcycled_factor(info).reshape(2, 16, 1)
     torch.testing.assert_close(out, factor * dense_mlp(x), atol=1e-6, rtol=1e-5)
 
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
@@ -182,17 +182,21 @@ def test_tiny_adamoe_trains_and_checkpoint_reload_is_exact(tiny_backbone, synthe
     noise = torch.randn(8, config.chunk_size, config.max_action_dim, generator=torch.Generator().manual_seed(7))
     policy.eval()
     actions = postprocessor(policy.predict_action_chunk(dict(obs), noise=noise.clone()))
-    reloaded_actions = postprocessor(reloaded.predict_action_chunk(dict(obs), noise=noise.clone()))
+    with capture_routing() as routing:
+        reloaded_actions = postprocessor(reloaded.predict_action_chunk(dict(obs), noise=noise.clone()))
     assert actions.shape == (8, config.chunk_size, 6)
     assert torch.isfinite(actions).all()
     assert torch.equal(actions, reloaded_actions)
-    stats = reloaded.routing_stats()
+    stats = reloaded.routing_stats(routing)
     assert stats.token_fraction.shape == (len(reloaded.moe_layer_indices), 4)
 
 
 def test_dense_routing_mode_is_the_plain_base(tiny_backbone, synthetic_dataset):
     config = make_tiny_adamoe_config(tiny_backbone, routing_mode="dense")
     policy = make_policy(config, ds_meta=synthetic_dataset.meta)
-    assert policy.moe_modules == [] and policy.routing_stats() is None
+    preprocessor, _ = make_pre_post_processors(config, dataset_stats=synthetic_dataset.meta.stats)
+    with capture_routing() as routing:
+        policy.forward(preprocessor(first_batch(config, dataset_for(config, synthetic_dataset))))
+    assert policy.moe_modules == [] and policy.routing_stats(routing) is None
     assert not any("experts_" in n or "router" in n for n, _ in policy.named_parameters())
     assert isinstance(config, AdaMoEConfig)

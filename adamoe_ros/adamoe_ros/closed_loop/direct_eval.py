@@ -1,5 +1,7 @@
 """Evaluate a bundle with the engine driving the sim directly (no ROS): exact, fast, for the ablation.
 
+Imports no rclpy (test_visualization checks it), so it runs where ROS is not installed.
+
 python -m adamoe_ros.closed_loop.direct_eval --bundle outputs/pipeline/bundle --episodes 50 --out r.json
 """
 from __future__ import annotations
@@ -10,9 +12,8 @@ from pathlib import Path
 
 from adamoe_ros.closed_loop.report import episode_table, plot_expert_usage, plot_token_routing, summarize, write_json
 from adamoe_ros.closed_loop.rollout import run_policy_episode
-from adamoe_ros.closed_loop.ros_eval import DEFAULT_INSTRUCTION
 from adamoe_ros.engine import PolicyEngine
-from adamoe_ros.sim.so101 import So101PickPlaceSim
+from adamoe_ros.sim import SO101, So101PickPlaceSim
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     episodes = []
     try:
         for i in range(args.episodes):
-            result = run_policy_episode(engine, sim, args.first_seed + i, DEFAULT_INSTRUCTION,
+            result = run_policy_episode(engine, sim, args.first_seed + i, SO101.default_instruction,
                                         max_time=args.max_time, noise_seed=args.noise_seed)
             episodes.append(result)
             wins = sum(e.success for e in episodes)

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adamoe_contract.backend import Observation, PolicyBackend
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
-from adamoe_ros.engine import Observation, PolicyEngine
 from adamoe_ros.sim.so101 import So101PickPlaceSim
-
-CUBE_STATE_NAMES = ('cube_x', 'cube_y', 'cube_z')
 
 
 @dataclass
@@ -44,7 +42,7 @@ class EpisodeResult:
 def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) -> np.ndarray:
     """Assemble the policy state vector (joint positions, then privileged cube position) in bundle order."""
     joints = dict(zip(sim.joint_names, sim.joint_positions(), strict=True))
-    cube = dict(zip(CUBE_STATE_NAMES, sim.cube_position(), strict=True))
+    cube = dict(zip(sim.extra_state_names, sim.cube_position(), strict=True))
     values = []
     for name in state_names:
         if name in joints:
@@ -56,7 +54,7 @@ def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) 
     return np.asarray(values, dtype=np.float32)
 
 
-def run_policy_episode(engine: PolicyEngine, sim: So101PickPlaceSim, seed: int, instruction: str, *,
+def run_policy_episode(engine: PolicyBackend, sim: So101PickPlaceSim, seed: int, instruction: str, *,
                        max_time: float = 25.0, refill_threshold: float = 0.5, noise_seed: int | None = None,
                        frame_every: int = 0) -> EpisodeResult:
     """Reset with a seed and execute chunks ('latest' mode) until the task is solved or max_time passes."""

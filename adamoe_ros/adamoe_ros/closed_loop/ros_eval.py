@@ -15,21 +15,19 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
+from adamoe_contract.spec import load_spec
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
-from adamoe_ros.engine.spec import load_spec
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
+from adamoe_ros.sim.scene import SO101
 from adamoe_ros.sim.task import TaskThresholds
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
-
-DEFAULT_INSTRUCTION = 'pick up the cube and place it on the target'
 
 
 @dataclass
@@ -42,7 +40,7 @@ class RosEvalConfig:
     max_time: float = 25.0            # sim seconds per episode
     real_time_factor: float = 1.0     # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
-    instruction: str = DEFAULT_INSTRUCTION
+    instruction: str = SO101.default_instruction
     frame_every: float = 1.0          # sim seconds between frames kept for the contact sheet (0: none)
     policy_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -59,7 +57,7 @@ class RosEpisode(EpisodeResult):
 class _Evaluator(Node):
     """Services and subscriptions the harness needs, in the same executor as the nodes under test."""
 
-    def __init__(self, camera_names: list[str], **kwargs: Any) -> None:
+    def __init__(self, camera_topics: dict[str, str], **kwargs: Any) -> None:
         super().__init__('evaluator', **kwargs)
         self.reset_client = self.create_client(ResetSim, 'sim/reset')
         self.status_client = self.create_client(GetTaskStatus, 'sim/task_status')
@@ -71,14 +69,13 @@ class _Evaluator(Node):
         self.frame_period = 0.0
         self._next_frame = 0.0
         self._latest: dict[str, np.ndarray] = {}
-        self._num_cameras = len(camera_names)
+        self._num_cameras = len(camera_topics)
         self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
         self.create_subscription(ExpertUsage, 'policy/expert_usage', self._on_usage, RELIABLE_QOS)
         self.create_subscription(Float64MultiArray, 'forward_position_controller/commands', self._on_command,
                                  RELIABLE_QOS)
-        for cam in camera_names:
-            self.create_subscription(Image, f'cameras/{cam}/image_raw',
-                                     lambda msg, c=cam: self._on_image(c, msg), SENSOR_QOS)
+        for cam, topic in camera_topics.items():
+            self.create_subscription(Image, topic, lambda msg, c=cam: self._on_image(c, msg), SENSOR_QOS)
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
@@ -138,10 +135,11 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
     spec = load_spec(Path(cfg.bundle))
     height, width = spec.image_size[spec.camera_names[0]]
+    # The policy clamps to the SO-101 profile's limits, which test_robot_profile checks against the sim's MJCF.
     policy_params = {
-        'bundle_path': str(cfg.bundle), 'use_sim_time': True, 'execution_mode': cfg.execution_mode,
-        'publish_trajectory': False, 'command_stream': 'float64_array', 'control_rate': 1.0 / spec.dt,
-        'max_joint_velocity': [3.0], 'intra_op_threads': 1, **cfg.policy_overrides}
+        'bundle_path': str(cfg.bundle), 'robot_profile': SO101.name, 'use_sim_time': True,
+        'execution_mode': cfg.execution_mode, 'publish_trajectory': False, 'command_stream': 'float64_array',
+        'control_rate': 1.0 / spec.dt, 'intra_op_threads': 1, **cfg.policy_overrides}
     specs = [
         NodeSpec('sim_bridge_node', parameters={'real_time_factor': cfg.real_time_factor, 'image_height': height,
                                                 'image_width': width, 'camera_rate': 1.0 / spec.dt}),
@@ -152,15 +150,12 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     try:
         launch.start()
         bridge, policy = launch.nodes['sim_bridge'], launch.nodes['policy_node']
-        evaluator = _Evaluator(list(spec.camera_names), context=launch.context)
+        topics = {camera.name: camera.topic for camera in SO101.cameras}
+        evaluator = _Evaluator({cam: topics[cam] for cam in spec.camera_names}, context=launch.context)
         launch.executor.add_node(evaluator)
         evaluator.phase_of = lambda: _phase(bridge.sim)
         evaluator.sim_time = lambda: bridge.sim.time
         evaluator.instruction_pub.publish(String(data=cfg.instruction))
-        # The policy clamps to the simulated arm's own joint ranges (read before configure, which uses them).
-        limits = bridge.sim.joint_limits
-        policy.set_parameters([Parameter('joint_lower_limits', value=limits[:, 0].tolist()),
-                               Parameter('joint_upper_limits', value=limits[:, 1].tolist())])
         if policy.trigger_configure().name != 'SUCCESS':
             raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
         for i in range(cfg.episodes):

@@ -5,25 +5,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from adamoe_ros.engine import bundle_format as fmt
-from adamoe_ros.engine.errors import BundleError
-from adamoe_ros.engine.flow import RTC_SCHEDULES, euler_integrate, rtc_prefix_weights
-from adamoe_ros.engine.preprocess import (
-    InstructionTokenizer,
-    image_to_model_input,
-    normalize,
-    pad_last_dim,
-    unnormalize,
+from adamoe_contract import bundle_format as fmt
+from adamoe_contract.backend import (
+    InferenceResult,
+    Observation,
+    RtcOptions,
+    check_observation,
+    initial_noise,
+    normalized_prefix,
 )
+from adamoe_contract.preprocess import image_to_model_input, normalize, pad_last_dim, unnormalize
+from adamoe_contract.routing import RoutingAccumulator
+from adamoe_contract.spec import BundleError, BundleSpec, TensorSpec, load_spec
+from adamoe_ros.engine.flow import euler_integrate, rtc_prefix_weights
 from adamoe_ros.engine.providers import create_session, resolve_providers
-from adamoe_ros.engine.routing import RoutingAccumulator, RoutingStats
-from adamoe_ros.engine.spec import BundleSpec, TensorSpec, load_spec
+from adamoe_ros.engine.tokenizer import InstructionTokenizer
 
 _log = logging.getLogger("adamoe_ros.engine")
 _ORT_DTYPES = {
@@ -34,36 +35,11 @@ _ORT_DTYPES = {
 }
 
 
-@dataclass
-class Observation:
-    """One synchronised observation: uint8 HxWx3 RGB per camera, float32 state in state_names order."""
-
-    images: dict[str, np.ndarray]
-    state: np.ndarray
-    instruction: str
-
-
-@dataclass
-class InferenceResult:
-    """An action chunk in robot units plus stage timings (seconds) and expert usage."""
-
-    actions: np.ndarray
-    timings: dict[str, float]
-    routing: RoutingStats
-    noise: np.ndarray = field(repr=False, default=None)
-
-
-@dataclass(frozen=True)
-class RtcOptions:
-    """Real-time-chunking guidance settings (LeRobot defaults)."""
-
-    execution_horizon: int = 10
-    max_guidance_weight: float = 10.0
-    schedule: str = "LINEAR"
-
-
 class PolicyEngine:
-    """Loads, validates and runs a policy bundle: preprocessing, prefix graph, Euler loop, de-normalisation."""
+    """Loads, validates and runs a policy bundle: preprocessing, prefix graph, Euler loop, de-normalisation.
+
+    Implements adamoe_contract.backend.PolicyBackend.
+    """
 
     def __init__(
         self,
@@ -105,8 +81,6 @@ class PolicyEngine:
                     f"content hash {actual[:12]}... (a file was modified after export)"
                 )
         rtc = rtc or RtcOptions()
-        if rtc.schedule not in RTC_SCHEDULES:
-            raise ValueError(f"rtc schedule must be one of {RTC_SCHEDULES}, got {rtc.schedule!r}")
         chosen = resolve_providers(providers)
         strict = providers is not None
         prefix = create_session(folder / fmt.PREFIX_FILE, chosen, intra_op_threads, strict=strict)
@@ -141,7 +115,7 @@ class PolicyEngine:
         """Predict one action chunk (horizon, action_dim) in robot units; RTC-guided if prefix_actions given."""
         start = time.perf_counter()
         feeds = self.preprocess(observation)
-        noise = self._initial_noise(noise_seed, noise)
+        noise = initial_noise(self.spec, noise_seed, noise)
         target, mask = self._rtc_target(prefix_actions, inference_delay)
         t_pre = time.perf_counter()
         prefix_out = self._prefix.run(None, feeds)
@@ -176,24 +150,13 @@ class PolicyEngine:
     def preprocess(self, observation: Observation) -> dict[str, np.ndarray]:
         """Validate an observation and build the prefix-graph feeds (ValueError names the bad field)."""
         spec = self.spec
+        state = check_observation(observation, spec)
         feeds: dict[str, np.ndarray] = {}
-        missing = [cam for cam in spec.camera_names if cam not in observation.images]
-        if missing:
-            raise ValueError(f"observation lacks camera images {missing} (bundle cameras: {list(spec.camera_names)})")
         model_hw = (spec.image_preprocessing.model_height, spec.image_preprocessing.model_width)
         for cam in spec.camera_names:
             image = np.asarray(observation.images[cam])
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
-                raise ValueError(f"camera '{cam}': expected uint8 HxWx3 RGB, got {image.dtype} {image.shape}")
             pixels = image_to_model_input(image, spec.image_size[cam], model_hw, spec.image_preprocessing.pad_value)
             feeds[fmt.image_input_name(cam)] = pixels.astype(self._float_dtype)
-        state = np.asarray(observation.state, dtype=np.float32).reshape(-1)
-        if state.shape != (spec.state_dim,):
-            raise ValueError(f"state: expected {spec.state_dim} values {list(spec.state_names)}, got {state.shape}")
-        if not np.all(np.isfinite(state)):
-            raise ValueError("state contains NaN or inf")
-        if not isinstance(observation.instruction, str):
-            raise ValueError(f"instruction must be str, got {type(observation.instruction).__name__}")
         norm_state = normalize(state, spec.state_norm)
         feeds[fmt.STATE] = pad_last_dim(norm_state[None], spec.max_state_dim).astype(self._float_dtype)
         feeds[fmt.LANG_TOKENS], feeds[fmt.LANG_MASK] = self._tokenizer(observation.instruction)
@@ -203,29 +166,15 @@ class PolicyEngine:
     def _float_dtype(self) -> type:
         return np.float16 if self.spec.precision == "fp16" else np.float32
 
-    def _initial_noise(self, seed: int | None, noise: np.ndarray | None) -> np.ndarray:
-        shape = (1, self.spec.horizon, self.spec.max_action_dim)
-        if noise is not None:
-            noise = np.asarray(noise, dtype=np.float32).reshape(shape)
-            return noise
-        return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
-
     def _rtc_target(
         self, prefix_actions: np.ndarray | None, inference_delay: int
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         if prefix_actions is None:
             return None, None
         spec = self.spec
-        prefix = np.asarray(prefix_actions, dtype=np.float32)
-        if prefix.ndim != 2 or prefix.shape[1] != spec.action_dim or prefix.shape[0] == 0:
-            raise ValueError(f"prefix_actions: expected (n, {spec.action_dim}), got {prefix.shape}")
-        if not np.all(np.isfinite(prefix)):
-            raise ValueError("prefix_actions contain NaN or inf")
-        if not 0 <= inference_delay <= spec.horizon:
-            raise ValueError(f"inference_delay must be in 0..{spec.horizon}, got {inference_delay}")
-        prefix = prefix[: spec.horizon]
+        prefix = normalized_prefix(prefix_actions, inference_delay, spec)
         target = np.zeros((1, spec.horizon, spec.max_action_dim), dtype=np.float32)
-        target[0, : len(prefix), : spec.action_dim] = normalize(prefix, spec.action_norm)
+        target[0, : len(prefix), : spec.action_dim] = prefix
         # Like LeRobot: nothing to merge beyond the leftover actions, so the horizon shrinks to them.
         execution_horizon = min(self.rtc.execution_horizon, len(prefix))
         mask = rtc_prefix_weights(inference_delay, execution_horizon, spec.horizon, self.rtc.schedule)

@@ -16,8 +16,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-RTC_SCHEDULES = ("LINEAR", "EXP", "ONES", "ZEROS")
-
 
 def rtc_prefix_weights(inference_delay: int, execution_horizon: int, horizon: int, schedule: str) -> np.ndarray:
     """Soft mask W (horizon,): 1 for frozen steps, decaying to 0 at the execution horizon (LeRobot schedules)."""

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from adamoe_ros.engine.errors import BundleError, ProviderError
+from adamoe_contract.spec import BundleError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _log = logging.getLogger("adamoe_ros.engine")
+
+
+class ProviderError(RuntimeError):
+    """A requested ONNX Runtime execution provider is unavailable or was silently replaced."""
 
 
 def resolve_providers(requested: Sequence[str] | None) -> list[str]:

@@ -12,16 +12,16 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine, RoutingStats
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
+from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import ParameterError
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
@@ -42,7 +42,6 @@ from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    JointStateMatcher,
     StampOrder,
     camera_image_to_rgb,
     check_extra_state,
@@ -62,9 +61,9 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = 'policy_node', **kwargs) -> None:
         """Declare parameters; kwargs (namespace, context, parameter_overrides, cli_args) go to the node."""
         super().__init__(node_name, **kwargs)
+        self._active = False  # before anything that can fail: destroy_node runs on a half-built node too
         declare_policy_parameters(self)
         self._state_label = 'unconfigured'
-        self._active = False
         self._lock = threading.Lock()  # guards the command state shared by timer and worker
         self._reset_runtime()
 
@@ -134,6 +133,11 @@ class PolicyNode(LifecycleNode):
         self._reset_runtime()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop safely (hold if commanding), then destroy the node."""
+        self.stop_safely()
+        super().destroy_node()
+
     def stop_safely(self) -> None:
         """Stop inference and, if commanding, send the hold command (for process exit)."""
         if self._active:
@@ -182,10 +186,10 @@ class PolicyNode(LifecycleNode):
 
     def _setup_from_spec(self, p: PolicyParams, spec: BundleSpec) -> None:
         """Check parameters against the bundle and build the runtime parts; ValueError says what does not fit."""
-        cameras = check_against_bundle(p, spec)
-        self._cameras = list(cameras.names)
-        self._camera_topics = list(cameras.topics)
-        self._camera_transports = list(cameras.transports)
+        fit = check_against_bundle(p, spec)
+        self._cameras = list(fit.camera_names)
+        self._camera_topics = list(fit.camera_topics)
+        self._camera_transports = list(fit.camera_transports)
         joints = list(spec.joint_names)
         self._joint_names = joints
         state_names = list(spec.state_names)
@@ -193,8 +197,8 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints):]
         dof = len(joints)
-        self._safety = SafetyFilter(np.array(p.joint_lower_limits), np.array(p.joint_upper_limits),
-                                    np.array(p.max_joint_velocity))
+        self._safety = SafetyFilter(np.array(fit.robot.lower_limits), np.array(fit.robot.upper_limits),
+                                    np.array(fit.robot.max_velocity))
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
@@ -284,7 +288,7 @@ class PolicyNode(LifecycleNode):
             stamp = stamp_to_ns(msg.header.stamp)
             positions = self._matcher.positions(msg)
             self._orders[JOINT_STATE_STREAM].check(stamp)
-        except InputRejectedError as err:
+        except (InputRejectedError, JointStateError) as err:
             self._rejections.reject(self._params.joint_states_topic, str(err))
             return
         self._buffer.put(JOINT_STATE_STREAM, positions, self._now_ns(), stamp)
@@ -561,26 +565,10 @@ def _load_engine(p: PolicyParams) -> PolicyEngine:
                                     intra_op_threads=p.intra_op_threads, warmup=True)
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except ParameterError as error:
-        rclpy.try_shutdown()
-        raise SystemExit(f'policy_node: {error}') from None
-    executor = SingleThreadedExecutor()  # inference has its own thread; see runner.py on MultiThreadedExecutor
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.stop_safely()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(PolicyNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from rclpy.node import Node
 
+from adamoe_contract.robots import RobotProfile, load_robot_profile
 from adamoe_ros.engine import BundleSpec
 from adamoe_ros.parameters import ParameterTable, declare_parameters, param, read_parameters
 from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
@@ -23,6 +24,8 @@ class PolicyParams(ParameterTable):
     READ_ONLY: ClassVar[bool] = False
 
     bundle_path: str = param('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).')
+    robot_profile: str = param('', "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
+                                   "'aloha') or a profile YAML path. Its joints must be the bundle's, in order.")
     camera_names: tuple[str, ...] = param((), 'Bundle camera names to subscribe (default: all).')
     camera_topics: tuple[str, ...] = param(
         (), 'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).')
@@ -47,10 +50,6 @@ class PolicyParams(ParameterTable):
     blend_new_weight: float = param(
         0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w).", ge=0.0, le=1.0)
     sync_inference_to_camera: bool = param(True, 'Start each inference on the next frame of the first camera.')
-    joint_lower_limits: tuple[float, ...] = param((), 'Lower position limit per bundle joint (rad).')
-    joint_upper_limits: tuple[float, ...] = param((), 'Upper position limit per bundle joint (rad).')
-    max_joint_velocity: tuple[float, ...] = param(
-        (1.0,), 'Velocity limit per joint, or one value for all (rad/s).', gt=0.0)
     dry_run: bool = param(False, 'Publish chunks, usage and status but never a command.')
     command_stream: str = param(
         'float64_array', "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'.",
@@ -70,12 +69,13 @@ class PolicyParams(ParameterTable):
 
 
 @dataclass(frozen=True)
-class CameraInputs:
-    """The cameras to subscribe, resolved from the parameters and the bundle."""
+class BundleFit:
+    """What the parameters resolve to for the loaded bundle: the cameras to subscribe and the robot."""
 
-    names: tuple[str, ...]
-    topics: tuple[str, ...]
-    transports: tuple[str, ...]
+    camera_names: tuple[str, ...]
+    camera_topics: tuple[str, ...]
+    camera_transports: tuple[str, ...]
+    robot: RobotProfile
 
 
 def declare_policy_parameters(node: Node) -> None:
@@ -88,7 +88,7 @@ def read_policy_parameters(node: Node) -> PolicyParams:
     return read_parameters(node, PolicyParams)
 
 
-def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> CameraInputs:
+def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
     """Check the parameters against the loaded bundle; ValueError names the parameter that does not fit."""
     bundle_cameras = tuple(spec.camera_names)
     cameras = p.camera_names or bundle_cameras
@@ -102,10 +102,9 @@ def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> CameraInputs:
     transports = p.camera_transports or ('raw',) * len(cameras)
     default_topics = tuple(f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '')
                            for c, t in zip(cameras, transports))
-    joints = list(spec.joint_names)
-    for name, values in (('joint_lower_limits', p.joint_lower_limits), ('joint_upper_limits', p.joint_upper_limits)):
-        if len(values) != len(joints):
-            raise ValueError(f'{name} needs {len(joints)} values (for {joints}), got {len(values)}')
-    if len(p.max_joint_velocity) not in (1, len(joints)):
-        raise ValueError(f'max_joint_velocity needs 1 or {len(joints)} values, got {len(p.max_joint_velocity)}')
-    return CameraInputs(cameras, p.camera_topics or default_topics, transports)
+    robot = load_robot_profile(p.robot_profile)
+    if robot.joint_names != tuple(spec.joint_names):
+        # Commands are joint arrays in bundle order: another order would drive the wrong joints.
+        raise ValueError(f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
+                         f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)')
+    return BundleFit(cameras, p.camera_topics or default_topics, transports, robot)

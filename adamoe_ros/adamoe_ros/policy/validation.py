@@ -1,6 +1,6 @@
 """Checks on every input message; a bad message raises InputRejectedError and changes nothing."""
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image, JointState
+from sensor_msgs.msg import CompressedImage, Image
 
 from adamoe_ros.ros_image import ImageConversionError, to_rgb8
 
@@ -27,46 +27,6 @@ def camera_image_to_rgb(msg: Image | CompressedImage, max_side: int) -> np.ndarr
     if rgb.shape[0] > max_side or rgb.shape[1] > max_side:
         raise InputRejectedError(f'image {rgb.shape[1]}x{rgb.shape[0]} exceeds max_image_side {max_side}')
     return rgb
-
-
-class JointStateMatcher:
-    """Picks the bundle's joints out of a JointState by name, in the bundle's order."""
-
-    def __init__(self, joint_names: list[str], allow_extra_joints: bool = False) -> None:
-        """Remember the wanted joint order; extra joints are refused unless allowed."""
-        self.joint_names = list(joint_names)
-        self.allow_extra_joints = allow_extra_joints
-        self._cached_names: tuple[str, ...] | None = None
-        self._cached_index: np.ndarray | None = None
-
-    def positions(self, msg: JointState) -> np.ndarray:
-        """Return float64 positions in bundle order or raise InputRejectedError."""
-        names = tuple(msg.name)
-        n = len(names)
-        if len(msg.position) != n:
-            raise InputRejectedError(f'{n} names but {len(msg.position)} positions')
-        for field in ('velocity', 'effort'):
-            length = len(getattr(msg, field))
-            if length not in (0, n):
-                raise InputRejectedError(f'{n} names but {length} {field} values')
-        if names != self._cached_names:
-            self._cached_index = self._index_for(names)
-            self._cached_names = names
-        values = np.asarray(msg.position, dtype=np.float64)[self._cached_index]
-        if not np.all(np.isfinite(values)):
-            raise InputRejectedError('non-finite joint position')
-        return values
-
-    def _index_for(self, names: tuple[str, ...]) -> np.ndarray:
-        if len(set(names)) != len(names):
-            raise InputRejectedError('duplicate joint names')
-        missing = [j for j in self.joint_names if j not in names]
-        if missing:
-            raise InputRejectedError(f'missing joints {missing}')
-        extra = [j for j in names if j not in self.joint_names]
-        if extra and not self.allow_extra_joints:
-            raise InputRejectedError(f'unknown joints {extra[:8]}')
-        return np.array([names.index(j) for j in self.joint_names], dtype=np.intp)
 
 
 def check_instruction(text: str, max_length: int) -> str:

@@ -4,9 +4,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.parameters import ParameterError, ParameterTable, param
 
-SO101_JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+# The defaults record an SO-101 (its robot profile); other robots set the names and topics as parameters.
+SO101 = load_robot_profile('so101')
 CAMERA_TYPES = ('image', 'compressed')
 ACTION_TYPES = ('joint_state', 'joint_trajectory', 'float64_array')
 
@@ -33,17 +35,16 @@ class RecorderConfig(ParameterTable):
 
     ERROR: ClassVar[type[ValueError]] = RecorderConfigError
 
-    camera_names: tuple[str, ...] = param(('front', 'wrist'), 'dataset camera names (observation.images.<name>)')
-    camera_topics: tuple[str, ...] = param(('cameras/front/image_raw', 'cameras/wrist/image_raw'),
-                                           'topic per camera')
+    camera_names: tuple[str, ...] = param(SO101.camera_names, 'dataset camera names (observation.images.<name>)')
+    camera_topics: tuple[str, ...] = param(tuple(c.topic for c in SO101.cameras), 'topic per camera')
     camera_types: tuple[str, ...] = param(
-        ('image', 'image'), "per camera: 'image' (sensor_msgs/Image) or 'compressed' (CompressedImage)",
-        choices=CAMERA_TYPES)
-    joint_names: tuple[str, ...] = param(SO101_JOINTS, 'joint order of observation.state and action')
+        tuple('compressed' if c.transport == 'compressed' else 'image' for c in SO101.cameras),
+        "per camera: 'image' (sensor_msgs/Image) or 'compressed' (CompressedImage)", choices=CAMERA_TYPES)
+    joint_names: tuple[str, ...] = param(SO101.joint_names, 'joint order of observation.state and action')
     joint_states_topic: str = param('joint_states', 'sensor_msgs/JointState of the follower arm (observation.state)')
     extra_state_topic: str = param(
-        'sim/cube_position', "std_msgs/Float64MultiArray appended to observation.state; '' disables")
-    extra_state_names: tuple[str, ...] = param(('cube_x', 'cube_y', 'cube_z'), 'names of the extra state values')
+        SO101.extra_state_topic, "std_msgs/Float64MultiArray appended to observation.state; '' disables")
+    extra_state_names: tuple[str, ...] = param(SO101.extra_state_names, 'names of the extra state values')
     action_type: str = param('joint_state', 'joint_state (leader arm), joint_trajectory or float64_array',
                              choices=ACTION_TYPES)
     action_topic: str = param('leader/joint_states', 'teleop action topic')
@@ -55,7 +56,7 @@ class RecorderConfig(ParameterTable):
     max_latency_s: float = param(0.25, 'decide a frame at the latest this long after its time', ge=0.0)
     repo_id: str = param('local/so101_teleop', 'LeRobot repo id (owner/name)')
     dataset_root: str = param('', "dataset folder; '' = $HF_LEROBOT_HOME/<repo_id>")
-    robot_type: str = param('so101', 'robot type stored in meta/info.json')
+    robot_type: str = param(SO101.name, 'robot type stored in meta/info.json')
     image_size: tuple[int, ...] = param((0, 0), '[height, width] of stored images; [0, 0] keeps the camera size',
                                         ge=0)
     vcodec: str = param('libsvtav1', 'video codec (LeRobot default libsvtav1)')

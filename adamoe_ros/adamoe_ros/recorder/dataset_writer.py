@@ -5,6 +5,7 @@ process would lose every episode of the session. Here each save is followed by f
 LeRobotDataset.resume(): resume starts new data/meta/video files, so an episode's files are closed once saved and a
 kill loses at most the episode being recorded.
 """
+import errno
 import json
 import logging
 import shutil
@@ -27,6 +28,37 @@ _log = logging.getLogger(__name__)
 
 # SVT-AV1 (LeRobot's default codec) aborts the whole process on frames below 32 px, so refuse them up front.
 MIN_IMAGE_SIDE = 32
+# LeRobot logs and swallows a failed PNG write (a truncated frame then breaks the encode at save), so a frame is
+# refused while less than this is free besides its own raw size.
+MIN_FREE_BYTES = 1 << 20
+
+
+class DiskFullError(OSError):
+    """The dataset's filesystem is (nearly) full."""
+
+    def __init__(self, root: Path, free: int, what: str) -> None:
+        super().__init__(errno.ENOSPC, f'no space left on device for {root} ({free / 1e6:.1f} MB free): {what}')
+
+
+class _SavePoint:
+    """The dataset's files before a save, so a failed save (disk full, encoder error) can be undone.
+
+    A save after resume() only adds files and rewrites the small files directly in meta/ (info.json, stats.json,
+    tasks.parquet); undoing it removes the added files and writes those back.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._files = {p for p in root.rglob('*') if p.is_file() and not p.is_relative_to(root / 'images')}
+        self._meta = {p: p.read_bytes() for p in (root / 'meta').glob('*') if p.is_file()}
+
+    def restore(self) -> None:
+        for path in self._root.rglob('*'):
+            if path.is_file() and path not in self._files and not path.is_relative_to(self._root / 'images'):
+                path.unlink()
+        for path, content in self._meta.items():
+            if not path.is_file() or path.read_bytes() != content:
+                path.write_bytes(content)
 
 
 class DatasetMismatchError(ValueError):
@@ -116,14 +148,14 @@ class EpisodeDatasetWriter:
         """Episodes on disk (including earlier sessions)."""
         return 0 if self._dataset is None else self._dataset.meta.total_episodes
 
-    @property
-    def frames_in_episode(self) -> int:
-        """Frames added to the episode being recorded."""
-        return self._frames_in_episode
-
     def add(self, aligned: AlignedFrame, task: str) -> None:
-        """Add one aligned frame to the current episode (creates the dataset on the very first frame)."""
+        """Add one aligned frame to the current episode (creates the dataset on the very first frame).
+
+        Raises DiskFullError, keeping the frames added before, when the disk cannot hold the frame.
+        """
         frame = frame_from_aligned(self.config, aligned, task, self.image_shapes)
+        self._check_free_space(sum(frame[f'observation.images.{cam.name}'].nbytes for cam in self.config.cameras),
+                               'frame not staged')
         if self._dataset is None:
             self._create({cam.name: frame[f'observation.images.{cam.name}'].shape for cam in self.config.cameras})
         self._dataset.add_frame(frame)
@@ -136,9 +168,19 @@ class EpisodeDatasetWriter:
         start = time.monotonic()
         index = self._dataset.meta.total_episodes
         frames = self._frames_in_episode
-        self._dataset.save_episode(parallel_encoding=self._parallel_encoding)
-        self._frames_in_episode = 0
-        self._dataset.finalize()  # writes the parquet footers: the episode is now complete on disk
+        save_point = _SavePoint(self.root)
+        try:
+            self._dataset.save_episode(parallel_encoding=self._parallel_encoding)
+            self._frames_in_episode = 0
+            self._dataset.finalize()  # writes the parquet footers: the episode is now complete on disk
+        except Exception:
+            # Back to the last durable state: the earlier episodes stay loadable; the caller discards this one.
+            save_point.restore()
+            shutil.rmtree(self.root / 'images', ignore_errors=True)  # the episode's staged frames
+            self._frames_in_episode = 0
+            self._dataset = self._open_resume()
+            self._check_free_space(0, 'the episode could not be saved; the episodes saved before are intact')
+            raise
         self._dataset = self._open_resume()
         return SavedEpisode(index, frames, time.monotonic() - start)
 
@@ -159,6 +201,12 @@ class EpisodeDatasetWriter:
             self.discard_episode()
         self._dataset.finalize()
         self._dataset = None
+
+    def _check_free_space(self, needed: int, what: str) -> None:
+        folder = self.root if self.root.exists() else self.root.parent
+        free = shutil.disk_usage(folder).free
+        if free < needed + MIN_FREE_BYTES:
+            raise DiskFullError(self.root, free, what)
 
     def _create(self, image_shapes: dict[str, tuple[int, int, int]]) -> None:
         small = {name: shape[:2] for name, shape in image_shapes.items() if min(shape[:2]) < MIN_IMAGE_SIDE}

@@ -7,28 +7,23 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
+from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import declare_parameters, read_parameters
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
+from adamoe_ros.ros_env import BUFFERED_SENSOR_QOS, LATCHED_QOS, RELIABLE_QOS
 from adamoe_ros_interfaces.msg import RecorderStatus
 
-# Best effort matches both reliable and best-effort publishers; depth covers a few frames of transport jitter.
-STREAM_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Beyond this the publisher's clock is not trusted (another host with an unsynchronised clock).
 MAX_QUEUE_DELAY_NS = 2_000_000_000
-LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class RecorderNode(Node):
@@ -61,9 +56,9 @@ class RecorderNode(Node):
         self._saved_episodes = self._writer.saved_episodes
 
         for source in stream_sources(self.config):
-            qos = LATCHED_QOS if source.stream == 'instruction' else STREAM_QOS
+            qos = LATCHED_QOS if source.stream == 'instruction' else BUFFERED_SENSOR_QOS
             self.create_subscription(source.msg_type, source.topic, self._make_callback(source), qos)
-        self._status_pub = self.create_publisher(RecorderStatus, 'recorder/status', 10)
+        self._status_pub = self.create_publisher(RecorderStatus, 'recorder/status', RELIABLE_QOS)
         # Own group: an awaiting save must not hold the default group, or subscriptions would stall meanwhile.
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, 'recorder/start', self._on_start, callback_group=services)
@@ -171,21 +166,20 @@ class RecorderNode(Node):
         self.publish_status()
         return response
 
-    def _stop_recording(self) -> tuple[int, int] | None:
-        """Flush the grid up to now and stop; returns (frames, dropped) or None when not recording."""
+    def _stop_recording(self) -> bool:
+        """Flush the grid up to now and stop; False when not recording."""
         now = self.get_clock().now().nanoseconds
         with self._lock:
             if not self._recording:
-                return None
+                return False
             self._handle(self._aligner.poll(now, flush=True))
             self._aligner.stop()
             self._recording = False
             self._busy = True
-            return self._frames, self._dropped
+            return True
 
     async def _on_save(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         try:
@@ -198,9 +192,12 @@ class RecorderNode(Node):
             response.message = f'saving failed, episode discarded: {error}'
             self.get_logger().error(response.message)
         else:
+            # Frame writes run before the save on the FIFO worker, so a frame that failed to write is counted now.
+            with self._lock:
+                dropped = self._dropped
             response.success = True
             response.message = (f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                                f'{counts[1]} dropped, in {saved.seconds:.2f} s')
+                                f'{dropped} dropped, in {saved.seconds:.2f} s')
             self.get_logger().info(response.message)
         with self._lock:
             self._busy = False
@@ -210,8 +207,7 @@ class RecorderNode(Node):
         return response
 
     async def _on_discard(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        counts = self._stop_recording()
-        if counts is None:
+        if not self._stop_recording():
             response.message = 'not recording'
             return response
         dropped = await await_on_executor(self, self._io.submit(self._writer.discard_episode))
@@ -261,23 +257,8 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run adamoe_ros recorder_node`."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (RecorderConfigError, DatasetMismatchError) as error:
-        print(f'recorder_node: {error}', flush=True)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    """Entry point of `ros2 run adamoe_ros recorder_node`; SIGINT/SIGTERM discard an unsaved episode and exit 0."""
+    return run_node(RecorderNode, args, startup_errors=(RecorderConfigError, DatasetMismatchError))
 
 
 if __name__ == '__main__':

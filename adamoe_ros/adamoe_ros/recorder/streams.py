@@ -8,7 +8,9 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.recorder.config import RecorderConfig
+from adamoe_ros.ros_env import stamp_to_ns
 
 
 class StreamValueError(ValueError):
@@ -26,16 +28,10 @@ class StreamSource:
     has_header: bool
 
 
-def header_stamp_ns(msg: Any) -> int:
-    """Stamp of a message header in ns (0 when unset)."""
-    stamp = msg.header.stamp
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def sample_stamp_ns(msg: Any, has_header: bool, receive_ns: int) -> int:
     """Header stamp when set, else the receive time (Float64MultiArray has no header; JTC commands often 0)."""
     if has_header:
-        stamp = header_stamp_ns(msg)
+        stamp = stamp_to_ns(msg.header.stamp)
         if stamp > 0:
             return stamp
     return receive_ns
@@ -47,15 +43,12 @@ def _finite(values: np.ndarray, what: str) -> np.ndarray:
     return values
 
 
-def joint_positions(msg: JointState, joint_names: Sequence[str], what: str) -> np.ndarray:
-    """Positions of `joint_names` (in that order) from a JointState, float32."""
-    index = {name: i for i, name in enumerate(msg.name)}
-    missing = [name for name in joint_names if name not in index]
-    if missing:
-        raise StreamValueError(f'{what} lacks joints {missing} (has {list(msg.name)})')
-    if len(msg.position) != len(msg.name):
-        raise StreamValueError(f'{what} has {len(msg.name)} names but {len(msg.position)} positions')
-    return _finite(np.array([msg.position[index[name]] for name in joint_names], np.float32), what)
+def joint_positions(msg: JointState, matcher: JointStateMatcher, what: str) -> np.ndarray:
+    """Positions of the matcher's joints (in its order) from a JointState, float32."""
+    try:
+        return matcher.positions(msg).astype(np.float32)
+    except JointStateError as err:
+        raise StreamValueError(f'{what} {err}') from None
 
 
 def trajectory_positions(msg: JointTrajectory, joint_names: Sequence[str], what: str) -> np.ndarray:
@@ -87,15 +80,19 @@ def stream_sources(config: RecorderConfig) -> list[StreamSource]:
                      lambda msg: msg, True)  # decoded only for the frames kept
         for cam in config.cameras
     ]
+    # Other joints may be in the messages (a follower arm's extra axes): the recorder keeps the named ones.
+    state_matcher = JointStateMatcher(joints, allow_extra_joints=True)
     sources.append(StreamSource('joint_states', config.joint_states_topic, JointState,
-                                lambda msg: joint_positions(msg, joints, config.joint_states_topic), True))
+                                lambda msg: joint_positions(msg, state_matcher, config.joint_states_topic), True))
     if config.extra_state_topic:
         size = len(config.extra_state_names)
         sources.append(StreamSource('extra_state', config.extra_state_topic, Float64MultiArray,
                                     lambda msg: array_values(msg, size, config.extra_state_topic), False))
     what = config.action_topic
     if config.action_type == 'joint_state':
-        sources.append(StreamSource('action', what, JointState, lambda msg: joint_positions(msg, joints, what), True))
+        action_matcher = JointStateMatcher(joints, allow_extra_joints=True)
+        sources.append(StreamSource('action', what, JointState,
+                                    lambda msg: joint_positions(msg, action_matcher, what), True))
     elif config.action_type == 'joint_trajectory':
         sources.append(StreamSource('action', what, JointTrajectory,
                                     lambda msg: trajectory_positions(msg, joints, what), True))

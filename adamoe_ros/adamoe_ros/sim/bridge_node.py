@@ -12,12 +12,13 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.parameters import declare_parameters, read_parameters
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp, spin_node
+from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import ParameterError, declare_parameters, read_parameters
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, trajectory_from_msg, validate_positions
 from adamoe_ros.sim.params import SimBridgeParams
-from adamoe_ros.sim.scene import CAMERAS, SO101_JOINTS, SceneOptions
+from adamoe_ros.sim.scene import SO101, SceneOptions
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -49,10 +50,10 @@ class SimBridgeNode(Node):
 
         self._clock_pub = self.create_publisher(ClockMsg, '/clock', RELIABLE_QOS)
         self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
-        self._cube_pub = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self._cube_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
         self._goal_pub = self.create_publisher(Float64MultiArray, 'sim/goal_position', LATCHED_QOS)
-        self._image_pubs = {camera: self.create_publisher(Image, f'cameras/{camera}/image_raw', SENSOR_QOS)
-                            for camera in CAMERAS} if self._camera_period_ns else {}
+        self._image_pubs = {camera.name: self.create_publisher(Image, camera.topic, SENSOR_QOS)
+                            for camera in SO101.cameras} if self._camera_period_ns else {}
         self.create_subscription(JointTrajectory, 'joint_trajectory_controller/joint_trajectory',
                                  self._on_trajectory, RELIABLE_QOS)
         self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
@@ -128,7 +129,7 @@ class SimBridgeNode(Node):
         if now >= self._next_joint_ns:
             self._next_joint_ns += self._joint_state_period_ns * max(1, (now - self._next_joint_ns)
                                                                      // self._joint_state_period_ns + 1)
-            msg = JointState(name=list(SO101_JOINTS), position=self._sim.joint_positions().tolist(),
+            msg = JointState(name=list(self._sim.joint_names), position=self._sim.joint_positions().tolist(),
                              velocity=self._sim.joint_velocities().tolist(),
                              effort=self._sim.joint_efforts().tolist())
             msg.header.stamp = stamp
@@ -146,7 +147,7 @@ class SimBridgeNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            self._trajectory = trajectory_from_msg(msg, SO101_JOINTS, self._desired, self._sim.joint_limits,
+            self._trajectory = trajectory_from_msg(msg, self._sim.joint_names, self._desired, self._sim.joint_limits,
                                                    self.now_ns())
         except CommandError as error:
             self.get_logger().warn(f'rejected joint trajectory: {error}', throttle_duration_sec=1.0)
@@ -187,10 +188,10 @@ class SimBridgeNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run the sim bridge until shutdown (ros2 run adamoe_ros sim_bridge_node)."""
-    spin_node(SimBridgeNode, args)
+def main(args: list[str] | None = None) -> int:
+    """Run the sim bridge until SIGINT/SIGTERM (ros2 run adamoe_ros sim_bridge_node)."""
+    return run_node(SimBridgeNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -60,7 +60,7 @@ def trajectory_from_msg(msg: JointTrajectory, joint_names: tuple[str, ...], curr
     for i, point in enumerate(msg.points):
         if len(point.positions) != len(columns):
             raise CommandError(f'point {i} has {len(point.positions)} positions for {len(columns)} joints')
-        offset_ns = int(point.time_from_start.sec) * NS_PER_S + int(point.time_from_start.nanosec)
+        offset_ns = stamp_to_ns(point.time_from_start)
         if times and start_ns + offset_ns <= times[-1]:
             raise CommandError(f'time_from_start of point {i} does not increase')
         row = current.copy()

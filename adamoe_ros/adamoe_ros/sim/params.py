@@ -5,8 +5,7 @@ Both nodes read them once, at construction: they are read-only.
 from dataclasses import dataclass
 
 from adamoe_ros.parameters import ParameterTable, param
-
-DEFAULT_INSTRUCTION = 'pick up the cube and place it on the target'
+from adamoe_ros.sim.scene import SO101
 
 
 @dataclass(frozen=True)
@@ -29,5 +28,5 @@ class ScriptedExpertParams(ParameterTable):
     """Parameters of the scripted_expert node."""
 
     control_rate: float = param(10.0, 'Hz (sim time) of published commands', gt=0.0)
-    instruction: str = param(DEFAULT_INSTRUCTION, 'task published on instruction (latched)')
+    instruction: str = param(SO101.default_instruction, 'task published on instruction (latched)')
     episode_timeout: float = param(40.0, 'sim seconds before giving up', gt=0.0)

@@ -5,14 +5,16 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-SO101_JOINTS: tuple[str, ...] = (
-    'shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
-ARM_JOINTS: tuple[str, ...] = SO101_JOINTS[:5]
+from adamoe_contract.robots import load_robot_profile
+
+# The simulated robot: its profile names the joints (= the MJCF joints and actuators), the cameras, the extra
+# state (the cube position) and the task instruction.
+SO101 = load_robot_profile('so101')
+ARM_JOINTS: tuple[str, ...] = SO101.joint_names[:-1]  # every joint but the gripper (the last)
 CUBE_BODY = 'block'
 CUBE_HALF_SIZE = 0.02
 GOAL_BODY = 'goal'
 JAW_PADS = ('fixed_jaw_pad', 'moving_jaw_pad')
-CAMERAS: tuple[str, ...] = ('front', 'wrist')
 
 
 @dataclass(frozen=True)

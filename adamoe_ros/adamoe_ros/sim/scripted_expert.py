@@ -8,11 +8,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from adamoe_ros.parameters import declare_parameters, read_parameters
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, spin_node, stamp_to_ns
+from adamoe_ros.joint_state import JointStateError, JointStateMatcher
+from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import ParameterError, declare_parameters, read_parameters
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.sim.expert_plan import PickPlacePlan
 from adamoe_ros.sim.params import ScriptedExpertParams
-from adamoe_ros.sim.scene import SO101_JOINTS, SceneOptions, build_model
+from adamoe_ros.sim.scene import SO101, SceneOptions, build_model
 
 
 class ScriptedExpertNode(Node):
@@ -40,10 +42,11 @@ class ScriptedExpertNode(Node):
         self._instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
         self._status_pub = self.create_publisher(String, 'expert/status', LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, 'sim/cube_position', self._on_cube, SENSOR_QOS)
+        self.create_subscription(Float64MultiArray, SO101.extra_state_topic, self._on_cube, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, 'sim/goal_position', self._on_goal, LATCHED_QOS)
         self.create_service(Trigger, 'expert/start_episode', self._on_start)
 
+        self._matcher = JointStateMatcher(SO101.joint_names, allow_extra_joints=True)
         self._cube: np.ndarray | None = None
         self._goal: np.ndarray | None = None
         self._joints: np.ndarray | None = None
@@ -58,7 +61,7 @@ class ScriptedExpertNode(Node):
 
     def missing_inputs(self) -> list[str]:
         """Topics the expert has not heard yet (an episode can start once this is empty)."""
-        return [name for name, value in (('joint_states', self._joints), ('sim/cube_position', self._cube),
+        return [name for name, value in (('joint_states', self._joints), (SO101.extra_state_topic, self._cube),
                                          ('sim/goal_position', self._goal)) if value is None]
 
     def start_episode(self) -> tuple[bool, str]:
@@ -94,11 +97,11 @@ class ScriptedExpertNode(Node):
             self._goal = np.asarray(msg.data, dtype=np.float64)
 
     def _on_joint_states(self, msg: JointState) -> None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if any(name not in index for name in SO101_JOINTS) or len(msg.position) != len(msg.name):
-            self.get_logger().warn('joint_states lacks SO-101 joints; ignored', throttle_duration_sec=5.0)
+        try:
+            self._joints = self._matcher.positions(msg)
+        except JointStateError as err:
+            self.get_logger().warn(f'joint_states ignored: {err}', throttle_duration_sec=5.0)
             return
-        self._joints = np.array([msg.position[index[name]] for name in SO101_JOINTS])
         if not self._running:
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -128,7 +131,7 @@ class ScriptedExpertNode(Node):
             self._publish_status(f'running {self._plan.phase.name.lower()}')
 
     def _publish_leader(self, targets: np.ndarray, joint_msg: JointState) -> None:
-        leader = JointState(name=list(SO101_JOINTS), position=targets.tolist())
+        leader = JointState(name=list(SO101.joint_names), position=targets.tolist())
         leader.header.stamp = joint_msg.header.stamp
         self._leader_pub.publish(leader)
 
@@ -138,10 +141,10 @@ class ScriptedExpertNode(Node):
             self._status_pub.publish(String(data=text))
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
     """Run the scripted expert (ros2 run adamoe_ros scripted_expert); start episodes via expert/start_episode."""
-    spin_node(ScriptedExpertNode, args)
+    return run_node(ScriptedExpertNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

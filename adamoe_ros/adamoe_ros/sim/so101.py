@@ -3,17 +3,18 @@ import mujoco
 import numpy as np
 
 from adamoe_ros.sim.rendering import CameraRenderer
-from adamoe_ros.sim.scene import CUBE_BODY, CUBE_HALF_SIZE, GOAL_BODY, SO101_JOINTS, SceneOptions, build_model
+from adamoe_ros.sim.scene import CUBE_BODY, CUBE_HALF_SIZE, GOAL_BODY, SO101, SceneOptions, build_model
 from adamoe_ros.sim.task import TaskStatus, TaskThresholds, evaluate, sample_layout
 
-# Home pose: arm upright, gripper half open (radians, SO101_JOINTS order).
+# Home pose: arm upright, gripper half open (radians, profile joint order).
 HOME_POSITION = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.6])
 
 
 class So101PickPlaceSim:
     """The SO-101 arm, a cube and a goal marker; joint-position actuated like the real servos."""
 
-    joint_names: tuple[str, ...] = SO101_JOINTS
+    joint_names: tuple[str, ...] = SO101.joint_names
+    extra_state_names: tuple[str, ...] = SO101.extra_state_names  # the cube position, see cube_position()
 
     def __init__(self, randomize_goal: bool = False, thresholds: TaskThresholds = TaskThresholds(),  # noqa: B008
                  scene_options: SceneOptions = SceneOptions()) -> None:  # noqa: B008
@@ -22,9 +23,10 @@ class So101PickPlaceSim:
         self.data = mujoco.MjData(self.model)
         self.randomize_goal = randomize_goal
         self.thresholds = thresholds
-        self._qpos_adr = np.array([self.model.joint(n).qposadr[0] for n in SO101_JOINTS])
-        self._qvel_adr = np.array([self.model.joint(n).dofadr[0] for n in SO101_JOINTS])
-        self._actuator_ids = np.array([self.model.actuator(n).id for n in SO101_JOINTS])
+        self._qpos_adr = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
+        self._qvel_adr = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
+        self._actuator_ids = np.array([self.model.actuator(n).id for n in self.joint_names])
+        # The physics' own limits; test_robot_profile checks that the SO-101 profile states the same ones.
         self.joint_limits = self.model.actuator_ctrlrange[self._actuator_ids].copy()  # (6, 2)
         self._cube_joint = self.model.joint(CUBE_BODY)
         self._cube_body_id = self.model.body(CUBE_BODY).id
@@ -68,14 +70,14 @@ class So101PickPlaceSim:
     def clamp_targets(self, targets: np.ndarray) -> np.ndarray:
         """Validate 6 joint targets (finite, right size) and clamp them to the joint limits."""
         targets = np.asarray(targets, dtype=np.float64)
-        if targets.shape != (len(SO101_JOINTS),):
-            raise ValueError(f'expected {len(SO101_JOINTS)} joint targets, got shape {targets.shape}')
+        if targets.shape != (len(self.joint_names),):
+            raise ValueError(f'expected {len(self.joint_names)} joint targets, got shape {targets.shape}')
         if not np.all(np.isfinite(targets)):
             raise ValueError(f'joint targets must be finite, got {targets.tolist()}')
         return np.clip(targets, self.joint_limits[:, 0], self.joint_limits[:, 1])
 
     def set_joint_targets(self, targets: np.ndarray) -> np.ndarray:
-        """Command joint positions (radians, SO101_JOINTS order); returns the clamped targets applied."""
+        """Command joint positions (radians, joint_names order); returns the clamped targets applied."""
         clamped = self.clamp_targets(targets)
         self.data.ctrl[self._actuator_ids] = clamped
         return clamped
@@ -139,7 +141,7 @@ class So101PickPlaceSim:
                         thresholds=self.thresholds)
 
     def render(self, camera: str, height: int = 128, width: int = 128) -> np.ndarray:
-        """Render an RGB uint8 frame from 'front' or 'wrist'."""
+        """Render an RGB uint8 frame from one of the profile's cameras (SO101.camera_names)."""
         return self._renderer.render(self.data, camera, height, width)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ import sys
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from adamoe_ros.ros_env import spin_node
+from adamoe_ros.node_main import run_node
 
 
 def load_type(name: str) -> type:
@@ -27,8 +27,8 @@ def make_echo_node() -> Node:
     return node
 
 
-def main() -> None:
-    spin_node(make_echo_node, args=[])
+def main() -> int:
+    return run_node(make_echo_node, args=[])
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 from transformers import AutoTokenizer
 
-from adamoe_ros.engine import bundle_format as fmt
+from adamoe_contract import bundle_format as fmt
 from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata, norm_entry
 from lerobot_policy_adamoe.export.onnx_export import export_graphs
 

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         task = bar.add_task("importing torch / lerobot", total=None)
         import torch
 
+        # The parity check runs the bundle in the runtime's own engine (optional dependency "runtime").
         from adamoe_ros.engine import PolicyEngine
         from lerobot_policy_adamoe.export.bundle_writer import write_bundle
         from lerobot_policy_adamoe.export.checkpoint import load_checkpoint

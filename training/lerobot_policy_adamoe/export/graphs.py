@@ -2,15 +2,14 @@
 
 The prefix graph (images + tokens + state -> per-layer key/value cache) runs once per observation; the
 denoise graph (x_t, t, cache -> velocity [+ routing]) runs num_flow_steps times. Both call LeRobot's own
-`embed_prefix` / `denoise_step`, so the exported math is the trained math, not a re-implementation.
+`embed_prefix` / `denoise_step`, and the MoE layers run their own forward (its routing captured as the
+graph's routing outputs), so the exported math is the trained math, not a re-implementation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import types
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 import transformers.models.smolvlm.modeling_smolvlm as smolvlm_modeling
@@ -18,13 +17,13 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks
 from torch import Tensor, nn
 from transformers import DynamicCache
 
-from adamoe_ros.engine.bundle_format import cache_names, image_input_name  # noqa: F401 (re-exported)
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing
 
 
-def find_moe_layers(flow: nn.Module) -> list[tuple[int, nn.Module]]:
-    """(expert layer index, module) for every action-expert MLP that records `last_routing`."""
+def find_moe_layers(flow: nn.Module) -> list[tuple[int, AdaMoEFeedForward]]:
+    """(expert layer index, module) for every action-expert MLP that is an AdaMoE layer."""
     layers = flow.vlm_with_expert.lm_expert.layers
-    return [(i, layer.mlp) for i, layer in enumerate(layers) if hasattr(layer.mlp, "last_routing")]
+    return [(i, layer.mlp) for i, layer in enumerate(layers) if isinstance(layer.mlp, AdaMoEFeedForward)]
 
 
 class PrefixGraph(nn.Module):
@@ -71,15 +70,16 @@ class DenoiseStepGraph(nn.Module):
         cache = DynamicCache()
         for layer in range(self.num_cache_layers):
             cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
-        velocity = self.flow.denoise_step(
-            prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
-        )
+        with capture_routing() as captured:
+            velocity = self.flow.denoise_step(
+                prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
+            )
         if not self.moe_layers:
             return (velocity,)
         chunk = x_t.shape[1]
         indices, weights = [], []
-        for module in self.moe_layers:
-            routing = module.last_routing
+        (step,) = captured.passes(self.moe_layers)  # one denoise step runs each layer once
+        for routing in step:
             topk_idx, topk_weight = routing.topk_idx, routing.topk_weight
             # Routing covers every suffix token; SmolVLA's suffix is exactly the action tokens.
             indices.append(topk_idx.reshape(x_t.shape[0], -1, topk_idx.shape[-1])[:, -chunk:])
@@ -134,44 +134,20 @@ def traceable_vision(flow: nn.Module, image_hw: tuple[int, int]) -> Iterator[Non
 EXPERT_GRAPHS = ("sparse", "dense")
 
 
-def _routed_unrolled(self: nn.Module, x_flat: Tensor, routing: Any) -> Tensor:
-    """Each expert on only its own tokens, with a static loop over ALL experts (trace-safe sparse path).
-
-    Unlike a Python loop that skips experts with no tokens (which the tracer would freeze to the example
-    input's routing), every expert is unrolled into the graph; NonZero/Gather give it a dynamic (possibly
-    empty) token set at run time, so FLOPs are those of top_k experts, not all of them.
-    """
-    out = torch.zeros_like(x_flat)
-    flat_idx = routing.topk_idx.reshape(-1)
-    flat_weight = routing.topk_weight.reshape(-1)
-    token_of_slot = torch.arange(x_flat.shape[0], device=x_flat.device).repeat_interleave(self.top_k)
-    for expert in range(self.num_experts):
-        slots = torch.nonzero(flat_idx == expert).reshape(-1)
-        tokens = token_of_slot[slots]
-        xe = x_flat[tokens]
-        hidden = self.act_fn(xe @ self.experts_gate[expert]) * (xe @ self.experts_up[expert])
-        out = out.index_add(0, tokens, (hidden @ self.experts_down[expert]) * flat_weight[slots].unsqueeze(-1))
-    return out
-
-
 @contextlib.contextmanager
 def export_experts(flow: nn.Module, expert_graph: str = "sparse") -> Iterator[None]:
-    """Trace MoE layers with an export-safe expert path: 'sparse' (unrolled, top-k FLOPs) or 'dense'.
+    """Trace the MoE layers' own 'sparse' path (every expert on its token subset, top-k FLOPs) or 'dense' one.
 
-    The module's own sparse path skips experts without tokens in Python, which a trace would freeze,
-    silently dropping experts from the graph; both paths here keep every expert.
+    'auto' would pick dense while tracing; the layer's sparse loop runs every expert, so a trace keeps them all.
     """
     if expert_graph not in EXPERT_GRAPHS:
         raise ValueError(f"expert_graph must be one of {EXPERT_GRAPHS}, got {expert_graph!r}")
     modules = [module for _, module in find_moe_layers(flow)]
     saved = [module.execution for module in modules]
     for module in modules:
-        module.execution = "dense"  # forward() then calls routed_dense, which we may override per instance
-        if expert_graph == "sparse":
-            module.routed_dense = types.MethodType(_routed_unrolled, module)
+        module.execution = expert_graph
     try:
         yield
     finally:
         for module, execution in zip(modules, saved, strict=True):
             module.execution = execution
-            module.__dict__.pop("routed_dense", None)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from adamoe_ros.engine import bundle_format as fmt
+from adamoe_contract import bundle_format as fmt
+from adamoe_contract.spec import NORMALIZATION_STATS
 from lerobot_policy_adamoe.export.graphs import find_moe_layers
 
 IMAGE_PREFIX = "observation.images."
@@ -34,11 +35,11 @@ def camera_names(config: Any) -> list[str]:
 
 def norm_entry(mode: str, stats: Mapping[str, Any] | None, eps: float, dim: int, feature: str) -> dict[str, Any]:
     """bundle.json normalisation entry for one feature, exactly LeRobot's normaliser parameters."""
-    needed = {"MEAN_STD": ("mean", "std"), "MIN_MAX": ("min", "max"), "IDENTITY": ()}
-    if mode not in needed:
-        raise ValueError(f"{feature}: normalisation mode {mode} is not supported by the runtime ({list(needed)})")
+    if mode not in NORMALIZATION_STATS:
+        raise ValueError(f"{feature}: normalisation mode {mode} is not supported by the runtime "
+                         f"({list(NORMALIZATION_STATS)})")
     entry: dict[str, Any] = {"mode": mode, "eps": float(eps)}
-    for key in needed[mode]:
+    for key in NORMALIZATION_STATS[mode]:
         if stats is None or key not in stats:
             raise ValueError(f"{feature}: {mode} normalisation needs '{key}' stats, none in the checkpoint")
         values = np.asarray(torch.as_tensor(stats[key]).float().cpu().numpy(), dtype=np.float32).reshape(-1)

@@ -10,7 +10,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from adamoe_ros.engine import bundle_format as fmt
+from adamoe_contract import bundle_format as fmt
 from lerobot_policy_adamoe.export.graphs import DenoiseStepGraph, PrefixGraph, export_experts, traceable_vision
 from lerobot_policy_adamoe.export.metadata import camera_names, tensor_entry
 from lerobot_policy_adamoe.export.onnx_ops import export_symbolics

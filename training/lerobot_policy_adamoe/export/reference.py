@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adamoe_ros.engine import Observation, PolicyEngine
+from adamoe_contract.backend import Observation, PolicyBackend
 from lerobot_policy_adamoe.export.metadata import IMAGE_PREFIX
 
 INSTRUCTIONS = (
@@ -42,7 +42,7 @@ def torch_action_chunk(
     return postprocessor(actions)[0].cpu().numpy()
 
 
-def random_observation(engine: PolicyEngine, rng: np.random.Generator, instruction: str) -> Observation:
+def random_observation(engine: PolicyBackend, rng: np.random.Generator, instruction: str) -> Observation:
     """Draw a random observation matching the bundle's cameras and state size."""
     spec = engine.spec
     images = {cam: rng.integers(0, 256, (*spec.image_size[cam], 3), dtype=np.uint8) for cam in spec.camera_names}
@@ -51,9 +51,9 @@ def random_observation(engine: PolicyEngine, rng: np.random.Generator, instructi
 
 
 def max_abs_difference(
-    policy: nn.Module, preprocessor: Any, postprocessor: Any, engine: PolicyEngine, cases: int = 3, seed: int = 0
+    policy: nn.Module, preprocessor: Any, postprocessor: Any, engine: PolicyBackend, cases: int = 3, seed: int = 0
 ) -> float:
-    """Largest |ORT - PyTorch| over random observations, instructions and noise seeds."""
+    """Largest |engine - PyTorch policy| over random observations, instructions and noise seeds."""
     rng = np.random.default_rng(seed)
     worst = 0.0
     for case in range(cases):

@@ -10,20 +10,21 @@ from typing import Any
 
 import torch
 
+from adamoe_contract.robots import load_robot_profile
 from lerobot_policy_adamoe.export.bundle_writer import Progress, write_bundle
 from lerobot_policy_adamoe.export.metadata import DatasetNames
 
-SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+SO101 = load_robot_profile("so101")
 
 
 @dataclass(frozen=True)
 class UntrainedSpec:
     """Interface of a placeholder bundle (defaults: the SO-101 pick-and-place demo)."""
 
-    cameras: Sequence[str] = ("front", "wrist")
+    cameras: Sequence[str] = SO101.camera_names
     image_hw: tuple[int, int] = (128, 128)
-    joint_names: Sequence[str] = SO101_JOINTS
-    extra_state_names: Sequence[str] = ("cube_x", "cube_y", "cube_z")
+    joint_names: Sequence[str] = SO101.joint_names
+    extra_state_names: Sequence[str] = SO101.extra_state_names
     fps: float = 10.0
     horizon: int = 16
     num_flow_steps: int = 10

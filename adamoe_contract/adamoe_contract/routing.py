@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adamoe_ros.engine.spec import RoutingSpec
+from adamoe_contract.spec import RoutingSpec
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,27 @@
-"""Observation preprocessing and action post-processing, numerically identical to LeRobot/SmolVLA training."""
+"""Observation preprocessing and action post-processing in numpy, numerically identical to LeRobot/SmolVLA."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
-from tokenizers import Tokenizer
 
-from adamoe_ros.engine.errors import BundleError
-from adamoe_ros.engine.spec import NormStats, TokenizerSpec
+from adamoe_contract.spec import NormStats
+
+
+def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows/columns and weights of torch's bilinear interpolate (align_corners=False, no antialias)."""
+    source = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+    low = np.minimum(source.astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    return low, high, (source - low).astype(np.float32)
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of one float32 HxWxC image, half-pixel centres, like torch's F.interpolate."""
+    rows_lo, rows_hi, row_w = _bilinear_taps(image.shape[0], height)
+    cols_lo, cols_hi, col_w = _bilinear_taps(image.shape[1], width)
+    row_w, col_w = row_w[:, None, None], col_w[None, :, None]
+    rows = image[rows_lo] * (1.0 - row_w) + image[rows_hi] * row_w
+    return rows[:, cols_lo] * (1.0 - col_w) + rows[:, cols_hi] * col_w
 
 
 def resize_with_pad(image: np.ndarray, height: int, width: int, pad_value: float) -> np.ndarray:
@@ -19,13 +31,8 @@ def resize_with_pad(image: np.ndarray, height: int, width: int, pad_value: float
         return image
     ratio = max(cur_w / width, cur_h / height)
     new_h, new_w = int(cur_h / ratio), int(cur_w / ratio)
-    # cv2 INTER_LINEAR on float32 uses half-pixel centres without antialiasing, like
-    # torch.nn.functional.interpolate(mode="bilinear", align_corners=False).
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    if resized.ndim == 2:
-        resized = resized[:, :, None]
     out = np.full((height, width, image.shape[2]), pad_value, dtype=np.float32)
-    out[height - new_h :, width - new_w :] = resized
+    out[height - new_h :, width - new_w :] = resize_bilinear(image, new_h, new_w)
     return out
 
 
@@ -38,34 +45,6 @@ def image_to_model_input(
     pixels = resize_with_pad(pixels, *model_hw, pad_value=pad_value)
     # SigLIP expects [-1, 1]; the padding is applied before scaling, as in SmolVLA.prepare_images.
     return np.ascontiguousarray((pixels * 2.0 - 1.0).transpose(2, 0, 1)[None])
-
-
-class InstructionTokenizer:
-    """The training tokenizer (HF `tokenizers` file), with LeRobot's newline, truncation and right padding."""
-
-    def __init__(self, folder: Path, spec: TokenizerSpec) -> None:
-        file = Path(folder) / spec.file
-        if not file.is_file():
-            raise BundleError(f"{file}: tokenizer file missing")
-        try:
-            self._tokenizer = Tokenizer.from_file(str(file))
-        except Exception as exc:  # tokenizers raises plain Exception subclasses for bad files
-            raise BundleError(f"{file}: not a valid tokenizers file ({exc})") from exc
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length=spec.max_length)
-        self.spec = spec
-
-    def __call__(self, instruction: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return (tokens int64 (1, L), mask bool (1, L)) for one instruction."""
-        if self.spec.append_newline and not instruction.endswith("\n"):
-            instruction = f"{instruction}\n"
-        ids = self._tokenizer.encode(instruction, add_special_tokens=self.spec.add_special_tokens).ids
-        length = self.spec.max_length
-        tokens = np.full((1, length), self.spec.pad_token_id, dtype=np.int64)
-        mask = np.zeros((1, length), dtype=bool)
-        tokens[0, : len(ids)] = ids
-        mask[0, : len(ids)] = True
-        return tokens, mask
 
 
 def normalize(values: np.ndarray, stats: NormStats) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Typed view of bundle.json, with validation that names the offending field."""
+"""Typed view of bundle.json, with validation that names the offending file and field."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from adamoe_ros.engine.bundle_format import FORMAT_VERSION, METADATA_FILE
-from adamoe_ros.engine.errors import BundleError
+from adamoe_contract.bundle_format import FORMAT_VERSION, METADATA_FILE
 
-NORMALIZATION_MODES = ("MEAN_STD", "MIN_MAX", "IDENTITY")
+# LeRobot normalisation modes the bundle can carry, with the statistics each one needs.
+NORMALIZATION_STATS = {"MEAN_STD": ("mean", "std"), "MIN_MAX": ("min", "max"), "IDENTITY": ()}
+# "dense" is the plain base model: no MoE layers, no routing outputs.
+ROUTING_MODES = ("adamoe", "vanilla", "dense")
+
+
+class BundleError(Exception):
+    """A policy bundle is missing, malformed or inconsistent; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,6 @@ class BundleSpec:
     bundle_id: str
     camera_names: tuple[str, ...]
     image_size: dict[str, tuple[int, int]]
-    channel_order: str
     state_names: tuple[str, ...]
     joint_names: tuple[str, ...]
     max_state_dim: int
@@ -104,11 +109,6 @@ class BundleSpec:
         """Number of action values per step (one per joint)."""
         return len(self.joint_names)
 
-    @property
-    def max_instruction_tokens(self) -> int:
-        """Token budget of the instruction (longer ones are truncated, like at training time)."""
-        return self.tokenizer.max_length
-
 
 class _Reader:
     """Reads required fields from a JSON object and reports missing/ill-typed ones by dotted path."""
@@ -127,17 +127,23 @@ class _Reader:
             raise self.fail(key, f"must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
         return value
 
+    def get_list(self, key: str, item_kind: type) -> list[Any]:
+        values = self.get(key, list)
+        for i, value in enumerate(values):
+            if item_kind is int and isinstance(value, bool) or not isinstance(value, item_kind):
+                raise self.fail(f"{key}[{i}]", f"must be {item_kind.__name__}, got {type(value).__name__}")
+        return values
+
     def child(self, key: str) -> _Reader:
         return _Reader(self.get(key, dict), f"{self.where}{key}.", self.file)
 
 
 def _norm_stats(reader: _Reader, dim: int) -> NormStats:
     mode = reader.get("mode", str)
-    if mode not in NORMALIZATION_MODES:
-        raise reader.fail("mode", f"must be one of {NORMALIZATION_MODES}, got {mode!r}")
-    needed = {"MEAN_STD": ("mean", "std"), "MIN_MAX": ("min", "max"), "IDENTITY": ()}[mode]
+    if mode not in NORMALIZATION_STATS:
+        raise reader.fail("mode", f"must be one of {tuple(NORMALIZATION_STATS)}, got {mode!r}")
     arrays: dict[str, np.ndarray] = {}
-    for key in needed:
+    for key in NORMALIZATION_STATS[mode]:
         values = np.asarray(reader.get(key, list), dtype=np.float32)
         if values.shape != (dim,) or not np.all(np.isfinite(values)):
             raise reader.fail(key, f"must be {dim} finite numbers, got shape {values.shape}")
@@ -180,9 +186,9 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
     version = root.get("format_version", int)
     if version != FORMAT_VERSION:
         raise BundleError(
-            f"{file}: format_version {version} is not supported by this runtime (it reads version {FORMAT_VERSION})"
+            f"{file}: format_version {version} is not supported (this adamoe_contract reads version {FORMAT_VERSION})"
         )
-    cameras = root.get("cameras", list)
+    cameras = root.get_list("cameras", dict)
     if not cameras:
         raise root.fail("cameras", "must name at least one camera")
     image_size, names, orders = {}, [], set()
@@ -194,8 +200,8 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
         orders.add(cam_reader.get("channel_order", str))
     if orders != {"RGB"}:
         raise root.fail("cameras", f"channel_order must be 'RGB' for every camera, got {sorted(orders)}")
-    state_names = tuple(root.get("state_names", list))
-    joint_names = tuple(root.get("joint_names", list))
+    state_names = tuple(root.get_list("state_names", str))
+    joint_names = tuple(root.get_list("joint_names", str))
     if list(state_names[: len(joint_names)]) != list(joint_names):
         raise root.fail("state_names", f"must start with the joint names {list(joint_names)}")
     max_state_dim = root.get("max_state_dim", int)
@@ -205,7 +211,7 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
     img = root.child("image_preprocessing")
     tok = root.child("tokenizer")
     routing = root.child("routing")
-    layer_indices = tuple(routing.get("layer_indices", list))
+    layer_indices = tuple(routing.get_list("layer_indices", int))
     graphs_reader = root.child("graphs")
     graphs = {}
     for graph in ("prefix", "denoise"):
@@ -217,7 +223,6 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
         bundle_id=root.get("bundle_id", str),
         camera_names=tuple(names),
         image_size=image_size,
-        channel_order="RGB",
         state_names=state_names,
         joint_names=joint_names,
         max_state_dim=max_state_dim,
@@ -264,8 +269,8 @@ def _check_consistency(spec: BundleSpec, root: _Reader) -> None:
         raise root.fail("dt", f"must be 1/fps (dt={spec.dt}, fps={spec.fps})")
     if spec.tokenizer.padding_side != "right":
         raise root.fail("tokenizer.padding_side", "must be 'right' (SmolVLA pads on the right)")
-    if spec.routing.mode not in ("adamoe", "vanilla", "dense"):
-        raise root.fail("routing.mode", f"must be adamoe, vanilla or dense, got {spec.routing.mode!r}")
+    if spec.routing.mode not in ROUTING_MODES:
+        raise root.fail("routing.mode", f"must be one of {ROUTING_MODES}, got {spec.routing.mode!r}")
     if spec.routing.mode == "dense" and spec.routing.num_layers:
         raise root.fail("routing.layer_indices", "must be empty for a dense bundle")
     if spec.routing.mode != "dense" and not 1 <= spec.routing.top_k <= spec.routing.num_experts:

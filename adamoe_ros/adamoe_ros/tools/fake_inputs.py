@@ -1,6 +1,6 @@
 """Synthetic policy inputs (cameras, joint states, instruction, extra state) for tests, benchmarks and bring-up.
 
-Run as `python -m adamoe_ros.policy.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
+Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
 between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic.
 """
 import argparse
@@ -12,10 +12,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.ros_env import LATCHED_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import numpy_to_image
 
-SO101_JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
+# The inputs of an SO-101 policy (the demo bundle's robot).
+SO101 = load_robot_profile('so101')
+CUBE_POSITION = [0.2, 0.0, 0.02]  # extra state: a cube on the table in front of the arm (m)
 
 
 class SyntheticInputs(Node):
@@ -30,7 +33,7 @@ class SyntheticInputs(Node):
                         for c in args.cameras}
         self.joints_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
         self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
-        self.extra_pub = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
+        self.extra_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
         self.positions = np.array(args.positions, dtype=np.float64)
         self.frame = self.rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
         self.sent = {'frames': 0, 'joint_states': 0, 'malformed': 0}
@@ -50,11 +53,11 @@ class SyntheticInputs(Node):
 
     def publish_state(self) -> None:
         """Publish joint states (named, shuffled order) and the extra state."""
-        order = self.rng.permutation(len(SO101_JOINTS))
-        msg = JointState(name=[SO101_JOINTS[i] for i in order], position=self.positions[order].tolist())
+        order = self.rng.permutation(len(SO101.joint_names))
+        msg = JointState(name=[SO101.joint_names[i] for i in order], position=self.positions[order].tolist())
         msg.header.stamp = self.get_clock().now().to_msg()
         self.joints_pub.publish(msg)
-        self.extra_pub.publish(Float64MultiArray(data=[0.2, 0.0, 0.02]))
+        self.extra_pub.publish(Float64MultiArray(data=CUBE_POSITION))
         self.sent['joint_states'] += 1
 
     def publish_malformed(self) -> None:
@@ -99,8 +102,8 @@ def random_image(rng: np.random.Generator) -> Image | CompressedImage:
 
 def random_joint_state(rng: np.random.Generator) -> JointState:
     """Return a JointState with missing, unknown or duplicate names, or mismatched arrays."""
-    names = list(rng.choice(SO101_JOINTS + ['elbow', 'x', ''], size=int(rng.integers(0, 9))))
-    if set(SO101_JOINTS) <= set(names) and len(names) == len(set(names)):
+    names = list(rng.choice([*SO101.joint_names, 'elbow', 'x', ''], size=int(rng.integers(0, 9))))
+    if set(SO101.joint_names) <= set(names) and len(names) == len(set(names)):
         names.append('unknown_joint')
     n_pos = len(names) + int(rng.choice([-1, 0, 1]))
     positions = rng.normal(scale=100.0, size=max(n_pos, 0))
@@ -128,10 +131,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--duration', type=float, default=10.0)
     parser.add_argument('--camera-rate', type=float, default=15.0)
     parser.add_argument('--state-rate', type=float, default=50.0)
-    parser.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
+    parser.add_argument('--cameras', nargs='+', default=list(SO101.camera_names))
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--height', type=int, default=48)
-    parser.add_argument('--positions', type=float, nargs=6, default=[0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    parser.add_argument('--positions', type=float, nargs=len(SO101.joint_names), default=[0.0] * len(SO101.joint_names),
+                        help='measured joint positions (rad, profile joint order)')
     parser.add_argument('--instruction', default='pick up the cube')
     parser.add_argument('--camera-gap', default='', help='START:END seconds without camera frames')
     parser.add_argument('--fuzz', type=int, default=0, help='malformed messages to send in total')

@@ -1,6 +1,6 @@
 """Sim benchmark: physics rate, render rate per visual/quality setting (side by side), scripted expert success.
 
-Run: python -m adamoe_ros.sim.benchmark [--frames 100] [--seeds 20]
+Run: python adamoe_ros/benchmarks/bench_sim.py [--frames 100] [--seeds 20]
 """
 import argparse
 import time
@@ -9,7 +9,7 @@ import mujoco
 import numpy as np
 
 from adamoe_ros.sim.expert_plan import run_scripted_episode
-from adamoe_ros.sim.scene import CAMERAS, SceneOptions
+from adamoe_ros.sim.scene import SO101, SceneOptions
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 
 
@@ -31,14 +31,14 @@ def render_pairs_per_second(sim: So101PickPlaceSim, frames: int, size: int, fast
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = not fast_flags
     renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = not fast_flags
     sim.reset(0)
-    for camera in CAMERAS:  # warm-up: texture upload, first-frame allocations
+    for camera in SO101.camera_names:  # warm-up: texture upload, first-frame allocations
         renderer.update_scene(sim.data, camera=camera)
         renderer.render()
     start = time.perf_counter()
     for i in range(frames):
         sim.set_joint_targets(np.array([0.5 * np.sin(i / 10), 0.3, -0.3, 0.5, 0.0, 1.0]))
         sim.step(1)
-        for camera in CAMERAS:
+        for camera in SO101.camera_names:
             renderer.update_scene(sim.data, camera=camera)
             renderer.render()
     renderer.close()

@@ -10,16 +10,17 @@ import argparse
 import time
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
-from adamoe_ros.recorder.config import SO101_JOINTS
-from adamoe_ros.ros_env import spin_node
+from adamoe_contract.robots import load_robot_profile
+from adamoe_ros.node_main import run_node
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
+
+SO101 = load_robot_profile('so101')  # the recorder's default robot
 
 LEADER_OFFSET = 1000.0
 SIM_START_S = 1.0
@@ -39,59 +40,57 @@ class SyntheticTeleopSource(Node):
         self._tick = 0
         self._images = [numpy_to_image(np.full((args.size, args.size, 3), grey_level(k), np.uint8), 'rgb8')
                         for k in range(32)]
-        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', qos_profile_sensor_data)
+        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', SENSOR_QOS)
                       for name in args.cameras]
-        self._joints = self.create_publisher(JointState, 'joint_states', 10)
-        self._leader = self.create_publisher(JointState, 'leader/joint_states', 10)
-        self._cube = self.create_publisher(Float64MultiArray, 'sim/cube_position', 10)
-        self._clock_pub = self.create_publisher(Clock, '/clock', 10) if args.sim_time else None
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_publisher(String, 'instruction', latched).publish(String(data=args.instruction))
+        self._joints = self.create_publisher(JointState, 'joint_states', RELIABLE_QOS)
+        self._leader = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
+        self._cube = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, RELIABLE_QOS)
+        self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE_QOS) if args.sim_time else None
+        self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data=args.instruction))
         self._wall_start = time.monotonic()
         self.create_timer(1.0 / args.rate, self._publish)  # wall timer: this node is the time source
 
     def _stamp_ns(self) -> int:
         if self._args.sim_time:
-            return round((SIM_START_S + self._tick / self._args.rate) * 1e9)
+            return round((SIM_START_S + self._tick / self._args.rate) * NS_PER_S)
         return time.time_ns()
 
     def _publish(self) -> None:
         stamp_ns = self._stamp_ns()
-        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        stamp = ns_to_stamp(stamp_ns)
         if self._clock_pub is not None:
             self._clock_pub.publish(Clock(clock=stamp))
-        value = stamp_ns / 1e9 - self._args.offset
+        value = stamp_ns / NS_PER_S - self._args.offset
         for pub in self._cams:
             img = self._images[self._tick % 32]
             img.header.stamp = stamp
             pub.publish(img)
         in_gap = self._args.gap_every > 0 and (self._tick % self._args.gap_every) < self._args.gap_length
         if not in_gap:
-            state = JointState(name=list(SO101_JOINTS), position=[value] * len(SO101_JOINTS))
+            state = JointState(name=list(SO101.joint_names), position=[value] * len(SO101.joint_names))
             state.header.stamp = stamp
             self._joints.publish(state)
-        leader = JointState(name=list(SO101_JOINTS), position=[value + LEADER_OFFSET] * len(SO101_JOINTS))
+        leader = JointState(name=list(SO101.joint_names), position=[value + LEADER_OFFSET] * len(SO101.joint_names))
         leader.header.stamp = stamp
         self._leader.publish(leader)
         self._cube.publish(Float64MultiArray(data=[value, -value, 2 * value]))
         self._tick += 1
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Run the source until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--size', type=int, default=64)
-    parser.add_argument('--cameras', nargs='+', default=['front', 'wrist'])
+    parser.add_argument('--cameras', nargs='+', default=list(SO101.camera_names))
     parser.add_argument('--sim-time', action='store_true')
     parser.add_argument('--offset', type=float, default=0.0, help='subtracted from stamps (s) in the values')
     parser.add_argument('--gap-every', type=int, default=0, help='ticks between joint_states gaps (0: none)')
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
     args = parser.parse_args(argv)
-    spin_node(lambda: SyntheticTeleopSource(args))
+    return run_node(lambda: SyntheticTeleopSource(args))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Recorder benchmark: synthetic cameras at 30 Hz into the recorder node; dropped frames, CPU and save time.
 
-python -m adamoe_ros.recorder.benchmark --cameras 3 --size 224 --seconds 60 --episodes 1
+Run: python adamoe_ros/benchmarks/bench_recorder.py --cameras 3 --size 224 --seconds 60 --episodes 1
 The source runs in its own process (like a robot driver); the recorder node and its writer thread run here, so
 the CPU figure is the recorder's own (process CPU seconds per wall second, 1.0 = one core).
 """
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
     """Record the episodes and print one line of numbers per episode."""
     cameras = [f'cam{i}' for i in range(args.cameras)]
     root = Path(tempfile.mkdtemp(prefix='recorder_bench_')) / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.recorder.synthetic_source', '--rate',
+    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate',
                                str(args.rate), '--size', str(args.size), '--cameras', *cameras])
     rclpy.init()
     recorder = RecorderNode(parameter_overrides=[

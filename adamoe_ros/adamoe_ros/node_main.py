@@ -1,0 +1,98 @@
+"""Entry points of our executables: spin until SIGINT/SIGTERM, then stop in order.
+
+rclpy's own signal handlers shut the context down from a signal thread while the executor may be inside a callback;
+a callback that publishes then fails ("publisher's context is invalid") and the process exits 1 instead of 0. Here
+the signal only asks the executor to stop: callbacks in flight finish, the nodes clean up (the recorder discards an
+unsaved episode, the policy node holds), and only then is the context shut down.
+"""
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def init_without_signal_handlers(args: list[str] | None = None, context: Context | None = None) -> None:
+    """rclpy.init, leaving SIGINT/SIGTERM to spin_until_stopped."""
+    rclpy.init(args=args, context=context, signal_handler_options=SignalHandlerOptions.NO)
+
+
+@contextlib.contextmanager
+def stop_requested_on_signals() -> Iterator[threading.Event]:
+    """Within the block, SIGINT and SIGTERM set the yielded event instead of interrupting (main thread only)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def spin_until_stopped(executor: Executor, stop: threading.Event) -> None:
+    """Spin `executor` in a thread until `stop` is set or its context shuts down.
+
+    Returns once every callback in flight has finished; an exception raised by a callback is raised here.
+    """
+    failure: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except BaseException as error:  # noqa: BLE001 (handed to the caller's thread)
+            failure.append(error)
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=spin, name='executor', daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        executor.shutdown()
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,
+              startup_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Body of a node executable: init, build the nodes, spin until a stop signal, destroy them, shut down.
+
+    A construction failure of one of `startup_errors` is printed in one line and gives exit status 2 (a
+    configuration problem, not a crash). Returns the exit status.
+    """
+    init_without_signal_handlers(args)
+    nodes: Sequence[Node] = ()
+    executor = SingleThreadedExecutor()  # see runner.py on why not the MultiThreadedExecutor
+    # Installed before the nodes are built: a stop during a slow construction (MuJoCo, ONNX) is honoured after it.
+    with stop_requested_on_signals() as stop:
+        try:
+            try:
+                nodes = make_nodes()
+            except startup_errors as error:
+                print(f'{sys.argv[0].rsplit("/", 1)[-1]}: {error}', file=sys.stderr, flush=True)
+                return 2
+            for node in nodes:
+                executor.add_node(node)
+            spin_until_stopped(executor, stop)
+            return 0
+        finally:
+            for node in nodes:
+                node.destroy_node()
+            rclpy.try_shutdown()
+
+
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
+             startup_errors: tuple[type[Exception], ...] = ()) -> int:
+    """run_nodes for one node."""
+    return run_nodes(lambda: [make_node()], args, startup_errors)

@@ -1,0 +1,5 @@
+"""Test, benchmark and bring-up tools: synthetic input publishers. No node of the runtime imports them.
+
+python -m adamoe_ros.tools.fake_inputs --duration 10       # policy node inputs (cameras, joints, instruction)
+python -m adamoe_ros.tools.synthetic_source --rate 30      # recorder inputs whose values encode their stamps
+"""

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's test command on a fresh clone, RUNS times on an idle machine and RUNS times with one core kept
+# busy by a CPU hog, as a user who runs the tests beside other work would. Prints one line per run and a verdict.
+#   scripts/suite_runs.sh [RUNS (default 5)] [CLONE_DIR (default: a new temporary folder)]
+# The clone gets its own venv (scripts/setup.sh, about 4 minutes with a warm pip cache, 6 GB): the editable
+# installs of this checkout's venv point at this checkout, not at the clone.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${1:-5}
+CLONE=${2:-$(mktemp -d)/adamoe_ros}
+LOGS=$CLONE.logs
+
+git clone -q "$ROOT" "$CLONE" || exit 1
+mkdir -p "$LOGS"
+cd "$CLONE" || exit 1
+echo "suite_runs: fresh clone of $(git rev-parse --short HEAD) in $CLONE, logs in $LOGS"
+bash scripts/setup.sh >"$LOGS/setup.log" 2>&1 || { echo "suite_runs: setup failed, see $LOGS/setup.log"; exit 1; }
+
+failed=0
+for mode in loaded idle; do
+  for i in $(seq 1 "$RUNS"); do
+    hog=""
+    if [ "$mode" = loaded ]; then
+      python3 -c 'while True: pass' &
+      hog=$!
+    fi
+    start=$(date +%s)
+    make test >"$LOGS/$mode-$i.log" 2>&1
+    rc=$?
+    [ -n "$hog" ] && kill "$hog"
+    summary=$(grep -E '^=+ .*(passed|failed|error).* in ' "$LOGS/$mode-$i.log" | tail -1 | tr -d '=')
+    printf 'suite_runs: %-6s run %d: exit %d, %4d s,%s\n' "$mode" "$i" "$rc" $(($(date +%s) - start)) "$summary"
+    [ $rc -eq 0 ] || failed=$((failed + 1))
+  done
+done
+if [ $failed -eq 0 ]; then
+  echo "suite_runs: PASS: $((2 * RUNS)) of $((2 * RUNS)) runs green ($RUNS with a CPU hog on one core, $RUNS idle)"
+else
+  echo "suite_runs: FAIL: $failed of $((2 * RUNS)) runs red (logs in $LOGS)"
+fi
+exit $failed
