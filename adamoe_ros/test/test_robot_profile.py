@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from adamoe_contract.robots import load_robot_profile
+from adamoe_contract.spec import load_spec
 from adamoe_ros.demo import DEMO_BUNDLE
-from adamoe_ros.engine.spec import load_spec
 from adamoe_ros.recorder.config import RecorderConfig
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model, wheel_scene_path
 

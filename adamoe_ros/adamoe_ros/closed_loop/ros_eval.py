@@ -127,6 +127,7 @@ def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
     future = client.call_async(request)
     future.add_done_callback(lambda _: done.set())
     if not done.wait(timeout):
+        client.remove_pending_request(future)  # a server that died mid-call never answers: do not keep it
         raise TimeoutError(f'service {client.srv_name} did not answer in {timeout} s')
     return future.result()
 
