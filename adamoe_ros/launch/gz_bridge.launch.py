@@ -3,6 +3,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -15,5 +16,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('namespace', default_value='', description='namespace of the ROS side'),
         Node(package='ros_gz_bridge', executable='parameter_bridge', name='gz_bridge',
              namespace=LaunchConfiguration('namespace'), output='screen',
-             parameters=[{'config_file': LaunchConfiguration('config_file'), 'use_sim_time': True}]),
+             parameters=[{'config_file': ParameterValue(LaunchConfiguration('config_file'), value_type=str),
+                          'use_sim_time': True}]),
     ])

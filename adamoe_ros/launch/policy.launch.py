@@ -42,7 +42,7 @@ def policy_actions(context: LaunchContext) -> list:
         parameters=[
             LaunchConfiguration('robot_config'),
             {
-                'bundle_path': LaunchConfiguration('bundle_path'),
+                'bundle_path': ParameterValue(LaunchConfiguration('bundle_path'), value_type=str),
                 'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
                 'dry_run': ParameterValue(LaunchConfiguration('dry_run'), value_type=bool),
             },

@@ -7,6 +7,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -31,9 +32,9 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[
                 LaunchConfiguration('params_file'),
                 {
-                    'dataset_root': LaunchConfiguration('dataset_root'),
-                    'repo_id': LaunchConfiguration('repo_id'),
-                    'use_sim_time': LaunchConfiguration('use_sim_time'),
+                    'dataset_root': ParameterValue(LaunchConfiguration('dataset_root'), value_type=str),
+                    'repo_id': ParameterValue(LaunchConfiguration('repo_id'), value_type=str),
+                    'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
                 },
             ],
         ),

@@ -4,6 +4,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -21,9 +22,11 @@ def generate_launch_description() -> LaunchDescription:
                               description='also start the scripted expert (call expert/start_episode)'),
         Node(package='adamoe_ros', executable='sim_bridge_node', name='sim_bridge', namespace=namespace,
              output='screen',
-             parameters=[params, {'real_time_factor': LaunchConfiguration('real_time_factor'),
-                                  'camera_rate': LaunchConfiguration('camera_rate'),
-                                  'seed': LaunchConfiguration('seed')}]),
+             parameters=[params, {
+                 # Typed: untyped, launch_ros would pass real_time_factor:=2 as an INTEGER.
+                 'real_time_factor': ParameterValue(LaunchConfiguration('real_time_factor'), value_type=float),
+                 'camera_rate': ParameterValue(LaunchConfiguration('camera_rate'), value_type=float),
+                 'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int)}]),
         Node(package='adamoe_ros', executable='scripted_expert', name='scripted_expert', namespace=namespace,
              output='screen', parameters=[params], condition=IfCondition(LaunchConfiguration('expert'))),
     ])

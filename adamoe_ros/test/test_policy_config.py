@@ -1,5 +1,6 @@
 """Robot profiles in config/: loadable as ROS parameter files, complete, consistent with their robots."""
 import re
+from dataclasses import fields
 
 import pytest
 import rclpy
@@ -9,10 +10,11 @@ from test_policy_support import PACKAGE
 
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.policy.node import PolicyNode
-from adamoe_ros.policy.params import PARAMETERS, read_policy_parameters
+from adamoe_ros.policy.params import PolicyParams, read_policy_parameters
 
 CONFIG = PACKAGE / 'config'
 PROFILES = {'so101.yaml': 6, 'aloha.yaml': 14, 'generic_template.yaml': 0}
+PARAMETERS = [f.name for f in fields(PolicyParams)]
 
 
 def load_node(profile: str, context: rclpy.Context) -> PolicyNode:

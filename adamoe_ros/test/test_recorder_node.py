@@ -130,7 +130,7 @@ def check_alignment(state: np.ndarray, action: np.ndarray, grey: list[int], drop
     assert np.all(steps >= 1 - 2 * slack - 1e-2), steps
     assert np.all(np.abs(steps - np.round(steps)) <= slack + 1e-2), steps
     missing = np.maximum(np.ceil(steps - 2 * slack - 1e-2) - 1, 0)
-    assert int(np.sum(missing)) <= dropped, (steps, dropped)
+    assert int(np.sum(missing)) <= dropped, (np.round(steps, 3).tolist(), dropped)
     # The saved frames span at most the grid points decided (saved + dropped) plus the slack at both ends.
     assert np.sum(steps) <= len(steps) + dropped + 2 * slack + 1e-2, (steps, dropped)
     # The camera frame is normally the one of the action's tick (grey level encodes tick % 32); a lost best-effort

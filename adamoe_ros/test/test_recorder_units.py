@@ -10,7 +10,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from adamoe_ros.joint_state import JointStateMatcher
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
-from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError, config_from_parameters
+from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.mcap_convert import load_params_file
 from adamoe_ros.recorder.node import RecorderNode
@@ -101,20 +101,20 @@ def test_stream_extraction_orders_by_name_and_refuses_bad_messages() -> None:
 
 def test_config_validation_names_the_parameter() -> None:
     with pytest.raises(RecorderConfigError, match='tolerance_s'):
-        config_from_parameters({'tolerance_s': 0.2})  # more than a frame period at 10 fps
+        RecorderConfig.from_values({'tolerance_s': 0.2})  # more than a frame period at 10 fps
     with pytest.raises(RecorderConfigError, match='same length'):
-        config_from_parameters({'camera_names': ['a', 'b'], 'camera_topics': ['x']})
+        RecorderConfig.from_values({'camera_names': ['a', 'b'], 'camera_topics': ['x']})
     with pytest.raises(RecorderConfigError, match='action_type'):
-        config_from_parameters({'action_type': 'twist'})
+        RecorderConfig.from_values({'action_type': 'twist'})
     with pytest.raises(RecorderConfigError, match='unknown'):
-        config_from_parameters({'fsp': 10})
+        RecorderConfig.from_values({'fsp': 10})
     with pytest.raises(RecorderConfigError, match='clash'):
-        config_from_parameters({'extra_state_names': ['gripper']})
-    assert config_from_parameters({}) == RecorderConfig()
+        RecorderConfig.from_values({'extra_state_names': ['gripper']})
+    assert RecorderConfig.from_values({}) == RecorderConfig()
 
 
 def test_params_file_matches_defaults_in_node_and_converter(tmp_path: Path) -> None:
-    assert config_from_parameters(load_params_file(PARAMS)) == RecorderConfig()
+    assert RecorderConfig.from_values(load_params_file(PARAMS)) == RecorderConfig()
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
@@ -130,7 +130,8 @@ def test_params_file_matches_defaults_in_node_and_converter(tmp_path: Path) -> N
 
 def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     root = tmp_path / 'ds'
-    config = RecorderConfig(dataset_root=str(root), extra_state_topic='', cameras=RecorderConfig().cameras[:1])
+    front = {'camera_names': ['front'], 'camera_topics': ['cameras/front/image_raw'], 'camera_types': ['image']}
+    config = RecorderConfig(dataset_root=str(root), extra_state_topic='', **front)
     writer = EpisodeDatasetWriter(config)
     values = {'camera:front': numpy_to_image(np.zeros((8, 8, 3), np.uint8), 'rgb8'),
               'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
@@ -144,10 +145,10 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     assert writer.save_episode().num_frames == 1
     writer.close()
     with pytest.raises(DatasetMismatchError, match='observation.state names'):
-        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), cameras=config.cameras))  # + cube state
+        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), **front))  # + cube state
     with pytest.raises(DatasetMismatchError, match='fps'):
         EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), extra_state_topic='', fps=30, tolerance_s=0.01,
-                                            cameras=config.cameras))
+                                            **front))
     (tmp_path / 'other').mkdir()
     (tmp_path / 'other' / 'notes.txt').write_text('x')
     with pytest.raises(DatasetMismatchError, match='not a LeRobot dataset'):

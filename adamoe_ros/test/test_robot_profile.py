@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from adamoe_contract.robots import load_robot_profile
+from adamoe_contract.spec import load_spec
 from adamoe_ros.demo import DEMO_BUNDLE
-from adamoe_ros.engine.spec import load_spec
 from adamoe_ros.recorder.config import RecorderConfig
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model, wheel_scene_path
 
@@ -64,4 +64,4 @@ def test_recorder_and_sim_parameter_files_repeat_the_so101_profile():
     assert recorder['robot_type'] == SO101.name
     defaults = RecorderConfig()
     assert defaults.state_names == list(SO101.state_names) and defaults.robot_type == SO101.name
-    assert _parameters('sim_so101.yaml', 'scripted_expert')['instruction'] == SO101.default_instruction
+    assert _parameters('sim_so101.yaml', '/**/scripted_expert')['instruction'] == SO101.default_instruction

@@ -206,7 +206,7 @@ def test_launch_parameter_file_matches_the_declared_parameters() -> None:
     nodes = []
     try:
         for name, cls in (('sim_bridge', SimBridgeNode), ('scripted_expert', ScriptedExpertNode)):
-            params = sections[name]['ros__parameters']
+            params = sections[f'/**/{name}']['ros__parameters']
             node = cls(context=context, namespace=f'/simtest_{uuid.uuid4().hex[:8]}',
                        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
             nodes.append(node)

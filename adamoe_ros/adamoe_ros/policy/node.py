@@ -28,10 +28,10 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import ParameterError
 from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
@@ -49,7 +49,12 @@ from adamoe_ros.policy.messages import (
     trajectory_message,
     usage_message,
 )
-from adamoe_ros.policy.params import PolicyParams, declare_policy_parameters, read_policy_parameters
+from adamoe_ros.policy.params import (
+    PolicyParams,
+    check_against_bundle,
+    declare_policy_parameters,
+    read_policy_parameters,
+)
 from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.timing import NodeTimings
@@ -74,9 +79,9 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = 'policy_node', **kwargs) -> None:
         """Declare parameters; kwargs (namespace, context, parameter_overrides, cli_args) go to the node."""
         super().__init__(node_name, **kwargs)
+        self._active = False  # before anything that can fail: destroy_node runs on a half-built node too
         declare_policy_parameters(self)
         self._state_label = 'unconfigured'
-        self._active = False
         # Guards the command state shared by the control timer, the inference thread and the clock-jump callback.
         self._lock = threading.Lock()
         # Made by configure from the parameters and the bundle; released by cleanup.
@@ -209,22 +214,11 @@ class PolicyNode(LifecycleNode):
     # ---- set-up --------------------------------------------------------------------------
 
     def _setup_from_spec(self, p: PolicyParams, spec: BundleSpec) -> None:
-        """Check parameters against the bundle; ValueError says what does not fit."""
-        bundle_cameras = list(spec.camera_names)
-        cameras = p.camera_names or bundle_cameras
-        missing = [c for c in bundle_cameras if c not in cameras]
-        unknown = [c for c in cameras if c not in bundle_cameras]
-        if missing or unknown:
-            raise ValueError(f'camera_names {cameras} must name exactly the bundle cameras {bundle_cameras}')
-        for name, values in (('camera_topics', p.camera_topics), ('camera_transports', p.camera_transports)):
-            if values and len(values) != len(cameras):
-                raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {cameras}')
-        transports = p.camera_transports or ['raw'] * len(cameras)
-        default_topics = [f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '')
-                          for c, t in zip(cameras, transports)]
-        self._cameras = cameras
-        self._camera_topics = p.camera_topics or default_topics
-        self._camera_transports = transports
+        """Check parameters against the bundle and build the runtime parts; ValueError says what does not fit."""
+        fit = check_against_bundle(p, spec)
+        self._cameras = list(fit.camera_names)
+        self._camera_topics = list(fit.camera_topics)
+        self._camera_transports = list(fit.camera_transports)
         joints = list(spec.joint_names)
         self._joint_names = joints
         state_names = list(spec.state_names)
@@ -232,18 +226,13 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints):]
         dof = len(joints)
-        robot = load_robot_profile(p.robot_profile)
-        if list(robot.joint_names) != joints:
-            # Commands are joint arrays in bundle order: another order would drive the wrong joints.
-            raise ValueError(f'bundle joints {joints} differ from the joints of robot profile {robot.name!r} '
-                             f'{list(robot.joint_names)} (same names in the same order needed)')
-        self._safety = SafetyFilter(np.array(robot.lower_limits), np.array(robot.upper_limits),
-                                    np.array(robot.max_velocity))
+        self._safety = SafetyFilter(np.array(fit.robot.lower_limits), np.array(fit.robot.upper_limits),
+                                    np.array(fit.robot.max_velocity))
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
         limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age, p.max_future_stamp)
-        self._buffer = ObservationBuffer(cameras, len(self._extra_names), limits)
+        self._buffer = ObservationBuffer(self._cameras, len(self._extra_names), limits)
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
@@ -572,7 +561,7 @@ def _load_engine(p: PolicyParams) -> PolicyEngine:
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run adamoe_ros policy_node` (configure/activate via the lifecycle services)."""
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':

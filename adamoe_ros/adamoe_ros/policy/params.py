@@ -1,162 +1,112 @@
-"""Parameters of the policy node: declared with descriptions, read and checked into one dataclass."""
+"""Parameters of the policy node (one table, see adamoe_ros.parameters) and their checks against the bundle.
+
+The node reads them at every configure, so they stay writable: `ros2 param set` validates each value and it
+applies from the next configure.
+"""
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 
+from adamoe_contract.robots import RobotProfile, load_robot_profile
+from adamoe_ros.engine import BundleSpec
+from adamoe_ros.parameters import ParameterTable, declare_parameters, param, read_parameters
 from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 
 COMMAND_STREAMS = ('float64_array', 'joint_state', 'both', 'none')
 CAMERA_TRANSPORTS = ('raw', 'compressed')
 
-# name -> (default, description). Empty-list defaults are given as a type so they start unset.
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    'bundle_path': ('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).'),
-    'robot_profile': ('', "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
-                          "'aloha') or a profile YAML path. Its joints must be the bundle's, in order."),
-    'camera_names': (Parameter.Type.STRING_ARRAY, 'Bundle camera names to subscribe (default: all).'),
-    'camera_topics': (Parameter.Type.STRING_ARRAY,
-                      'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).'),
-    'camera_transports': (Parameter.Type.STRING_ARRAY,
-                          "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera."),
-    'joint_states_topic': ('joint_states', 'sensor_msgs/JointState with the measured joint positions.'),
-    'instruction_topic': ('instruction', 'std_msgs/String task instruction (reliable, transient local).'),
-    'extra_state_topic': ('sim/cube_position',
-                          'std_msgs/Float64MultiArray with the bundle extra state (used when it has any).'),
-    'default_instruction': ('', 'Instruction used until one arrives on the topic (empty: wait for it).'),
-    'max_instruction_length': (256, 'Longer instructions are rejected (characters).'),
-    'max_image_side': (4096, 'Images with a larger width or height are rejected (pixels).'),
-    'allow_extra_joints': (False, 'Accept JointState messages naming joints the bundle does not use.'),
-    'max_image_age': (0.5, 'Camera frames older than this are stale: no commands (s).'),
-    'max_joint_state_age': (0.25, 'Joint states older than this are stale: no commands (s).'),
-    'max_extra_state_age': (0.5, 'Extra state older than this is stale: no commands (s).'),
-    'max_future_stamp': (0.1, 'Camera and joint-state stamps further ahead of the node clock are rejected (s).'),
-    'control_rate': (50.0, 'Rate of the per-step command stream (Hz).'),
-    'execution_mode': ('rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'."),
-    'refill_threshold': (0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.'),
-    'blend_new_weight': (0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w)."),
-    'sync_inference_to_camera': (True, 'Start each inference on the next frame of the first camera.'),
-    'dry_run': (False, 'Publish chunks, usage and status but never a command.'),
-    'command_stream': ('float64_array',
-                       "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'."),
-    'publish_trajectory': (True, 'Publish each new chunk as trajectory_msgs/JointTrajectory.'),
-    'command_topic': ('forward_position_controller/commands', 'Float64MultiArray command topic.'),
-    'joint_command_topic': ('joint_command', 'JointState command topic.'),
-    'trajectory_topic': ('joint_trajectory_controller/joint_trajectory', 'JointTrajectory topic.'),
-    'status_rate': (2.0, 'Rate of policy/status and /diagnostics (Hz).'),
-    'intra_op_threads': (1, 'ONNX Runtime intra-op threads.'),
-    'inference_thread_nice': (10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).'),
-    'providers': (Parameter.Type.STRING_ARRAY, 'ONNX Runtime execution providers (default: engine choice).'),
-    'noise_seed': (-1, 'Seed of the flow-matching noise per chunk (-1: random).'),
-    'warn_throttle': (2.0, 'Minimum time between two warnings about the same topic and problem (s).'),
-}
+
+@dataclass(frozen=True)
+class PolicyParams(ParameterTable):
+    """Every policy node parameter: type, default, description and allowed values."""
+
+    READ_ONLY: ClassVar[bool] = False
+
+    bundle_path: str = param('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).')
+    robot_profile: str = param('', "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
+                                   "'aloha') or a profile YAML path. Its joints must be the bundle's, in order.")
+    camera_names: tuple[str, ...] = param((), 'Bundle camera names to subscribe (default: all).')
+    camera_topics: tuple[str, ...] = param(
+        (), 'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).')
+    camera_transports: tuple[str, ...] = param(
+        (), "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera.", choices=CAMERA_TRANSPORTS)
+    joint_states_topic: str = param('joint_states', 'sensor_msgs/JointState with the measured joint positions.')
+    instruction_topic: str = param('instruction', 'std_msgs/String task instruction (reliable, transient local).')
+    extra_state_topic: str = param(
+        'sim/cube_position', 'std_msgs/Float64MultiArray with the bundle extra state (used when it has any).')
+    default_instruction: str = param('', 'Instruction used until one arrives on the topic (empty: wait for it).')
+    max_instruction_length: int = param(256, 'Longer instructions are rejected (characters).', ge=1)
+    max_image_side: int = param(4096, 'Images with a larger width or height are rejected (pixels).', ge=1)
+    allow_extra_joints: bool = param(False, 'Accept JointState messages naming joints the bundle does not use.')
+    max_image_age: float = param(0.5, 'Camera frames older than this are stale: no commands (s).', gt=0.0)
+    max_joint_state_age: float = param(0.25, 'Joint states older than this are stale: no commands (s).', gt=0.0)
+    max_extra_state_age: float = param(0.5, 'Extra state older than this is stale: no commands (s).', gt=0.0)
+    max_future_stamp: float = param(
+        0.1, 'Camera and joint-state stamps further ahead of the node clock are rejected (s).', gt=0.0)
+    control_rate: float = param(50.0, 'Rate of the per-step command stream (Hz).', gt=0.0)
+    execution_mode: str = param(
+        'rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'.", choices=EXECUTION_MODES)
+    refill_threshold: float = param(
+        0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.', gt=0.0, le=1.0)
+    blend_new_weight: float = param(
+        0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w).", ge=0.0, le=1.0)
+    sync_inference_to_camera: bool = param(True, 'Start each inference on the next frame of the first camera.')
+    dry_run: bool = param(False, 'Publish chunks, usage and status but never a command.')
+    command_stream: str = param(
+        'float64_array', "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'.",
+        choices=COMMAND_STREAMS)
+    publish_trajectory: bool = param(True, 'Publish each new chunk as trajectory_msgs/JointTrajectory.')
+    command_topic: str = param('forward_position_controller/commands', 'Float64MultiArray command topic.')
+    joint_command_topic: str = param('joint_command', 'JointState command topic.')
+    trajectory_topic: str = param('joint_trajectory_controller/joint_trajectory', 'JointTrajectory topic.')
+    status_rate: float = param(2.0, 'Rate of policy/status and /diagnostics (Hz).', gt=0.0)
+    intra_op_threads: int = param(1, 'ONNX Runtime intra-op threads.', ge=1)
+    inference_thread_nice: int = param(
+        10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).', ge=-20, le=19)
+    providers: tuple[str, ...] = param((), 'ONNX Runtime execution providers (default: engine choice).')
+    noise_seed: int = param(-1, 'Seed of the flow-matching noise per chunk (-1: random).', ge=-1)
+    warn_throttle: float = param(2.0, 'Minimum time between two warnings about the same topic and problem (s).',
+                                 ge=0.0)
 
 
 @dataclass(frozen=True)
-class PolicyParams:
-    """Values of every policy node parameter, types checked."""
+class BundleFit:
+    """What the parameters resolve to for the loaded bundle: the cameras to subscribe and the robot."""
 
-    bundle_path: str
-    robot_profile: str
-    camera_names: list[str]
-    camera_topics: list[str]
-    camera_transports: list[str]
-    joint_states_topic: str
-    instruction_topic: str
-    extra_state_topic: str
-    default_instruction: str
-    max_instruction_length: int
-    max_image_side: int
-    allow_extra_joints: bool
-    max_image_age: float
-    max_joint_state_age: float
-    max_extra_state_age: float
-    max_future_stamp: float
-    control_rate: float
-    execution_mode: str
-    refill_threshold: float
-    blend_new_weight: float
-    sync_inference_to_camera: bool
-    dry_run: bool
-    command_stream: str
-    publish_trajectory: bool
-    command_topic: str
-    joint_command_topic: str
-    trajectory_topic: str
-    status_rate: float
-    intra_op_threads: int
-    inference_thread_nice: int
-    providers: list[str]
-    noise_seed: int
-    warn_throttle: float
+    camera_names: tuple[str, ...]
+    camera_topics: tuple[str, ...]
+    camera_transports: tuple[str, ...]
+    robot: RobotProfile
 
 
 def declare_policy_parameters(node: Node) -> None:
-    """Declare every parameter with its description; integers given for floats are accepted."""
-    for name, (default, description) in PARAMETERS.items():
-        try:
-            node.declare_parameter(name, default, ParameterDescriptor(description=description))
-        except InvalidParameterTypeException:
-            # YAML writes 1 for 1.0; accept it and convert when reading.
-            node.declare_parameter(name, default, ParameterDescriptor(description=description,
-                                                                      dynamic_typing=True))
+    """Declare every policy parameter with its descriptor and validate later changes."""
+    declare_parameters(node, PolicyParams)
 
 
 def read_policy_parameters(node: Node) -> PolicyParams:
     """Read and check all parameters; ValueError names the parameter and the problem."""
-    values: dict[str, Any] = {}
-    for name, (default, _) in PARAMETERS.items():
-        try:
-            value = node.get_parameter(name).value
-        except ParameterUninitializedException:
-            value = []
-        values[name] = _coerce(name, value, default)
-    params = PolicyParams(**values)
-    _check(params)
-    return params
+    return read_parameters(node, PolicyParams)
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    try:
-        if default is Parameter.Type.STRING_ARRAY:
-            return [str(v) for v in (value or [])]
-        if default is Parameter.Type.DOUBLE_ARRAY or isinstance(default, list):
-            return [float(v) for v in (value or [])]
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise TypeError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f'parameter {name!r}: cannot use {value!r} (expected like {default!r})') from None
-
-
-def _check(p: PolicyParams) -> None:
-    positive = {'control_rate': p.control_rate, 'status_rate': p.status_rate,
-                'max_image_age': p.max_image_age, 'max_joint_state_age': p.max_joint_state_age,
-                'max_extra_state_age': p.max_extra_state_age, 'max_future_stamp': p.max_future_stamp,
-                'max_instruction_length': p.max_instruction_length,
-                'max_image_side': p.max_image_side, 'intra_op_threads': p.intra_op_threads}
-    for name, value in positive.items():
-        if not value > 0:
-            raise ValueError(f'parameter {name!r} must be positive, got {value}')
-    if p.execution_mode not in EXECUTION_MODES:
-        raise ValueError(f'parameter execution_mode must be one of {EXECUTION_MODES}, got {p.execution_mode!r}')
-    if p.command_stream not in COMMAND_STREAMS:
-        raise ValueError(f'parameter command_stream must be one of {COMMAND_STREAMS}, got {p.command_stream!r}')
-    bad = [t for t in p.camera_transports if t not in CAMERA_TRANSPORTS]
-    if bad:
-        raise ValueError(f'parameter camera_transports: {bad} not in {CAMERA_TRANSPORTS}')
-    if not 0.0 < p.refill_threshold <= 1.0:
-        raise ValueError(f'parameter refill_threshold must be in (0, 1], got {p.refill_threshold}')
-    if not 0.0 <= p.blend_new_weight <= 1.0:
-        raise ValueError(f'parameter blend_new_weight must be in [0, 1], got {p.blend_new_weight}')
+def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
+    """Check the parameters against the loaded bundle; ValueError names the parameter that does not fit."""
+    bundle_cameras = tuple(spec.camera_names)
+    cameras = p.camera_names or bundle_cameras
+    missing = [c for c in bundle_cameras if c not in cameras]
+    unknown = [c for c in cameras if c not in bundle_cameras]
+    if missing or unknown:
+        raise ValueError(f'camera_names {list(cameras)} must name exactly the bundle cameras {list(bundle_cameras)}')
+    for name, values in (('camera_topics', p.camera_topics), ('camera_transports', p.camera_transports)):
+        if values and len(values) != len(cameras):
+            raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {list(cameras)}')
+    transports = p.camera_transports or ('raw',) * len(cameras)
+    default_topics = tuple(f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '')
+                           for c, t in zip(cameras, transports))
+    robot = load_robot_profile(p.robot_profile)
+    if robot.joint_names != tuple(spec.joint_names):
+        # Commands are joint arrays in bundle order: another order would drive the wrong joints.
+        raise ValueError(f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
+                         f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)')
+    return BundleFit(cameras, p.camera_topics or default_topics, transports, robot)

@@ -8,17 +8,20 @@ import argparse
 import struct
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import yaml
+import rclpy
 from mcap.exceptions import McapError
 from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
+from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
+from adamoe_ros.parameters import declare_parameters, given_values, read_parameters
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
-from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError, config_from_parameters
+from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter, SavedEpisode
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
 
@@ -158,15 +161,30 @@ def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', ta
     return BagEpisode(bag, saved, dropped, bad, task, truncated)
 
 
-def load_params_file(path: Path, node_name: str = 'recorder') -> dict:
-    """Read the recorder's ros__parameters from a ROS params YAML (key recorder, /recorder, /**/recorder or /**)."""
-    document = yaml.safe_load(path.read_text()) or {}
-    for key in (node_name, f'/{node_name}', f'/**/{node_name}', '/**'):
-        params = (document.get(key) or {}).get('ros__parameters')
-        if params is not None:
-            return {k: v for k, v in params.items() if k not in ('use_sim_time', 'parallel_encoding',
-                                                                  'status_rate_hz')}
-    raise RecorderConfigError(f'{path}: no ros__parameters for node {node_name!r}')
+def load_params_file(path: Path, namespace: str = '', node_name: str = 'recorder') -> dict[str, Any]:
+    """Read the recorder's parameters from a ROS params file, as the recorder node in `namespace` would get them.
+
+    rcl itself parses the file for a node of that name and namespace (every key form: /**, /**/recorder,
+    /ns/recorder, recorder), so a file that configures the node configures the converter the same way. The node
+    is never spun; it only holds the parameters.
+    """
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        try:
+            node = Node(node_name, namespace=namespace, context=context, start_parameter_services=False,
+                        enable_rosout=False, cli_args=['--ros-args', '--params-file', str(path)])
+        except RuntimeError as error:  # rcl's RCLInvalidROSArgsError: missing or malformed file
+            raise RecorderConfigError(f'{path}: not a usable ROS params file ({error})') from None
+        try:
+            if not given_values(node):
+                raise RecorderConfigError(f'{path}: no parameters for node {node.get_fully_qualified_name()}')
+            declare_parameters(node, RecorderConfig)
+            return asdict(read_parameters(node, RecorderConfig))
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     writer = None
     try:
-        params = load_params_file(args.params_file) if args.params_file else {}
+        params = load_params_file(args.params_file, args.namespace) if args.params_file else {}
         overrides = {'dataset_root': args.root, 'repo_id': args.repo_id, 'fps': args.fps}
         params.update({k: v for k, v in overrides.items() if v is not None})
-        writer = EpisodeDatasetWriter(config_from_parameters(params))
+        writer = EpisodeDatasetWriter(RecorderConfig.from_values(params))
         for bag in args.bags:
             episode = convert_bag(bag, writer, args.namespace, args.task)
             for note in episode.truncated:

@@ -7,21 +7,15 @@ import threading
 import time
 from typing import Any
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.subscription import MessageInfo
 from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import declare_parameters, read_parameters
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
-from adamoe_ros.recorder.config import (
-    PARAMETER_DESCRIPTIONS,
-    RecorderConfig,
-    RecorderConfigError,
-    config_from_parameters,
-    default_parameters,
-)
+from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
@@ -32,26 +26,21 @@ from adamoe_ros_interfaces.msg import RecorderStatus
 MAX_QUEUE_DELAY_NS = 2_000_000_000
 
 
-def _describe(text: str) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text)
-
-
 class RecorderNode(Node):
     """Records teleoperated episodes into a LeRobot dataset (see module docstring for the interface)."""
 
     def __init__(self, node_name: str = 'recorder', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.config = self._read_config()
-        self._parallel_encoding = bool(self.declare_parameter(
-            'parallel_encoding', False, _describe('encode cameras in parallel processes on save')).value)
-        status_rate = float(self.declare_parameter('status_rate_hz', 2.0, _describe('status publish rate')).value)
         self._lock = threading.Lock()  # aligner and counters: subscriptions, timer and services may run in parallel
+        self._closed = True  # until the writer exists: destroy_node may run on a node whose construction failed
+        declare_parameters(self, RecorderConfig)
+        self.config = read_parameters(self, RecorderConfig)
         self._aligner = FrameAligner(self.config.stream_names, self.config.fps, self.config.tolerance_s,
                                      self.config.max_latency_s)
         self._io = DatasetIoWorker()
         try:
             self._writer: EpisodeDatasetWriter = self._io.call(
-                EpisodeDatasetWriter, self.config, self._parallel_encoding)
+                EpisodeDatasetWriter, self.config, self.config.parallel_encoding)
         except BaseException:
             self._io.shutdown()
             raise
@@ -77,20 +66,12 @@ class RecorderNode(Node):
         self.create_service(Trigger, 'recorder/discard', self._on_discard, callback_group=services)
         # Poll twice per frame period: the aligner decides each grid point once its data has arrived.
         self.create_timer(0.5 / self.config.fps, self._on_sample_timer)
-        self.create_timer(1.0 / status_rate, self.publish_status)
+        self.create_timer(1.0 / self.config.status_rate_hz, self.publish_status)
         self._progress_timer = self.create_timer(2.0, self._log_progress)
         self.get_logger().info(
             f'recording {self.config.fps} fps into {self._writer.root} ({self._saved_episodes} episodes there); '
             f'cameras {[c.name for c in self.config.cameras]}, action from {self.config.action_topic} '
             f'({self.config.action_type})')
-
-    # ---- configuration -------------------------------------------------------------------------------------
-    def _read_config(self) -> RecorderConfig:
-        params = {}
-        for name, default in default_parameters().items():
-            descriptor = ParameterDescriptor(description=PARAMETER_DESCRIPTIONS[name])
-            params[name] = self.declare_parameter(name, default, descriptor).value
-        return config_from_parameters(params)
 
     # ---- streams -------------------------------------------------------------------------------------------
     def _make_callback(self, source: StreamSource):  # noqa: ANN202 (closure type is noise)
@@ -265,9 +246,10 @@ class RecorderNode(Node):
     def destroy_node(self) -> None:
         """Discard an unsaved episode, close the dataset files, then destroy the node."""
         with self._lock:
-            self._recording = False
-            self._aligner.stop()
             closing, self._closed = not self._closed, True
+            if closing:
+                self._recording = False
+                self._aligner.stop()
         if closing:
             self._io.call(self._writer.close)
             self._io.shutdown()

@@ -4,7 +4,6 @@ import time
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -14,9 +13,11 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import ParameterError, declare_parameters, read_parameters
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, trajectory_from_msg, validate_positions
+from adamoe_ros.sim.params import SimBridgeParams
 from adamoe_ros.sim.scene import SO101, SceneOptions
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
@@ -26,38 +27,26 @@ from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 _MAX_TICKS_PER_CALLBACK = 5
 
 
-def _describe(text: str) -> ParameterDescriptor:
-    return ParameterDescriptor(description=text)
-
-
 class SimBridgeNode(Node):
     """Steps the sim on a wall-clock timer paced by real_time_factor; every stamp is sim time."""
 
     def __init__(self, node_name: str = 'sim_bridge', **kwargs: Any) -> None:
         """Declare parameters, build the sim and create publishers, subscriptions and services."""
         super().__init__(node_name, **kwargs)
-        self._physics_steps = int(self.declare_parameter(
-            'physics_steps_per_tick', 10, _describe('MuJoCo steps (2 ms each) per control tick')).value)
-        self._rtf = float(self.declare_parameter(
-            'real_time_factor', 1.0, _describe('sim seconds per wall second; >1 runs faster')).value)
-        joint_state_rate = float(self.declare_parameter(
-            'joint_state_rate', 50.0, _describe('Hz (sim time) of joint_states and sim/cube_position')).value)
-        camera_rate = float(self.declare_parameter(
-            'camera_rate', 10.0, _describe('Hz (sim time) of each camera; <= 0 disables rendering')).value)
-        self._image_height = int(self.declare_parameter('image_height', 128).value)
-        self._image_width = int(self.declare_parameter('image_width', 128).value)
-        self._max_joint_speed = float(self.declare_parameter(
-            'max_joint_speed', 6.0, _describe('rad/s limit on commanded target motion; <= 0 disables')).value)
-        randomize_goal = bool(self.declare_parameter(
-            'randomize_goal', False, _describe('draw the goal from the seed too (else fixed)')).value)
-        self._seed = int(self.declare_parameter('seed', 0, _describe('seed of the first episode')).value)
-        self._check_parameters(joint_state_rate)
+        self._sim: So101PickPlaceSim | None = None  # destroy_node may run on a node whose construction failed
+        declare_parameters(self, SimBridgeParams)
+        p = read_parameters(self, SimBridgeParams)
+        self._physics_steps = p.physics_steps_per_tick
+        self._rtf = p.real_time_factor
+        self._image_height, self._image_width = p.image_height, p.image_width
+        self._max_joint_speed = p.max_joint_speed
+        self._seed = p.seed
 
-        self._sim = So101PickPlaceSim(randomize_goal=randomize_goal, scene_options=SceneOptions(
+        self._sim = So101PickPlaceSim(randomize_goal=p.randomize_goal, scene_options=SceneOptions(
             max_image_width=self._image_width, max_image_height=self._image_height))
         self._tick_ns = int(round(self._physics_steps * self._sim.dt * NS_PER_S))
-        self._joint_state_period_ns = int(NS_PER_S / joint_state_rate)
-        self._camera_period_ns = int(NS_PER_S / camera_rate) if camera_rate > 0 else 0
+        self._joint_state_period_ns = int(NS_PER_S / p.joint_state_rate)
+        self._camera_period_ns = int(NS_PER_S / p.camera_rate) if p.camera_rate > 0 else 0
 
         self._clock_pub = self.create_publisher(ClockMsg, '/clock', RELIABLE_QOS)
         self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
@@ -83,20 +72,7 @@ class SimBridgeNode(Node):
         self._timer = self.create_timer(wall_period, self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f'SO-101 sim ready: tick {self._tick_ns / 1e6:.0f} ms, real_time_factor {self._rtf}, '
-            f'cameras {list(self._image_pubs)} at {camera_rate} Hz {self._image_width}x{self._image_height}')
-
-    def _check_parameters(self, joint_state_rate: float) -> None:
-        problems = []
-        if self._physics_steps < 1:
-            problems.append(f'physics_steps_per_tick must be >= 1, got {self._physics_steps}')
-        if not self._rtf > 0.0:
-            problems.append(f'real_time_factor must be > 0, got {self._rtf}')
-        if not joint_state_rate > 0.0:
-            problems.append(f'joint_state_rate must be > 0, got {joint_state_rate}')
-        if self._image_height < 1 or self._image_width < 1:
-            problems.append(f'image size must be positive, got {self._image_width}x{self._image_height}')
-        if problems:
-            raise ValueError('sim_bridge: ' + '; '.join(problems))
+            f'cameras {list(self._image_pubs)} at {p.camera_rate} Hz {self._image_width}x{self._image_height}')
 
     @property
     def sim(self) -> So101PickPlaceSim:
@@ -206,13 +182,15 @@ class SimBridgeNode(Node):
 
     def destroy_node(self) -> None:
         """Release the renderer's GL contexts with the node."""
-        self._sim.close()
+        if self._sim is not None:
+            self._sim.close()
+            self._sim = None
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
     """Run the sim bridge until SIGINT/SIGTERM (ros2 run adamoe_ros sim_bridge_node)."""
-    return run_node(SimBridgeNode, args)
+    return run_node(SimBridgeNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':

@@ -3,7 +3,6 @@ import threading
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -11,8 +10,10 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
+from adamoe_ros.parameters import ParameterError, declare_parameters, read_parameters
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.sim.expert_plan import PickPlacePlan
+from adamoe_ros.sim.params import ScriptedExpertParams
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model
 
 
@@ -27,16 +28,13 @@ class ScriptedExpertNode(Node):
     def __init__(self, node_name: str = 'scripted_expert', **kwargs: Any) -> None:
         """Declare parameters, build the kinematic model copy and wire the topics and service."""
         super().__init__(node_name, **kwargs)
-        control_rate = float(self.declare_parameter(
-            'control_rate', 10.0, ParameterDescriptor(description='Hz (sim time) of published commands')).value)
-        if not control_rate > 0.0:
-            raise ValueError(f'scripted_expert: control_rate must be > 0, got {control_rate}')
-        self._instruction = str(self.declare_parameter('instruction', SO101.default_instruction).value)
-        self._episode_timeout_s = float(self.declare_parameter(
-            'episode_timeout', 40.0, ParameterDescriptor(description='sim seconds before giving up')).value)
-        self._period_ns = int(NS_PER_S / control_rate)
+        declare_parameters(self, ScriptedExpertParams)
+        p = read_parameters(self, ScriptedExpertParams)
+        self._instruction = p.instruction
+        self._episode_timeout_s = p.episode_timeout
+        self._period_ns = int(NS_PER_S / p.control_rate)
         # Kinematics only: a model of our own, never the sim's state.
-        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / control_rate)
+        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / p.control_rate)
 
         self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._command_pub = self.create_publisher(Float64MultiArray, 'forward_position_controller/commands',
@@ -145,7 +143,7 @@ class ScriptedExpertNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the scripted expert (ros2 run adamoe_ros scripted_expert); start episodes via expert/start_episode."""
-    return run_node(ScriptedExpertNode, args)
+    return run_node(ScriptedExpertNode, args, startup_errors=(ParameterError,))
 
 
 if __name__ == '__main__':
