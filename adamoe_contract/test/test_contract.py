@@ -17,7 +17,7 @@ from adamoe_contract.spec import BundleError, load_spec
 DEMO = Path(__file__).resolve().parents[2] / "adamoe_ros" / "adamoe_ros" / "bundles" / "so101_demo"
 
 
-def test_importing_every_module_pulls_in_no_torch_ros_or_onnxruntime():
+def test_importing_every_module_pulls_in_no_torch_ros_or_onnxruntime(tmp_path):
     code = (
         "import importlib, pkgutil, sys, adamoe_contract\n"
         "for module in pkgutil.walk_packages(adamoe_contract.__path__, 'adamoe_contract.'):\n"
@@ -25,7 +25,8 @@ def test_importing_every_module_pulls_in_no_torch_ros_or_onnxruntime():
         "heavy = ('torch', 'rclpy', 'onnxruntime', 'onnx', 'cv2', 'tokenizers', 'transformers', 'lerobot')\n"
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Run outside the repository: from its root, the project folder adamoe_contract/ would shadow the package.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert result.stdout.strip() == "[]"
 
 
