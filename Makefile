@@ -14,7 +14,7 @@ test: setup
 	$(ENV) && bash scripts/run_tests.sh
 
 lint: setup
-	$(ENV) && ruff check .
+	$(ENV) && ruff check . && ruff format --check .
 
 colcon: setup
 	$(ENV) && colcon build --base-paths . --build-base build --install-base install

@@ -1,4 +1,5 @@
 """Test-wide environment: each pytest-xdist worker gets its own ROS domain, discovery stays on loopback."""
+
 import os
 
 _worker = os.environ.get('PYTEST_XDIST_WORKER', 'gw0')

@@ -1,4 +1,5 @@
 """ament_python package of the bundle contract shared by training and the runtime (no torch, no ROS)."""
+
 from setuptools import find_packages, setup
 
 package_name = 'adamoe_contract'

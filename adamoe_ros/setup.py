@@ -1,4 +1,5 @@
 """ament_python package of the adamoe_ros nodes (`ros2 run adamoe_ros <executable>`)."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

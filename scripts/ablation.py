@@ -9,6 +9,7 @@ the sim directly (adamoe_ros.closed_loop.direct_eval). Then one table and plots:
 Reported per variant: success rate with a 95% Wilson interval, lift rate, final flow and balance loss, expert usage
 entropy, training time, inference latency (p50/p99 of one chunk on ONNX Runtime, 1 thread).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,16 @@ VARIANTS: dict[str, list[str]] = {
     'adamoe_e4_k1': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '1'],
     'adamoe_e4_k2': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '2'],
     'adamoe_e8_k1': ['--routing-mode', 'adamoe', '--num-experts', '8', '--top-k', '1'],
-    'adamoe_e4_k1_fp': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '1',
-                        '--set', 'function_preserving_init=true'],
+    'adamoe_e4_k1_fp': [
+        '--routing-mode',
+        'adamoe',
+        '--num-experts',
+        '4',
+        '--top-k',
+        '1',
+        '--set',
+        'function_preserving_init=true',
+    ],
 }
 REPO_ID = 'local/so101_demos'
 
@@ -46,9 +55,11 @@ def run(cmd: list[str], log: Path) -> None:
 def final_losses(train_dir: Path, last: int = 20) -> dict[str, float | None]:
     """Mean flow and balance loss over the last `last` logged steps of adamoe-train (one batch each is noisy)."""
     entries = [json.loads(line) for line in (train_dir / 'train_log.jsonl').read_text().splitlines()][-last:]
+
     def mean(key: str) -> float | None:
         values = [e[key] for e in entries if e.get(key) is not None]
         return sum(values) / len(values) if values else None
+
     return {'flow_loss': mean('flow_loss'), 'balance_loss': mean('balance_loss')}
 
 
@@ -61,45 +72,98 @@ def run_variant(name: str, extra: list[str], args: argparse.Namespace) -> dict:
     timing_file = out / 'train_time.json'
     if not (train_dir / 'checkpoints' / 'last').exists():
         start = time.monotonic()
-        run(['adamoe-train', '--dataset-root', str(args.dataset), '--repo-id', REPO_ID, '--output-dir',
-             str(train_dir), '--steps', str(args.steps), '--batch-size', str(args.batch_size), '--seed',
-             str(args.seed), '--lr-scale', str(args.lr_scale), '--threads', str(args.threads), *extra], log)
+        run(
+            [
+                'adamoe-train',
+                '--dataset-root',
+                str(args.dataset),
+                '--repo-id',
+                REPO_ID,
+                '--output-dir',
+                str(train_dir),
+                '--steps',
+                str(args.steps),
+                '--batch-size',
+                str(args.batch_size),
+                '--seed',
+                str(args.seed),
+                '--lr-scale',
+                str(args.lr_scale),
+                '--threads',
+                str(args.threads),
+                *extra,
+            ],
+            log,
+        )
         timing_file.write_text(json.dumps({'train_time_s': time.monotonic() - start}))
     if not (bundle / 'bundle.json').exists():
-        run(['adamoe-export', str(train_dir / 'checkpoints' / 'last' / 'pretrained_model'), str(bundle),
-             '--dataset-root', str(args.dataset), '--threads', str(args.threads)], log)
+        run(
+            [
+                'adamoe-export',
+                str(train_dir / 'checkpoints' / 'last' / 'pretrained_model'),
+                str(bundle),
+                '--dataset-root',
+                str(args.dataset),
+                '--threads',
+                str(args.threads),
+            ],
+            log,
+        )
     if not results.exists():
-        run([sys.executable, '-m', 'adamoe_ros.closed_loop.direct_eval', '--bundle', str(bundle), '--episodes',
-             str(args.episodes), '--first-seed', '1000', '--out', str(results), '--plot',
-             str(out / 'expert_usage.png')], log)
+        run(
+            [
+                sys.executable,
+                '-m',
+                'adamoe_ros.closed_loop.direct_eval',
+                '--bundle',
+                str(bundle),
+                '--episodes',
+                str(args.episodes),
+                '--first-seed',
+                '1000',
+                '--out',
+                str(results),
+                '--plot',
+                str(out / 'expert_usage.png'),
+            ],
+            log,
+        )
     summary = json.loads(results.read_text())['summary']
-    return {'variant': name, 'summary': summary, **final_losses(train_dir),
-            'train_time_s': json.loads(timing_file.read_text())['train_time_s'] if timing_file.exists() else None}
+    return {
+        'variant': name,
+        'summary': summary,
+        **final_losses(train_dir),
+        'train_time_s': json.loads(timing_file.read_text())['train_time_s'] if timing_file.exists() else None,
+    }
 
 
 def markdown_table(rows: list[dict], args: argparse.Namespace) -> str:
     """Results as a Markdown table plus the command that produced it."""
     lines = [
-        '# AdaMoE ablation (generated by scripts/ablation.py)', '',
+        '# AdaMoE ablation (generated by scripts/ablation.py)',
+        '',
         f'Data: `{args.dataset}` (scripted demonstrations). Same seed ({args.seed}), {args.steps} steps, '
         f'batch {args.batch_size}, tiny SmolVLA-style base for every variant. Evaluation: {args.episodes} held-out '
         'seeds (1000..), the engine driving the sim directly (no ROS, sim paused during inference). Losses: mean of '
         'the last 20 logged steps. Train time: wall clock on the 2-core machine with up to two variants training at '
-        'once, so compare it only roughly.', '',
+        'once, so compare it only roughly.',
+        '',
         '| variant | success (95% CI) | lifted | flow loss | balance loss | usage entropy | train time | '
-        'inference p50 / p99 |', '|---|---|---|---|---|---|---|---|',
+        'inference p50 / p99 |',
+        '|---|---|---|---|---|---|---|---|',
     ]
     for row in rows:
         s = row['summary']
         ci = s['success_ci95']
         entropy = s.get('expert_usage', {}).get('usage_entropy')
         entropy = None if entropy is None or entropy != entropy else entropy  # dense: no experts
-        fmt = (lambda v, f: 'n/a' if v is None else format(v, f))  # noqa: E731
+        fmt = lambda v, f: 'n/a' if v is None else format(v, f)  # noqa: E731
         lines.append(
-            f"| {row['variant']} | {s['successes']}/{s['episodes']} = {s['success_rate']:.0%} "
-            f"({ci[0]:.0%}-{ci[1]:.0%}) | {s['lift_rate']:.0%} | {fmt(row['flow_loss'], '.4f')} | "
-            f"{fmt(row['balance_loss'], '.4f')} | {fmt(entropy, '.3f')} | {fmt(row['train_time_s'], '.0f')} s | "
-            f"{s['inference']['p50_ms']:.1f} / {s['inference']['p99_ms']:.1f} ms |")
+            f'| {row["variant"]} | {s["successes"]}/{s["episodes"]} = {s["success_rate"]:.0%} '
+            f'({ci[0]:.0%}-{ci[1]:.0%}) | {s["lift_rate"]:.0%} | {fmt(row["flow_loss"], ".4f")} | '
+            f'{fmt(row["balance_loss"], ".4f")} | {fmt(entropy, ".3f")} | {fmt(row["train_time_s"], ".0f")} s | '
+            f'{s["inference"]["p50_ms"]:.1f} / {s["inference"]["p99_ms"]:.1f} ms |'
+        )
     lines += ['', 'Command:', '', '```', ' '.join(['python scripts/ablation.py', *sys.argv[1:]]), '```', '']
     return '\n'.join(lines)
 

@@ -17,7 +17,7 @@ from adamoe_contract.routing import RoutingStats
 from adamoe_contract.spec import BundleSpec
 
 # Soft-mask schedules of real-time chunking over the frozen prefix (LeRobot's RTCAttentionSchedule names).
-RTC_SCHEDULES = ("LINEAR", "EXP", "ONES", "ZEROS")
+RTC_SCHEDULES = ('LINEAR', 'EXP', 'ONES', 'ZEROS')
 
 
 @dataclass
@@ -45,12 +45,12 @@ class RtcOptions:
 
     execution_horizon: int = 10
     max_guidance_weight: float = 10.0
-    schedule: str = "LINEAR"
+    schedule: str = 'LINEAR'
 
     def __post_init__(self) -> None:
         """Reject an unknown schedule when the options are made, not at the first guided chunk."""
         if self.schedule not in RTC_SCHEDULES:
-            raise ValueError(f"rtc schedule must be one of {RTC_SCHEDULES}, got {self.schedule!r}")
+            raise ValueError(f'rtc schedule must be one of {RTC_SCHEDULES}, got {self.schedule!r}')
 
 
 @runtime_checkable
@@ -81,18 +81,18 @@ def check_observation(observation: Observation, spec: BundleSpec) -> np.ndarray:
     """Validate an observation against the bundle; return the float32 state (ValueError names the bad field)."""
     missing = [cam for cam in spec.camera_names if cam not in observation.images]
     if missing:
-        raise ValueError(f"observation lacks camera images {missing} (bundle cameras: {list(spec.camera_names)})")
+        raise ValueError(f'observation lacks camera images {missing} (bundle cameras: {list(spec.camera_names)})')
     for cam in spec.camera_names:
         image = np.asarray(observation.images[cam])
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) == 0:
             raise ValueError(f"camera '{cam}': expected uint8 HxWx3 RGB, got {image.dtype} {image.shape}")
     state = np.asarray(observation.state, dtype=np.float32).reshape(-1)
     if state.shape != (spec.state_dim,):
-        raise ValueError(f"state: expected {spec.state_dim} values {list(spec.state_names)}, got {state.shape}")
+        raise ValueError(f'state: expected {spec.state_dim} values {list(spec.state_names)}, got {state.shape}')
     if not np.all(np.isfinite(state)):
-        raise ValueError("state contains NaN or inf")
+        raise ValueError('state contains NaN or inf')
     if not isinstance(observation.instruction, str):
-        raise ValueError(f"instruction must be str, got {type(observation.instruction).__name__}")
+        raise ValueError(f'instruction must be str, got {type(observation.instruction).__name__}')
     return state
 
 
@@ -100,11 +100,11 @@ def normalized_prefix(prefix_actions: np.ndarray, inference_delay: int, spec: Bu
     """Validate RTC's leftover actions (robot units) and return them normalised, cut to the horizon."""
     prefix = np.asarray(prefix_actions, dtype=np.float32)
     if prefix.ndim != 2 or prefix.shape[1] != spec.action_dim or prefix.shape[0] == 0:
-        raise ValueError(f"prefix_actions: expected (n, {spec.action_dim}), got {prefix.shape}")
+        raise ValueError(f'prefix_actions: expected (n, {spec.action_dim}), got {prefix.shape}')
     if not np.all(np.isfinite(prefix)):
-        raise ValueError("prefix_actions contain NaN or inf")
+        raise ValueError('prefix_actions contain NaN or inf')
     if not 0 <= inference_delay <= spec.horizon:
-        raise ValueError(f"inference_delay must be in 0..{spec.horizon}, got {inference_delay}")
+        raise ValueError(f'inference_delay must be in 0..{spec.horizon}, got {inference_delay}')
     return normalize(prefix[: spec.horizon], spec.action_norm).astype(np.float32)
 
 

@@ -6,33 +6,33 @@ import hashlib
 from pathlib import Path
 
 FORMAT_VERSION = 1
-METADATA_FILE = "bundle.json"
-PREFIX_FILE = "prefix.onnx"
-DENOISE_FILE = "denoise.onnx"
-TOKENIZER_FILE = "tokenizer.json"
+METADATA_FILE = 'bundle.json'
+PREFIX_FILE = 'prefix.onnx'
+DENOISE_FILE = 'denoise.onnx'
+TOKENIZER_FILE = 'tokenizer.json'
 # Files covered by bundle_id; a README or other notes may sit beside them without changing the id.
 CONTENT_FILES = (PREFIX_FILE, DENOISE_FILE, TOKENIZER_FILE)
 
 # Graph tensor names.
-LANG_TOKENS = "lang_tokens"
-LANG_MASK = "lang_mask"
-STATE = "state"
-PREFIX_PAD_MASK = "prefix_pad_mask"
-X_T = "x_t"
-TIME = "t"
-VELOCITY = "velocity"
-ROUTING_INDICES = "routing_indices"
-ROUTING_WEIGHTS = "routing_weights"
+LANG_TOKENS = 'lang_tokens'
+LANG_MASK = 'lang_mask'
+STATE = 'state'
+PREFIX_PAD_MASK = 'prefix_pad_mask'
+X_T = 'x_t'
+TIME = 't'
+VELOCITY = 'velocity'
+ROUTING_INDICES = 'routing_indices'
+ROUTING_WEIGHTS = 'routing_weights'
 
 
 def image_input_name(camera: str) -> str:
     """Name of the prefix-graph input that carries one camera's preprocessed image."""
-    return f"image_{camera}"
+    return f'image_{camera}'
 
 
 def cache_names(num_layers: int) -> list[str]:
     """Names of the key/value cache tensors, interleaved per layer (key_0, value_0, key_1, ...)."""
-    return [f"{kind}_{layer}" for layer in range(num_layers) for kind in ("key", "value")]
+    return [f'{kind}_{layer}' for layer in range(num_layers) for kind in ('key', 'value')]
 
 
 def content_hash(folder: Path) -> str:
@@ -40,8 +40,8 @@ def content_hash(folder: Path) -> str:
     digest = hashlib.sha256()
     for name in CONTENT_FILES:
         file_digest = hashlib.sha256()
-        with open(Path(folder) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+        with open(Path(folder) / name, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
                 file_digest.update(block)
-        digest.update(f"{name}\0{file_digest.hexdigest()}\n".encode())
+        digest.update(f'{name}\0{file_digest.hexdigest()}\n'.encode())
     return digest.hexdigest()

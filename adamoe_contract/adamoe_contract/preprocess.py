@@ -49,9 +49,9 @@ def image_to_model_input(
 
 def normalize(values: np.ndarray, stats: NormStats) -> np.ndarray:
     """LeRobot NormalizerProcessorStep forward transform."""
-    if stats.mode == "MEAN_STD":
+    if stats.mode == 'MEAN_STD':
         return (values - stats.mean) / (stats.std + stats.eps)
-    if stats.mode == "MIN_MAX":
+    if stats.mode == 'MIN_MAX':
         denom = np.where(stats.max - stats.min == 0, stats.eps, stats.max - stats.min)
         return 2.0 * (values - stats.min) / denom - 1.0
     return values
@@ -59,9 +59,9 @@ def normalize(values: np.ndarray, stats: NormStats) -> np.ndarray:
 
 def unnormalize(values: np.ndarray, stats: NormStats) -> np.ndarray:
     """LeRobot UnnormalizerProcessorStep (inverse) transform."""
-    if stats.mode == "MEAN_STD":
+    if stats.mode == 'MEAN_STD':
         return values * stats.std + stats.mean
-    if stats.mode == "MIN_MAX":
+    if stats.mode == 'MIN_MAX':
         denom = np.where(stats.max - stats.min == 0, stats.eps, stats.max - stats.min)
         return (values + 1.0) / 2.0 * denom + stats.min
     return values

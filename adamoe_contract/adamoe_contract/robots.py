@@ -4,6 +4,7 @@ As ros2_control takes limits from one robot description, the sim, the nodes' def
 training helpers read these facts from one YAML file per robot in `robots/` (a shipped name such as 'so101') or
 from any YAML file of the same layout (a path).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,12 +37,12 @@ class RobotProfile:
 
     name: str
     joint_names: tuple[str, ...]
-    lower_limits: tuple[float, ...]   # rad (m for prismatic joints)
+    lower_limits: tuple[float, ...]  # rad (m for prismatic joints)
     upper_limits: tuple[float, ...]
-    max_velocity: tuple[float, ...]   # rad/s: bound on each command step
+    max_velocity: tuple[float, ...]  # rad/s: bound on each command step
     cameras: tuple[CameraProfile, ...]
     extra_state_names: tuple[str, ...] = ()  # state after the joints (e.g. privileged sim state)
-    extra_state_topic: str = ''              # std_msgs/Float64MultiArray carrying them
+    extra_state_topic: str = ''  # std_msgs/Float64MultiArray carrying them
     default_instruction: str = ''
     description: str = ''
 
@@ -103,8 +104,10 @@ def load_robot_profile(name_or_path: str | Path) -> RobotProfile:
     is_path = isinstance(name_or_path, Path) or '/' in text or text.endswith(('.yaml', '.yml'))
     path = Path(text).expanduser() if is_path else ROBOTS_DIR / f'{text}.yaml'
     if not path.is_file():
-        raise RobotProfileError(f'robot profile {text!r} not found' + (
-            '' if is_path else f': shipped profiles are {shipped_robot_profiles()}, or give a YAML path'))
+        raise RobotProfileError(
+            f'robot profile {text!r} not found'
+            + ('' if is_path else f': shipped profiles are {shipped_robot_profiles()}, or give a YAML path')
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -123,10 +126,14 @@ _EXTRA_KEYS = {'names', 'topic'}
 
 def _profile_from_dict(data: Any) -> RobotProfile:
     top = _mapping(data, 'the file', _TOP_KEYS, required={'name', 'joints', 'cameras'})
-    joints = [_mapping(j, f'joints[{i}]', _JOINT_KEYS, required=_JOINT_KEYS)
-              for i, j in enumerate(_sequence(top['joints'], 'joints'))]
-    cameras = [_mapping(c, f'cameras[{i}]', _CAMERA_KEYS, required={'name', 'topic'})
-               for i, c in enumerate(_sequence(top['cameras'], 'cameras'))]
+    joints = [
+        _mapping(j, f'joints[{i}]', _JOINT_KEYS, required=_JOINT_KEYS)
+        for i, j in enumerate(_sequence(top['joints'], 'joints'))
+    ]
+    cameras = [
+        _mapping(c, f'cameras[{i}]', _CAMERA_KEYS, required={'name', 'topic'})
+        for i, c in enumerate(_sequence(top['cameras'], 'cameras'))
+    ]
     extra = _mapping(top.get('extra_state') or {}, 'extra_state', _EXTRA_KEYS, required=set())
 
     def numbers(key: str) -> tuple[float, ...]:
@@ -138,12 +145,12 @@ def _profile_from_dict(data: Any) -> RobotProfile:
         lower_limits=numbers('lower'),
         upper_limits=numbers('upper'),
         max_velocity=numbers('max_velocity'),
-        cameras=tuple(CameraProfile(str(c['name']), str(c['topic']), str(c.get('transport', 'raw')))
-                      for c in cameras),
+        cameras=tuple(CameraProfile(str(c['name']), str(c['topic']), str(c.get('transport', 'raw'))) for c in cameras),
         extra_state_names=tuple(str(n) for n in _sequence(extra.get('names') or [], 'extra_state.names')),
         extra_state_topic=str(extra.get('topic') or ''),
         default_instruction=str(top.get('default_instruction') or ''),
-        description=str(top.get('description') or ''))
+        description=str(top.get('description') or ''),
+    )
 
 
 def _mapping(value: Any, where: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
@@ -152,9 +159,13 @@ def _mapping(value: Any, where: str, allowed: set[str], required: set[str]) -> d
     unknown = sorted(set(value) - allowed)
     missing = sorted(required - set(value))
     if unknown or missing:
-        raise RobotProfileError(f'{where}: ' + '; '.join(
-            ([f'unknown keys {unknown} (allowed: {sorted(allowed)})'] if unknown else [])
-            + ([f'missing keys {missing}'] if missing else [])))
+        raise RobotProfileError(
+            f'{where}: '
+            + '; '.join(
+                ([f'unknown keys {unknown} (allowed: {sorted(allowed)})'] if unknown else [])
+                + ([f'missing keys {missing}'] if missing else [])
+            )
+        )
     return value
 
 

@@ -12,9 +12,9 @@ import numpy as np
 from adamoe_contract.bundle_format import FORMAT_VERSION, METADATA_FILE
 
 # LeRobot normalisation modes the bundle can carry, with the statistics each one needs.
-NORMALIZATION_STATS = {"MEAN_STD": ("mean", "std"), "MIN_MAX": ("min", "max"), "IDENTITY": ()}
+NORMALIZATION_STATS = {'MEAN_STD': ('mean', 'std'), 'MIN_MAX': ('min', 'max'), 'IDENTITY': ()}
 # "dense" is the plain base model: no MoE layers, no routing outputs.
-ROUTING_MODES = ("adamoe", "vanilla", "dense")
+ROUTING_MODES = ('adamoe', 'vanilla', 'dense')
 
 
 class BundleError(Exception):
@@ -121,44 +121,44 @@ class _Reader:
 
     def get(self, key: str, kind: type | tuple[type, ...]) -> Any:
         if key not in self.data:
-            raise self.fail(key, "is missing")
+            raise self.fail(key, 'is missing')
         value = self.data[key]
         if kind in (int, float) and isinstance(value, bool) or not isinstance(value, kind):
-            raise self.fail(key, f"must be {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+            raise self.fail(key, f'must be {getattr(kind, "__name__", kind)}, got {type(value).__name__}')
         return value
 
     def get_list(self, key: str, item_kind: type) -> list[Any]:
         values = self.get(key, list)
         for i, value in enumerate(values):
             if item_kind is int and isinstance(value, bool) or not isinstance(value, item_kind):
-                raise self.fail(f"{key}[{i}]", f"must be {item_kind.__name__}, got {type(value).__name__}")
+                raise self.fail(f'{key}[{i}]', f'must be {item_kind.__name__}, got {type(value).__name__}')
         return values
 
     def child(self, key: str) -> _Reader:
-        return _Reader(self.get(key, dict), f"{self.where}{key}.", self.file)
+        return _Reader(self.get(key, dict), f'{self.where}{key}.', self.file)
 
 
 def _norm_stats(reader: _Reader, dim: int) -> NormStats:
-    mode = reader.get("mode", str)
+    mode = reader.get('mode', str)
     if mode not in NORMALIZATION_STATS:
-        raise reader.fail("mode", f"must be one of {tuple(NORMALIZATION_STATS)}, got {mode!r}")
+        raise reader.fail('mode', f'must be one of {tuple(NORMALIZATION_STATS)}, got {mode!r}')
     arrays: dict[str, np.ndarray] = {}
     for key in NORMALIZATION_STATS[mode]:
         values = np.asarray(reader.get(key, list), dtype=np.float32)
         if values.shape != (dim,) or not np.all(np.isfinite(values)):
-            raise reader.fail(key, f"must be {dim} finite numbers, got shape {values.shape}")
+            raise reader.fail(key, f'must be {dim} finite numbers, got shape {values.shape}')
         arrays[key] = values
-    return NormStats(mode=mode, eps=float(reader.get("eps", (int, float))), **arrays)
+    return NormStats(mode=mode, eps=float(reader.get('eps', (int, float))), **arrays)
 
 
 def _tensor_specs(reader: _Reader) -> dict[str, TensorSpec]:
     specs = {}
     for name in reader.data:
         entry = reader.child(name)
-        shape = entry.get("shape", list)
+        shape = entry.get('shape', list)
         if not all(isinstance(d, int) and d > 0 for d in shape):
-            raise entry.fail("shape", f"must be positive integers (static shapes), got {shape}")
-        specs[name] = TensorSpec(shape=tuple(shape), dtype=entry.get("dtype", str))
+            raise entry.fail('shape', f'must be positive integers (static shapes), got {shape}')
+        specs[name] = TensorSpec(shape=tuple(shape), dtype=entry.get('dtype', str))
     return specs
 
 
@@ -167,13 +167,13 @@ def load_spec(folder: Path) -> BundleSpec:
     folder = Path(folder)
     file = folder / METADATA_FILE
     if not folder.is_dir():
-        raise BundleError(f"{folder}: bundle folder does not exist")
+        raise BundleError(f'{folder}: bundle folder does not exist')
     if not file.is_file():
-        raise BundleError(f"{file}: missing (not a policy bundle folder)")
+        raise BundleError(f'{file}: missing (not a policy bundle folder)')
     try:
         data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{file}: not valid JSON ({exc})") from exc
+        raise BundleError(f'{file}: not valid JSON ({exc})') from exc
     return spec_from_dict(data, folder)
 
 
@@ -181,82 +181,82 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
     """Validate bundle.json content (already parsed) belonging to `folder`."""
     file = Path(folder) / METADATA_FILE
     if not isinstance(data, dict):
-        raise BundleError(f"{file}: top level must be a JSON object")
-    root = _Reader(data, "", file)
-    version = root.get("format_version", int)
+        raise BundleError(f'{file}: top level must be a JSON object')
+    root = _Reader(data, '', file)
+    version = root.get('format_version', int)
     if version != FORMAT_VERSION:
         raise BundleError(
-            f"{file}: format_version {version} is not supported (this adamoe_contract reads version {FORMAT_VERSION})"
+            f'{file}: format_version {version} is not supported (this adamoe_contract reads version {FORMAT_VERSION})'
         )
-    cameras = root.get_list("cameras", dict)
+    cameras = root.get_list('cameras', dict)
     if not cameras:
-        raise root.fail("cameras", "must name at least one camera")
+        raise root.fail('cameras', 'must name at least one camera')
     image_size, names, orders = {}, [], set()
     for i, cam in enumerate(cameras):
-        cam_reader = _Reader(cam, f"cameras[{i}].", file)
-        name = cam_reader.get("name", str)
+        cam_reader = _Reader(cam, f'cameras[{i}].', file)
+        name = cam_reader.get('name', str)
         names.append(name)
-        image_size[name] = (cam_reader.get("height", int), cam_reader.get("width", int))
-        orders.add(cam_reader.get("channel_order", str))
-    if orders != {"RGB"}:
-        raise root.fail("cameras", f"channel_order must be 'RGB' for every camera, got {sorted(orders)}")
-    state_names = tuple(root.get_list("state_names", str))
-    joint_names = tuple(root.get_list("joint_names", str))
+        image_size[name] = (cam_reader.get('height', int), cam_reader.get('width', int))
+        orders.add(cam_reader.get('channel_order', str))
+    if orders != {'RGB'}:
+        raise root.fail('cameras', f"channel_order must be 'RGB' for every camera, got {sorted(orders)}")
+    state_names = tuple(root.get_list('state_names', str))
+    joint_names = tuple(root.get_list('joint_names', str))
     if list(state_names[: len(joint_names)]) != list(joint_names):
-        raise root.fail("state_names", f"must start with the joint names {list(joint_names)}")
-    max_state_dim = root.get("max_state_dim", int)
-    max_action_dim = root.get("max_action_dim", int)
+        raise root.fail('state_names', f'must start with the joint names {list(joint_names)}')
+    max_state_dim = root.get('max_state_dim', int)
+    max_action_dim = root.get('max_action_dim', int)
     if len(state_names) > max_state_dim or len(joint_names) > max_action_dim:
-        raise root.fail("state_names", "exceed max_state_dim / max_action_dim")
-    img = root.child("image_preprocessing")
-    tok = root.child("tokenizer")
-    routing = root.child("routing")
-    layer_indices = tuple(routing.get_list("layer_indices", int))
-    graphs_reader = root.child("graphs")
+        raise root.fail('state_names', 'exceed max_state_dim / max_action_dim')
+    img = root.child('image_preprocessing')
+    tok = root.child('tokenizer')
+    routing = root.child('routing')
+    layer_indices = tuple(routing.get_list('layer_indices', int))
+    graphs_reader = root.child('graphs')
     graphs = {}
-    for graph in ("prefix", "denoise"):
+    for graph in ('prefix', 'denoise'):
         g = graphs_reader.child(graph)
-        graphs[graph] = {"inputs": _tensor_specs(g.child("inputs")), "outputs": _tensor_specs(g.child("outputs"))}
-    norm = root.child("normalization")
+        graphs[graph] = {'inputs': _tensor_specs(g.child('inputs')), 'outputs': _tensor_specs(g.child('outputs'))}
+    norm = root.child('normalization')
     spec = BundleSpec(
         path=Path(folder),
-        bundle_id=root.get("bundle_id", str),
+        bundle_id=root.get('bundle_id', str),
         camera_names=tuple(names),
         image_size=image_size,
         state_names=state_names,
         joint_names=joint_names,
         max_state_dim=max_state_dim,
         max_action_dim=max_action_dim,
-        fps=float(root.get("fps", (int, float))),
-        dt=float(root.get("dt", (int, float))),
-        horizon=root.get("horizon", int),
-        num_flow_steps=root.get("num_flow_steps", int),
+        fps=float(root.get('fps', (int, float))),
+        dt=float(root.get('dt', (int, float))),
+        horizon=root.get('horizon', int),
+        num_flow_steps=root.get('num_flow_steps', int),
         image_preprocessing=ImagePreprocessing(
-            model_height=img.get("model_height", int),
-            model_width=img.get("model_width", int),
-            pad_value=float(img.get("pad_value", (int, float))),
+            model_height=img.get('model_height', int),
+            model_width=img.get('model_width', int),
+            pad_value=float(img.get('pad_value', (int, float))),
         ),
-        state_norm=_norm_stats(norm.child("state"), len(state_names)),
-        action_norm=_norm_stats(norm.child("action"), len(joint_names)),
+        state_norm=_norm_stats(norm.child('state'), len(state_names)),
+        action_norm=_norm_stats(norm.child('action'), len(joint_names)),
         tokenizer=TokenizerSpec(
-            file=tok.get("file", str),
-            max_length=tok.get("max_length", int),
-            pad_token_id=tok.get("pad_token_id", int),
-            padding_side=tok.get("padding_side", str),
-            append_newline=tok.get("append_newline", bool),
-            add_special_tokens=tok.get("add_special_tokens", bool),
+            file=tok.get('file', str),
+            max_length=tok.get('max_length', int),
+            pad_token_id=tok.get('pad_token_id', int),
+            padding_side=tok.get('padding_side', str),
+            append_newline=tok.get('append_newline', bool),
+            add_special_tokens=tok.get('add_special_tokens', bool),
         ),
         routing=RoutingSpec(
-            mode=routing.get("mode", str),
+            mode=routing.get('mode', str),
             num_layers=len(layer_indices),
-            num_experts=routing.get("num_experts", int),
-            top_k=routing.get("top_k", int),
+            num_experts=routing.get('num_experts', int),
+            top_k=routing.get('top_k', int),
             layer_indices=layer_indices,
-            shared_expert=bool(routing.data.get("shared_expert", False)),
+            shared_expert=bool(routing.data.get('shared_expert', False)),
         ),
         graphs=graphs,
-        precision=root.get("precision", str),
-        source=dict(data.get("source", {})),
+        precision=root.get('precision', str),
+        source=dict(data.get('source', {})),
     )
     _check_consistency(spec, root)
     return spec
@@ -264,14 +264,14 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
 
 def _check_consistency(spec: BundleSpec, root: _Reader) -> None:
     if spec.horizon <= 0 or spec.num_flow_steps <= 0:
-        raise root.fail("horizon", "and num_flow_steps must be positive")
+        raise root.fail('horizon', 'and num_flow_steps must be positive')
     if abs(spec.dt * spec.fps - 1.0) > 1e-6:
-        raise root.fail("dt", f"must be 1/fps (dt={spec.dt}, fps={spec.fps})")
-    if spec.tokenizer.padding_side != "right":
-        raise root.fail("tokenizer.padding_side", "must be 'right' (SmolVLA pads on the right)")
+        raise root.fail('dt', f'must be 1/fps (dt={spec.dt}, fps={spec.fps})')
+    if spec.tokenizer.padding_side != 'right':
+        raise root.fail('tokenizer.padding_side', "must be 'right' (SmolVLA pads on the right)")
     if spec.routing.mode not in ROUTING_MODES:
-        raise root.fail("routing.mode", f"must be one of {ROUTING_MODES}, got {spec.routing.mode!r}")
-    if spec.routing.mode == "dense" and spec.routing.num_layers:
-        raise root.fail("routing.layer_indices", "must be empty for a dense bundle")
-    if spec.routing.mode != "dense" and not 1 <= spec.routing.top_k <= spec.routing.num_experts:
-        raise root.fail("routing.top_k", "must be in 1..num_experts")
+        raise root.fail('routing.mode', f'must be one of {ROUTING_MODES}, got {spec.routing.mode!r}')
+    if spec.routing.mode == 'dense' and spec.routing.num_layers:
+        raise root.fail('routing.layer_indices', 'must be empty for a dense bundle')
+    if spec.routing.mode != 'dense' and not 1 <= spec.routing.top_k <= spec.routing.num_experts:
+        raise root.fail('routing.top_k', 'must be in 1..num_experts')

@@ -1,4 +1,5 @@
 """Robot profiles: the shipped ones load with their facts, and every kind of bad profile is a clear error."""
+
 from pathlib import Path
 
 import pytest
@@ -47,22 +48,25 @@ def _edit(data: dict, path: str, value: object) -> dict:
     return data
 
 
-@pytest.mark.parametrize(('path', 'value', 'problem'), [
-    ('joints.0.lower', 2.5, r"lower limit must be below upper limit for \['shoulder_pan'\]"),
-    ('joints.1.upper', 'high', r'joints\[1\]\.upper must be a number'),
-    ('joints.2.max_velocity', 0.0, 'max_velocity must be positive'),
-    ('joints.3.lower', float('nan'), 'must be finite'),
-    ('joints.4.name', 'shoulder_pan', 'joint names must be unique'),
-    ('joints.5.max_velocity', KeyError, r"joints\[5\]: missing keys \['max_velocity'\]"),
-    ('joints.0.effort', 3.0, r"unknown keys \['effort'\]"),
-    ('cameras.1.transport', 'theora', "transport 'theora'"),
-    ('cameras.0.name', 'wrist', 'camera names must be unique'),
-    ('extra_state.names', ['cube_x', 'gripper'], 'differ from the joints'),
-    ('extra_state.topic', '', 'both names and a topic'),
-    ('joints', {'name': 'x'}, 'joints must be a list'),
-    ('name', KeyError, r"missing keys \['name'\]"),
-    ('limits', [1.0], r"unknown keys \['limits'\]"),
-])
+@pytest.mark.parametrize(
+    ('path', 'value', 'problem'),
+    [
+        ('joints.0.lower', 2.5, r"lower limit must be below upper limit for \['shoulder_pan'\]"),
+        ('joints.1.upper', 'high', r'joints\[1\]\.upper must be a number'),
+        ('joints.2.max_velocity', 0.0, 'max_velocity must be positive'),
+        ('joints.3.lower', float('nan'), 'must be finite'),
+        ('joints.4.name', 'shoulder_pan', 'joint names must be unique'),
+        ('joints.5.max_velocity', KeyError, r"joints\[5\]: missing keys \['max_velocity'\]"),
+        ('joints.0.effort', 3.0, r"unknown keys \['effort'\]"),
+        ('cameras.1.transport', 'theora', "transport 'theora'"),
+        ('cameras.0.name', 'wrist', 'camera names must be unique'),
+        ('extra_state.names', ['cube_x', 'gripper'], 'differ from the joints'),
+        ('extra_state.topic', '', 'both names and a topic'),
+        ('joints', {'name': 'x'}, 'joints must be a list'),
+        ('name', KeyError, r"missing keys \['name'\]"),
+        ('limits', [1.0], r"unknown keys \['limits'\]"),
+    ],
+)
 def test_bad_profiles_are_refused_with_the_file_and_the_problem(tmp_path: Path, path, value, problem):
     bad = tmp_path / 'bad.yaml'
     bad.write_text(yaml.safe_dump(_edit(_so101_data(), path, value)))

@@ -5,6 +5,7 @@
 Prints each episode as it finishes, the success rate with a 95% interval and the inference latency, and writes
 results.json, a contact sheet and a video of the cameras, and a plot of expert usage to --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bundle', type=Path, default=DEMO_BUNDLE, help='policy bundle folder')
     parser.add_argument('--episodes', type=int, default=5)
-    parser.add_argument('--first-seed', type=int, default=2000,
-                        help='held-out seeds start here (training used 0.., the ablation chose the model on 1000..)')
+    parser.add_argument(
+        '--first-seed',
+        type=int,
+        default=2000,
+        help='held-out seeds start here (training used 0.., the ablation chose the model on 1000..)',
+    )
     parser.add_argument('--max-time', type=float, default=25.0, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
     parser.add_argument('--mode', default='rtc', choices=('rtc', 'blend', 'latest'), help='chunk execution')
@@ -41,31 +46,54 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     spec = load_spec(args.bundle)
-    print(f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {spec.routing.mode} routing, '
-          f'{spec.routing.num_experts} experts top-{spec.routing.top_k}), {args.episodes} episodes of at most '
-          f'{args.max_time:.0f} s sim time, real-time factor {args.real_time_factor}', flush=True)
+    print(
+        f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {spec.routing.mode} routing, '
+        f'{spec.routing.num_experts} experts top-{spec.routing.top_k}), {args.episodes} episodes of at most '
+        f'{args.max_time:.0f} s sim time, real-time factor {args.real_time_factor}',
+        flush=True,
+    )
     start = time.monotonic()
-    cfg = RosEvalConfig(bundle=args.bundle, episodes=args.episodes, first_seed=args.first_seed,
-                        max_time=args.max_time, real_time_factor=args.real_time_factor, execution_mode=args.mode)
+    cfg = RosEvalConfig(
+        bundle=args.bundle,
+        episodes=args.episodes,
+        first_seed=args.first_seed,
+        max_time=args.max_time,
+        real_time_factor=args.real_time_factor,
+        execution_mode=args.mode,
+    )
     episodes = evaluate_over_ros(cfg, log=lambda line: print('  ' + line, flush=True))
     summary = summarize(episodes, spec.routing.top_k)
     summary['wall_time_s'] = round(time.monotonic() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / 'results.json', {'bundle': str(args.bundle), 'bundle_id': spec.bundle_id,
-                                           'summary': summary, 'episodes': episode_table(episodes)})
+    write_json(
+        args.out / 'results.json',
+        {
+            'bundle': str(args.bundle),
+            'bundle_id': spec.bundle_id,
+            'summary': summary,
+            'episodes': episode_table(episodes),
+        },
+    )
     sheet = contact_sheet(episodes, args.out / 'contact_sheet.png')
     video = write_video(episodes[0], args.out / 'episode_0.mp4') if episodes else None
-    plot = plot_expert_usage(episodes, args.out / 'expert_usage.png',
-                             title=f'expert usage, bundle {spec.bundle_id[:12]}')
+    plot = plot_expert_usage(
+        episodes, args.out / 'expert_usage.png', title=f'expert usage, bundle {spec.bundle_id[:12]}'
+    )
     low, high = summary['success_ci95']
     inf = summary['inference']
-    print(f'success {summary["successes"]}/{summary["episodes"]} = {summary["success_rate"]:.0%} '
-          f'(95% CI {low:.0%}-{high:.0%}); inference p50 {inf["p50_ms"]:.1f} ms, p99 {inf["p99_ms"]:.1f} ms')
+    print(
+        f'success {summary["successes"]}/{summary["episodes"]} = {summary["success_rate"]:.0%} '
+        f'(95% CI {low:.0%}-{high:.0%}); inference p50 {inf["p50_ms"]:.1f} ms, p99 {inf["p99_ms"]:.1f} ms'
+    )
     if 'observation_to_chunk' in summary:
         o2c = summary['observation_to_chunk']
         print(f'observation -> chunk published: p50 {o2c["p50_ms"]:.1f} ms, p99 {o2c["p99_ms"]:.1f} ms')
-    for label, path in (('results', args.out / 'results.json'), ('contact sheet', sheet), ('video', video),
-                        ('expert usage', plot)):
+    for label, path in (
+        ('results', args.out / 'results.json'),
+        ('contact sheet', sheet),
+        ('video', video),
+        ('expert usage', plot),
+    ):
         if path:
             print(f'{label}: {path}')
 

@@ -1,4 +1,5 @@
 """Named joints out of sensor_msgs/JointState: the one matcher the policy node, recorder and scripted expert use."""
+
 from collections.abc import Sequence
 
 import numpy as np

@@ -5,6 +5,7 @@ a callback that publishes then fails ("publisher's context is invalid") and the 
 the signal only asks the executor to stop: callbacks in flight finish, the nodes clean up (the recorder discards an
 unsaved episode, the policy node holds), and only then is the context shut down.
 """
+
 import contextlib
 import signal
 import sys
@@ -64,8 +65,11 @@ def spin_until_stopped(executor: Executor, stop: threading.Event) -> None:
         raise failure[0]
 
 
-def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None = None,
-              startup_errors: tuple[type[Exception], ...] = ()) -> int:
+def run_nodes(
+    make_nodes: Callable[[], Sequence[Node]],
+    args: list[str] | None = None,
+    startup_errors: tuple[type[Exception], ...] = (),
+) -> int:
     """Body of a node executable: init, build the nodes, spin until a stop signal, destroy them, shut down.
 
     A construction failure of one of `startup_errors` is printed in one line and gives exit status 2 (a
@@ -92,7 +96,8 @@ def run_nodes(make_nodes: Callable[[], Sequence[Node]], args: list[str] | None =
             rclpy.try_shutdown()
 
 
-def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
-             startup_errors: tuple[type[Exception], ...] = ()) -> int:
+def run_node(
+    make_node: Callable[[], Node], args: list[str] | None = None, startup_errors: tuple[type[Exception], ...] = ()
+) -> int:
     """run_nodes for one node."""
     return run_nodes(lambda: [make_node()], args, startup_errors)

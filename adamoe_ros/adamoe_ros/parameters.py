@@ -23,6 +23,7 @@ read_only is a property of the table (`READ_ONLY`): a node that reads its parame
 declares them read-only, so `ros2 param set` cannot change a value the node would never read again. The policy
 node reads them at every configure: they stay writable, are validated when set, and apply from the next configure.
 """
+
 from __future__ import annotations
 
 import array
@@ -42,11 +43,13 @@ from rclpy.exceptions import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
-_TYPES = {bool: (Parameter.Type.BOOL, Parameter.Type.BOOL_ARRAY),
-          int: (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY),
-          float: (Parameter.Type.DOUBLE, Parameter.Type.DOUBLE_ARRAY),
-          str: (Parameter.Type.STRING, Parameter.Type.STRING_ARRAY)}
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_TYPES = {
+    bool: (Parameter.Type.BOOL, Parameter.Type.BOOL_ARRAY),
+    int: (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY),
+    float: (Parameter.Type.DOUBLE, Parameter.Type.DOUBLE_ARRAY),
+    str: (Parameter.Type.STRING, Parameter.Type.STRING_ARRAY),
+}
 _RULE = 'adamoe_parameter'  # key of the Rule in a field's metadata
 _COMPARISONS = {'>=': operator.ge, '>': operator.gt, '<=': operator.le, '<': operator.lt}
 
@@ -68,8 +71,11 @@ class Rule:
 
     def bounds(self) -> list[tuple[str, float]]:
         """Return (comparison, bound) of each bound set, e.g. [('>', 0.0), ('<=', 1.0)]."""
-        return [(sign, bound) for sign, bound in (('>=', self.ge), ('>', self.gt), ('<=', self.le), ('<', self.lt))
-                if bound is not None]
+        return [
+            (sign, bound)
+            for sign, bound in (('>=', self.ge), ('>', self.gt), ('<=', self.le), ('<', self.lt))
+            if bound is not None
+        ]
 
     def problem(self, value: Any) -> str | None:
         """Say why a (type-checked) scalar value breaks the rule, or None."""
@@ -89,8 +95,16 @@ class Rule:
         return ' and '.join(f'{sign} {bound}' for sign, bound in self.bounds())
 
 
-def param(default: Any, description: str, *, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, lt: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+def param(
+    default: Any,
+    description: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
     """Declare one table field: default, description and the allowed values (bounds or choices)."""
     return field(default=default, metadata={_RULE: Rule(description, ge, gt, le, lt, tuple(choices))})
 
@@ -129,16 +143,27 @@ def declare_parameters(node: Node, table: type[ParameterTable]) -> None:
     for f in fields(table):
         rule, ros_type, _, is_array = _describe(table, f.name)
         descriptor = ParameterDescriptor(
-            name=f.name, type=ros_type.value, description=rule.description, read_only=table.READ_ONLY,
-            additional_constraints=rule.constraints())
+            name=f.name,
+            type=ros_type.value,
+            description=rule.description,
+            read_only=table.READ_ONLY,
+            additional_constraints=rule.constraints(),
+        )
         low, high = _first(rule.ge, rule.gt), _first(rule.le, rule.lt)
         if (low, high) != (None, None) and ros_type is Parameter.Type.DOUBLE:
-            descriptor.floating_point_range = [FloatingPointRange(
-                from_value=-math.inf if low is None else low, to_value=math.inf if high is None else high)]
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=-math.inf if low is None else low, to_value=math.inf if high is None else high
+                )
+            ]
         elif (low, high) != (None, None) and ros_type is Parameter.Type.INTEGER:
-            descriptor.integer_range = [IntegerRange(
-                from_value=INT64_MIN if low is None else int(low), to_value=INT64_MAX if high is None else int(high),
-                step=1)]
+            descriptor.integer_range = [
+                IntegerRange(
+                    from_value=INT64_MIN if low is None else int(low),
+                    to_value=INT64_MAX if high is None else int(high),
+                    step=1,
+                )
+            ]
         value = _initial_value(node, table, f.name)
         try:
             if is_array and not value:
@@ -168,7 +193,7 @@ def checked_value(table: type[ParameterTable], name: str, value: Any) -> Any:
     """Return `value` as the declared type of parameter `name` (tuple for arrays), checked against its rule."""
     rule, _, _, is_array = _describe(table, name)
     value = _typed(table, name, value)
-    for item in (value if is_array else (value,)):
+    for item in value if is_array else (value,):
         problem = rule.problem(item)
         if problem:
             raise table.ERROR(f'parameter {name!r}: {problem}')
@@ -238,8 +263,10 @@ def _as_declared(table: type[ParameterTable], parameter: Parameter) -> Parameter
     if parameter.name not in table.__dataclass_fields__:
         return parameter
     _, ros_type, _, _ = _describe(table, parameter.name)
-    integers = {Parameter.Type.DOUBLE: Parameter.Type.INTEGER,
-                Parameter.Type.DOUBLE_ARRAY: Parameter.Type.INTEGER_ARRAY}
+    integers = {
+        Parameter.Type.DOUBLE: Parameter.Type.INTEGER,
+        Parameter.Type.DOUBLE_ARRAY: Parameter.Type.INTEGER_ARRAY,
+    }
     if integers.get(ros_type) is not parameter.type_:
         return parameter
     value = _typed(table, parameter.name, parameter.value)

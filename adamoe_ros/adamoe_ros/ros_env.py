@@ -1,4 +1,5 @@
 """Small shared ROS helpers: the project's QoS profiles and time/stamp conversions."""
+
 from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time as TimeMsg
 from rclpy.qos import (
@@ -18,18 +19,27 @@ SENSOR_QOS: QoSProfile = qos_profile_sensor_data
 # The same for a subscriber that must keep every sample (the recorder): a deeper queue rides out a few
 # frames of transport jitter.
 BUFFERED_SENSOR_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10,
-    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 # The task instruction: a late joiner must get the current task, hence transient local.
 LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=1,
-    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 
 # Commands, chunks and status: every message matters, a small queue bounds latency.
 RELIABLE_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10,
-    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 def stamp_to_ns(stamp: TimeMsg | DurationMsg) -> int:

@@ -1,4 +1,5 @@
 """sensor_msgs/Image and CompressedImage <-> numpy without cv_bridge."""
+
 import sys
 
 import cv2
@@ -7,9 +8,16 @@ from sensor_msgs.msg import CompressedImage, Image
 
 # encoding -> (dtype, channels)
 _ENCODINGS: dict[str, tuple[type, int]] = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1), '8UC3': (np.uint8, 3), 'mono16': (np.uint16, 1),
-    '16UC1': (np.uint16, 1), '32FC1': (np.float32, 1),
+    'rgb8': (np.uint8, 3),
+    'bgr8': (np.uint8, 3),
+    'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4),
+    'mono8': (np.uint8, 1),
+    '8UC1': (np.uint8, 1),
+    '8UC3': (np.uint8, 3),
+    'mono16': (np.uint16, 1),
+    '16UC1': (np.uint16, 1),
+    '32FC1': (np.float32, 1),
 }
 
 
@@ -29,7 +37,8 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     if msg.step < row_bytes or len(msg.data) != msg.step * msg.height:
         raise ImageConversionError(
             f'data size {len(msg.data)} does not match step {msg.step} x height {msg.height} '
-            f'(need step >= {row_bytes} for {msg.width} px of {msg.encoding})')
+            f'(need step >= {row_bytes} for {msg.width} px of {msg.encoding})'
+        )
     rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
     if not rows.flags.c_contiguous:
         rows = np.ascontiguousarray(rows)

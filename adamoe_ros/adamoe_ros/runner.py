@@ -13,6 +13,7 @@ way the tests and the demo run the same nodes. The YAML lists nodes like a launc
         params_file: config/so101.yaml   # ROS parameter file (relative to this YAML or the package share)
         parameters: {bundle_path: ''}    # overrides, like `-p name:=value`
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,8 +92,11 @@ class InProcessLaunch:
         self.context = rclpy.Context()
         init_kwargs = {} if domain_id is None else {'domain_id': domain_id}
         rclpy.init(context=self.context, **init_kwargs)
-        self.executor = (SingleThreadedExecutor(context=self.context) if num_threads <= 1 else
-                         MultiThreadedExecutor(num_threads=num_threads, context=self.context))
+        self.executor = (
+            SingleThreadedExecutor(context=self.context)
+            if num_threads <= 1
+            else MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        )
         self.nodes: dict[str, Node] = {}
         self._thread: threading.Thread | None = None
 
@@ -100,8 +104,11 @@ class InProcessLaunch:
         """Create every node, start spinning, then bring lifecycle nodes with autostart to active."""
         to_activate: list[LifecycleNode] = []
         for spec in self.specs:
-            kwargs: dict[str, Any] = {'context': self.context, 'namespace': spec.namespace,
-                                      'parameter_overrides': _overrides(spec.parameters)}
+            kwargs: dict[str, Any] = {
+                'context': self.context,
+                'namespace': spec.namespace,
+                'parameter_overrides': _overrides(spec.parameters),
+            }
             if spec.params_file:
                 kwargs['cli_args'] = ['--ros-args', '--params-file', spec.params_file]
             cls = node_class(spec.executable)

@@ -9,6 +9,7 @@ other processes on a shared machine affects all of them alike.
 
 Run: source scripts/env.sh && ROS_DOMAIN_ID=62 python adamoe_ros/benchmarks/bench_policy_node.py
 """
+
 import argparse
 import os
 import subprocess
@@ -75,8 +76,11 @@ def pct(values, q: float) -> float:
 def node_phase(context: rclpy.Context, seconds: float, nice: int) -> dict:
     overrides = {
         'bundle_path': str(PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'),
-        'robot_profile': 'so101', 'refill_threshold': 1.0, 'inference_thread_nice': nice,
-        'control_rate': 1.0 / PERIOD_S, 'publish_trajectory': True,
+        'robot_profile': 'so101',
+        'refill_threshold': 1.0,
+        'inference_thread_nice': nice,
+        'control_rate': 1.0 / PERIOD_S,
+        'publish_trajectory': True,
     }
     node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
     cpu, wall = spin_phase(context, node, seconds, activate=True)
@@ -84,8 +88,11 @@ def node_phase(context: rclpy.Context, seconds: float, nice: int) -> dict:
         'jitter': list(jitter_ms(node.timings.command_perf_ns)),
         'overhead': [(t.arrival_to_publish_s - t.engine_s) * 1e3 for t in node.timings.chunks],
         'engine': [t.engine_s * 1e3 for t in node.timings.chunks],
-        'commands': len(node.timings.command_perf_ns), 'ticks': int(wall / PERIOD_S),
-        'stale': node.status_message().stale_events, 'cpu': cpu, 'wall': wall,
+        'commands': len(node.timings.command_perf_ns),
+        'ticks': int(wall / PERIOD_S),
+        'stale': node.status_message().stale_events,
+        'cpu': cpu,
+        'wall': wall,
     }
     node.trigger_shutdown()
     node.destroy_node()
@@ -116,13 +123,29 @@ def main() -> None:
     args = parser.parse_args()
     total = args.rounds * (3 * args.duration + 5) + 5
     inputs = subprocess.Popen(
-        [sys.executable, '-m', 'adamoe_ros.tools.fake_inputs', '--duration', str(total),
-         '--camera-rate', str(args.camera_rate), '--height', str(args.size[0]), '--width', str(args.size[1])],
-        env=dict(os.environ), stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.tools.fake_inputs',
+            '--duration',
+            str(total),
+            '--camera-rate',
+            str(args.camera_rate),
+            '--height',
+            str(args.size[0]),
+            '--width',
+            str(args.size[1]),
+        ],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+    )
     context = rclpy.Context()
     rclpy.init(context=context)
-    phases: dict[str, list[dict]] = {'bare 50 Hz timer': [], 'node, inference nice 0': [],
-                                     'node, inference nice 10': []}
+    phases: dict[str, list[dict]] = {
+        'bare 50 Hz timer': [],
+        'node, inference nice 0': [],
+        'node, inference nice 10': [],
+    }
     try:
         time.sleep(1.5)
         inputs_cpu0, wall0 = cpu_seconds(inputs.pid), time.monotonic()
@@ -137,21 +160,29 @@ def main() -> None:
         inputs.kill()
         inputs.wait()
 
-    print(f'machine: {os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.2f} at the end; '
-          f'{args.rounds} rounds x {args.duration:.0f} s per phase, cameras 2 x {args.size[0]}x{args.size[1]} '
-          f'@ {args.camera_rate:.0f} Hz')
+    print(
+        f'machine: {os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.2f} at the end; '
+        f'{args.rounds} rounds x {args.duration:.0f} s per phase, cameras 2 x {args.size[0]}x{args.size[1]} '
+        f'@ {args.camera_rate:.0f} Hz'
+    )
     bare = merge(phases.pop('bare 50 Hz timer'))
-    print(f'{"bare 50 Hz timer":26s} jitter p50 {pct(bare["jitter"], 50):6.2f} ms  '
-          f'p99 {pct(bare["jitter"], 99):6.2f} ms'
-          f'  CPU {100 * bare["cpu"] / bare["wall"]:4.0f} %')
+    print(
+        f'{"bare 50 Hz timer":26s} jitter p50 {pct(bare["jitter"], 50):6.2f} ms  '
+        f'p99 {pct(bare["jitter"], 99):6.2f} ms'
+        f'  CPU {100 * bare["cpu"] / bare["wall"]:4.0f} %'
+    )
     for name, results in phases.items():
         r = merge(results)
-        print(f'{name:26s} jitter p50 {pct(r["jitter"], 50):6.2f} ms  p99 {pct(r["jitter"], 99):6.2f} ms'
-              f'  (p99 x{pct(r["jitter"], 99) / pct(bare["jitter"], 99):.2f} of bare)'
-              f'  CPU {100 * r["cpu"] / r["wall"]:4.0f} %')
-        print(f'{"":26s} ROS overhead p50 {pct(r["overhead"], 50):.2f} ms  p99 {pct(r["overhead"], 99):.2f} ms;'
-              f' engine p50 {pct(r["engine"], 50):.1f} ms; {len(r["engine"])} chunks;'
-              f' commands {r["commands"]}/{r["ticks"]} ticks; stale stops {r["stale"]}')
+        print(
+            f'{name:26s} jitter p50 {pct(r["jitter"], 50):6.2f} ms  p99 {pct(r["jitter"], 99):6.2f} ms'
+            f'  (p99 x{pct(r["jitter"], 99) / pct(bare["jitter"], 99):.2f} of bare)'
+            f'  CPU {100 * r["cpu"] / r["wall"]:4.0f} %'
+        )
+        print(
+            f'{"":26s} ROS overhead p50 {pct(r["overhead"], 50):.2f} ms  p99 {pct(r["overhead"], 99):.2f} ms;'
+            f' engine p50 {pct(r["engine"], 50):.1f} ms; {len(r["engine"])} chunks;'
+            f' commands {r["commands"]}/{r["ticks"]} ticks; stale stops {r["stale"]}'
+        )
     print(f'input publisher process CPU {100 * inputs_share:.0f} % of one core')
 
 

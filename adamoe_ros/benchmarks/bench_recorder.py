@@ -4,6 +4,7 @@ Run: python adamoe_ros/benchmarks/bench_recorder.py --cameras 3 --size 224 --sec
 The source runs in its own process (like a robot driver); the recorder node and its writer thread run here, so
 the CPU figure is the recorder's own (process CPU seconds per wall second, 1.0 = one core).
 """
+
 import argparse
 import re
 import resource
@@ -32,17 +33,32 @@ def run(args: argparse.Namespace) -> None:
     """Record the episodes and print one line of numbers per episode."""
     cameras = [f'cam{i}' for i in range(args.cameras)]
     root = Path(tempfile.mkdtemp(prefix='recorder_bench_')) / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate',
-                               str(args.rate), '--size', str(args.size), '--cameras', *cameras])
+    source = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.tools.synthetic_source',
+            '--rate',
+            str(args.rate),
+            '--size',
+            str(args.size),
+            '--cameras',
+            *cameras,
+        ]
+    )
     rclpy.init()
-    recorder = RecorderNode(parameter_overrides=[
-        Parameter('dataset_root', value=str(root)), Parameter('fps', value=args.fps),
-        Parameter('tolerance_s', value=min(0.05, 0.75 / args.fps)),
-        Parameter('camera_names', value=cameras),
-        Parameter('camera_topics', value=[f'cameras/{c}/image_raw' for c in cameras]),
-        Parameter('camera_types', value=['image'] * len(cameras)),
-        Parameter('parallel_encoding', value=args.parallel_encoding),
-        Parameter('extra_state_topic', value='sim/cube_position' if args.extra_state else '')])
+    recorder = RecorderNode(
+        parameter_overrides=[
+            Parameter('dataset_root', value=str(root)),
+            Parameter('fps', value=args.fps),
+            Parameter('tolerance_s', value=min(0.05, 0.75 / args.fps)),
+            Parameter('camera_names', value=cameras),
+            Parameter('camera_topics', value=[f'cameras/{c}/image_raw' for c in cameras]),
+            Parameter('camera_types', value=['image'] * len(cameras)),
+            Parameter('parallel_encoding', value=args.parallel_encoding),
+            Parameter('extra_state_topic', value='sim/cube_position' if args.extra_state else ''),
+        ]
+    )
     client_node = Node('recorder_bench_client')
     start, save = (client_node.create_client(Trigger, f'recorder/{s}') for s in ('start', 'save'))
     executor = SingleThreadedExecutor()
@@ -52,8 +68,11 @@ def run(args: argparse.Namespace) -> None:
     spinner.start()
     try:
         time.sleep(3.0)  # discovery and the latched instruction
-        print(f'{args.cameras} cameras {args.size}x{args.size} at {args.rate} Hz -> {args.fps} fps, '
-              f'{args.seconds} s episodes, extra state {args.extra_state}', flush=True)
+        print(
+            f'{args.cameras} cameras {args.size}x{args.size} at {args.rate} Hz -> {args.fps} fps, '
+            f'{args.seconds} s episodes, extra state {args.extra_state}',
+            flush=True,
+        )
         for episode in range(args.episodes):
             response = _call(client_node, start)
             assert response.success, response.message
@@ -66,10 +85,12 @@ def run(args: argparse.Namespace) -> None:
             assert response.success, response.message
             frames, dropped = map(int, re.search(r'(\d+) frames, (\d+) dropped', response.message).groups())
             expected = round(args.seconds * args.fps)
-            print(f'episode {episode}: frames {frames} (expected ~{expected}), dropped {dropped}, '
-                  f'recorder CPU {cpu_rec:.2f} cores while recording, save {save_s:.1f} s '
-                  f'(service round trip), peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB',
-                  flush=True)
+            print(
+                f'episode {episode}: frames {frames} (expected ~{expected}), dropped {dropped}, '
+                f'recorder CPU {cpu_rec:.2f} cores while recording, save {save_s:.1f} s '
+                f'(service round trip), peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB',
+                flush=True,
+            )
     finally:
         executor.shutdown()
         spinner.join(timeout=10)
@@ -91,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--seconds', type=float, default=60.0)
     parser.add_argument('--episodes', type=int, default=1)
     parser.add_argument('--parallel-encoding', action='store_true')
-    parser.add_argument('--extra-state', action='store_true',
-                        help='also record sim/cube_position (headerless: stamped on receipt)')
+    parser.add_argument(
+        '--extra-state', action='store_true', help='also record sim/cube_position (headerless: stamped on receipt)'
+    )
     run(parser.parse_args(argv))
 
 

@@ -2,6 +2,7 @@
 
 Run: python adamoe_ros/benchmarks/bench_sim.py [--frames 100] [--seeds 20]
 """
+
 import argparse
 import time
 
@@ -59,17 +60,21 @@ def main() -> None:
     fast_fitted = render_pairs_per_second(fitted, args.frames, args.size, fast_flags=True)
     fast_meshes = render_pairs_per_second(meshes, args.frames, args.size, fast_flags=True)
     slow_meshes = render_pairs_per_second(meshes, max(args.frames // 5, 5), args.size, fast_flags=False)
-    print(f'render {args.size}x{args.size}, front+wrist pairs/s: box-fitted visuals, no MSAA/shadows '
-          f'{fast_fitted:.1f}; wheel meshes, no MSAA/shadows {fast_meshes:.1f}; wheel meshes, MSAA 4 + shadows '
-          f'{slow_meshes:.1f}  (ratios {fast_fitted / fast_meshes:.1f}x, {fast_fitted / slow_meshes:.1f}x)')
+    print(
+        f'render {args.size}x{args.size}, front+wrist pairs/s: box-fitted visuals, no MSAA/shadows '
+        f'{fast_fitted:.1f}; wheel meshes, no MSAA/shadows {fast_meshes:.1f}; wheel meshes, MSAA 4 + shadows '
+        f'{slow_meshes:.1f}  (ratios {fast_fitted / fast_meshes:.1f}x, {fast_fitted / slow_meshes:.1f}x)'
+    )
 
     start = time.perf_counter()
     results = [run_scripted_episode(fitted, seed) for seed in range(args.seeds)]
     wall = time.perf_counter() - start
     successes = sum(r.success for r in results)
     mean_episode = np.mean([r.episode_time for r in results])
-    print(f'scripted expert: {successes}/{args.seeds} seeds solved, mean episode {mean_episode:.1f} s sim time, '
-          f'{wall / args.seeds:.2f} s wall per episode (no rendering)')
+    print(
+        f'scripted expert: {successes}/{args.seeds} seeds solved, mean episode {mean_episode:.1f} s sim time, '
+        f'{wall / args.seeds:.2f} s wall per episode (no rendering)'
+    )
     fitted.randomize_goal = True
     results = [run_scripted_episode(fitted, seed) for seed in range(args.seeds)]
     print(f'scripted expert, randomised goal: {sum(r.success for r in results)}/{args.seeds} seeds solved')

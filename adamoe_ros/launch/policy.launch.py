@@ -3,6 +3,7 @@
 ros2 launch adamoe_ros policy.launch.py bundle_path:=/path/to/bundle robot_config:=/path/to/robot.yaml \
     namespace:=arm1 use_sim_time:=true dry_run:=true camera_remaps:="cameras/front/image_raw:=/cam0/image_raw"
 """
+
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
@@ -50,36 +51,57 @@ def policy_actions(context: LaunchContext) -> list:
         remappings=parse_remaps(LaunchConfiguration('camera_remaps').perform(context)),
     )
     configure = EmitEvent(
-        event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                          transition_id=Transition.TRANSITION_CONFIGURE),
-        condition=IfCondition(autostart))
+        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_CONFIGURE),
+        condition=IfCondition(autostart),
+    )
     activate_when_inactive = RegisterEventHandler(
         OnStateTransition(
-            target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
-            entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                                                  transition_id=Transition.TRANSITION_ACTIVATE))]),
-        condition=IfCondition(autostart))
+            target_lifecycle_node=node,
+            start_state='configuring',
+            goal_state='inactive',
+            entities=[
+                EmitEvent(
+                    event=ChangeState(
+                        lifecycle_node_matcher=matches_action(node), transition_id=Transition.TRANSITION_ACTIVATE
+                    )
+                )
+            ],
+        ),
+        condition=IfCondition(autostart),
+    )
     return [node, activate_when_inactive, configure]
 
 
 def generate_launch_description() -> LaunchDescription:
     """Declare the arguments and start the policy node."""
     default_config = PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'so101.yaml'])
-    return LaunchDescription([
-        DeclareLaunchArgument('bundle_path', default_value='so101_demo',
-                              description='Policy bundle folder, or the name of a bundle shipped with the package'),
-        DeclareLaunchArgument('robot_config', default_value=default_config,
-                              description='Node parameter YAML naming its robot_profile '
-                                          '(see config/generic_template.yaml)'),
-        DeclareLaunchArgument('namespace', default_value='', description='Namespace of the node and its topics'),
-        DeclareLaunchArgument('node_name', default_value='policy_node', description='Name of the node'),
-        DeclareLaunchArgument('use_sim_time', default_value='false', description='Use /clock (simulation)'),
-        DeclareLaunchArgument('dry_run', default_value='false',
-                              description='Publish chunks and status only, never a command'),
-        DeclareLaunchArgument('camera_remaps', default_value='',
-                              description="Comma-separated FROM:=TO topic remappings, e.g. "
-                                          "'cameras/front/image_raw:=/cam0/image_raw'"),
-        DeclareLaunchArgument('autostart', default_value='true',
-                              description='Configure and activate the node after start'),
-        OpaqueFunction(function=policy_actions),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                'bundle_path',
+                default_value='so101_demo',
+                description='Policy bundle folder, or the name of a bundle shipped with the package',
+            ),
+            DeclareLaunchArgument(
+                'robot_config',
+                default_value=default_config,
+                description='Node parameter YAML naming its robot_profile (see config/generic_template.yaml)',
+            ),
+            DeclareLaunchArgument('namespace', default_value='', description='Namespace of the node and its topics'),
+            DeclareLaunchArgument('node_name', default_value='policy_node', description='Name of the node'),
+            DeclareLaunchArgument('use_sim_time', default_value='false', description='Use /clock (simulation)'),
+            DeclareLaunchArgument(
+                'dry_run', default_value='false', description='Publish chunks and status only, never a command'
+            ),
+            DeclareLaunchArgument(
+                'camera_remaps',
+                default_value='',
+                description='Comma-separated FROM:=TO topic remappings, e.g. '
+                "'cameras/front/image_raw:=/cam0/image_raw'",
+            ),
+            DeclareLaunchArgument(
+                'autostart', default_value='true', description='Configure and activate the node after start'
+            ),
+            OpaqueFunction(function=policy_actions),
+        ]
+    )

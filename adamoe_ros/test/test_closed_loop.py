@@ -1,5 +1,6 @@
 """The whole closed loop, small: scripted demos recorded through ROS, a few training steps, export, and a short
 sim-in-the-loop rollout in which the policy node drives the sim bridge over real topics."""
+
 import json
 import shutil
 import subprocess
@@ -26,28 +27,57 @@ def run(cmd: list[str], cwd: Path) -> str:
 def test_record_train_export_and_deploy_in_sim(tmp_path):
     # 1. Demonstrations through ROS: sim bridge + scripted expert + recorder, saved only when the physics says so.
     dataset = tmp_path / 'dataset'
-    counts = collect(dataset, episodes=2, first_seed=0, real_time_factor=1.5, repo_id=REPO_ID,
-                     max_attempts_factor=2.0)
+    counts = collect(dataset, episodes=2, first_seed=0, real_time_factor=1.5, repo_id=REPO_ID, max_attempts_factor=2.0)
     assert counts['saved'] == 2, counts
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     ds = LeRobotDataset(REPO_ID, root=dataset, video_backend='pyav')
-    assert ds.num_episodes == 2 and ds.num_frames > 100       # ~9 s of sim per episode at 10 fps
+    assert ds.num_episodes == 2 and ds.num_frames > 100  # ~9 s of sim per episode at 10 fps
     assert ds.features['observation.state']['names'][-3:] == ['cube_x', 'cube_y', 'cube_z']
 
     # 2-3. A few training steps, then the bundle (export validates ORT against PyTorch itself).
     train = tmp_path / 'train'
-    run([shutil.which('adamoe-train'), '--dataset-root', str(dataset), '--repo-id', REPO_ID, '--output-dir',
-         str(train), '--steps', '4', '--batch-size', '4', '--log-every', '2', '--threads', '1'], tmp_path)
+    run(
+        [
+            shutil.which('adamoe-train'),
+            '--dataset-root',
+            str(dataset),
+            '--repo-id',
+            REPO_ID,
+            '--output-dir',
+            str(train),
+            '--steps',
+            '4',
+            '--batch-size',
+            '4',
+            '--log-every',
+            '2',
+            '--threads',
+            '1',
+        ],
+        tmp_path,
+    )
     bundle = tmp_path / 'bundle'
-    out = run([shutil.which('adamoe-export'), str(train / 'checkpoints' / 'last' / 'pretrained_model'), str(bundle),
-               '--dataset-root', str(dataset), '--validate-cases', '1'], tmp_path)
+    out = run(
+        [
+            shutil.which('adamoe-export'),
+            str(train / 'checkpoints' / 'last' / 'pretrained_model'),
+            str(bundle),
+            '--dataset-root',
+            str(dataset),
+            '--validate-cases',
+            '1',
+        ],
+        tmp_path,
+    )
     assert 'OK' in out
     spec = load_spec(bundle)
     assert spec.joint_names[:6] == spec.state_names[:6] and spec.routing.mode == 'adamoe'
 
     # 4. Sim-in-the-loop over ROS topics; success is computed by the sim (an untrained policy will not succeed).
-    episodes = evaluate_over_ros(RosEvalConfig(bundle=bundle, episodes=1, first_seed=1000, max_time=3.0,
-                                               frame_every=0.5), log=print)
+    episodes = evaluate_over_ros(
+        RosEvalConfig(bundle=bundle, episodes=1, first_seed=1000, max_time=3.0, frame_every=0.5), log=print
+    )
     (episode,) = episodes
     assert episode.chunks >= 2 and episode.commands >= 10, (episode.chunks, episode.commands)
     assert not episode.success and episode.episode_time == pytest.approx(3.0, abs=0.5)

@@ -13,27 +13,30 @@ from adamoe_contract import bundle_format as fmt
 from adamoe_ros.engine import BundleError, Observation, PolicyBackend, PolicyEngine, ProviderError, RtcOptions
 from adamoe_ros.engine.flow import rtc_guidance_weight, rtc_prefix_weights
 
-DEMO = Path(__file__).resolve().parents[1] / "adamoe_ros" / "bundles" / "so101_demo"
+DEMO = Path(__file__).resolve().parents[1] / 'adamoe_ros' / 'bundles' / 'so101_demo'
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def engine():
     return PolicyEngine.from_bundle(DEMO)
 
 
 @pytest.fixture
 def bundle_copy(tmp_path):
-    target = tmp_path / "bundle"
+    target = tmp_path / 'bundle'
     shutil.copytree(DEMO, target)
     return target
 
 
-def _observation(engine, seed=0, instruction="pick up the red cube", hw=None):
+def _observation(engine, seed=0, instruction='pick up the red cube', hw=None):
     rng = np.random.default_rng(seed)
-    images = {cam: rng.integers(0, 256, (*(hw or engine.spec.image_size[cam]), 3), dtype=np.uint8)
-              for cam in engine.spec.camera_names}
-    return Observation(images=images, state=rng.normal(0, 0.3, engine.spec.state_dim).astype(np.float32),
-                       instruction=instruction)
+    images = {
+        cam: rng.integers(0, 256, (*(hw or engine.spec.image_size[cam]), 3), dtype=np.uint8)
+        for cam in engine.spec.camera_names
+    }
+    return Observation(
+        images=images, state=rng.normal(0, 0.3, engine.spec.state_dim).astype(np.float32), instruction=instruction
+    )
 
 
 def _edit_metadata(folder, edit):
@@ -44,15 +47,15 @@ def _edit_metadata(folder, edit):
 
 
 def _rehash(folder):
-    _edit_metadata(folder, lambda d: d.__setitem__("bundle_id", fmt.content_hash(folder)))
+    _edit_metadata(folder, lambda d: d.__setitem__('bundle_id', fmt.content_hash(folder)))
 
 
 def test_engine_never_imports_torch():
     import subprocess
 
     code = "import sys, adamoe_ros.engine; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == 'False'
 
 
 def test_engine_implements_the_backend_protocol(engine):
@@ -62,23 +65,23 @@ def test_engine_implements_the_backend_protocol(engine):
 
 def test_demo_spec_matches_the_demo_contract(engine):
     spec = engine.spec
-    assert spec.camera_names == ("front", "wrist")
-    assert spec.image_size == {"front": (128, 128), "wrist": (128, 128)}
-    assert spec.joint_names == ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
-    assert spec.state_names == (*spec.joint_names, "cube_x", "cube_y", "cube_z")
+    assert spec.camera_names == ('front', 'wrist')
+    assert spec.image_size == {'front': (128, 128), 'wrist': (128, 128)}
+    assert spec.joint_names == ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+    assert spec.state_names == (*spec.joint_names, 'cube_x', 'cube_y', 'cube_z')
     assert (spec.state_dim, spec.action_dim, spec.horizon, spec.num_flow_steps) == (9, 6, 16, 10)
     assert spec.dt == pytest.approx(0.1)
-    assert (spec.routing.mode, spec.routing.num_experts, spec.routing.top_k) == ("adamoe", 4, 1)
+    assert (spec.routing.mode, spec.routing.num_experts, spec.routing.top_k) == ('adamoe', 4, 1)
     assert spec.bundle_id == fmt.content_hash(DEMO)
-    assert engine.providers[0] == "CPUExecutionProvider"
+    assert engine.providers[0] == 'CPUExecutionProvider'
 
 
 def test_infer_returns_chunk_timings_and_routing(engine):
     result = engine.infer(_observation(engine), noise_seed=1)
     assert result.actions.shape == (16, 6) and result.actions.dtype == np.float32
     assert np.all(np.isfinite(result.actions))
-    assert set(result.timings) == {"preprocess", "prefix", "denoise", "total"}
-    assert result.timings["total"] >= result.timings["prefix"] + result.timings["denoise"]
+    assert set(result.timings) == {'preprocess', 'prefix', 'denoise', 'total'}
+    assert result.timings['total'] >= result.timings['prefix'] + result.timings['denoise']
     routing = result.routing
     assert routing.token_fraction.shape == routing.mean_weight.shape == (2, 4)
     np.testing.assert_allclose(routing.token_fraction.sum(axis=1), 1.0, atol=1e-6)  # top-1: one expert per token
@@ -96,7 +99,7 @@ def test_fixed_seed_is_reproducible_and_seeds_differ(engine):
 
 def test_observation_content_changes_the_chunk(engine):
     base = engine.infer(_observation(engine, seed=0), noise_seed=3).actions
-    other_text = engine.infer(_observation(engine, seed=0, instruction="open the gripper"), noise_seed=3).actions
+    other_text = engine.infer(_observation(engine, seed=0, instruction='open the gripper'), noise_seed=3).actions
     other_images = engine.infer(_observation(engine, seed=5), noise_seed=3).actions
     assert np.abs(base - other_text).max() > 1e-5
     assert np.abs(base - other_images).max() > 1e-5
@@ -108,14 +111,14 @@ def test_other_image_sizes_are_resized(engine):
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    'mutate, message',
     [
-        (lambda o: o.images.pop("wrist"), "lacks camera images"),
-        (lambda o: o.images.__setitem__("front", o.images["front"].astype(np.float32)), "camera 'front'"),
-        (lambda o: o.images.__setitem__("front", o.images["front"][..., :1]), "camera 'front'"),
-        (lambda o: setattr(o, "state", np.zeros(6, np.float32)), "state: expected 9"),
-        (lambda o: o.state.__setitem__(2, np.nan), "NaN"),
-        (lambda o: setattr(o, "instruction", None), "instruction"),
+        (lambda o: o.images.pop('wrist'), 'lacks camera images'),
+        (lambda o: o.images.__setitem__('front', o.images['front'].astype(np.float32)), "camera 'front'"),
+        (lambda o: o.images.__setitem__('front', o.images['front'][..., :1]), "camera 'front'"),
+        (lambda o: setattr(o, 'state', np.zeros(6, np.float32)), 'state: expected 9'),
+        (lambda o: o.state.__setitem__(2, np.nan), 'NaN'),
+        (lambda o: setattr(o, 'instruction', None), 'instruction'),
     ],
 )
 def test_bad_observation_is_rejected_and_engine_keeps_working(engine, mutate, message):
@@ -127,7 +130,7 @@ def test_bad_observation_is_rejected_and_engine_keeps_working(engine, mutate, me
 
 
 def test_long_instruction_is_truncated_not_rejected(engine):
-    result = engine.infer(_observation(engine, instruction="pick up the cube " * 40), noise_seed=0)
+    result = engine.infer(_observation(engine, instruction='pick up the cube ' * 40), noise_seed=0)
     assert np.all(np.isfinite(result.actions))
 
 
@@ -146,76 +149,77 @@ def test_rtc_guidance_pulls_first_actions_toward_prefix(engine):
 
 def test_rtc_rejects_bad_prefix(engine):
     obs = _observation(engine)
-    with pytest.raises(ValueError, match="prefix_actions"):
+    with pytest.raises(ValueError, match='prefix_actions'):
         engine.infer(obs, prefix_actions=np.zeros((4, 5), np.float32))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match='NaN'):
         engine.infer(obs, prefix_actions=np.full((4, 6), np.nan, np.float32))
-    with pytest.raises(ValueError, match="inference_delay"):
+    with pytest.raises(ValueError, match='inference_delay'):
         engine.infer(obs, prefix_actions=np.zeros((4, 6), np.float32), inference_delay=17)
 
 
 def test_rtc_prefix_weights_schedules():
-    linear = rtc_prefix_weights(inference_delay=2, execution_horizon=6, horizon=10, schedule="LINEAR")
+    linear = rtc_prefix_weights(inference_delay=2, execution_horizon=6, horizon=10, schedule='LINEAR')
     np.testing.assert_allclose(linear, [1, 1, 0.8, 0.6, 0.4, 0.2, 0, 0, 0, 0], atol=1e-6)
-    zeros = rtc_prefix_weights(2, 6, 10, "ZEROS")
+    zeros = rtc_prefix_weights(2, 6, 10, 'ZEROS')
     np.testing.assert_array_equal(zeros, [1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
-    exp = rtc_prefix_weights(2, 6, 10, "EXP")
+    exp = rtc_prefix_weights(2, 6, 10, 'EXP')
     assert exp[0] == 1 and np.all(np.diff(exp[1:6]) < 0) and np.all(exp[2:6] < linear[2:6])
     assert rtc_guidance_weight(1.0, 10.0) == 10.0
     assert 0 < rtc_guidance_weight(0.5, 100.0) < 100.0
 
 
 def test_explicit_cpu_provider_and_unavailable_provider(bundle_copy):
-    engine = PolicyEngine.from_bundle(bundle_copy, providers=["CPUExecutionProvider"], warmup=False)
-    assert engine.providers == ["CPUExecutionProvider"]
-    with pytest.raises(ProviderError, match="NoSuchExecutionProvider"):
-        PolicyEngine.from_bundle(bundle_copy, providers=["NoSuchExecutionProvider"], warmup=False)
-    with pytest.raises(ValueError, match="schedule"):
-        PolicyEngine.from_bundle(bundle_copy, rtc=RtcOptions(schedule="CUBIC"), warmup=False)
+    engine = PolicyEngine.from_bundle(bundle_copy, providers=['CPUExecutionProvider'], warmup=False)
+    assert engine.providers == ['CPUExecutionProvider']
+    with pytest.raises(ProviderError, match='NoSuchExecutionProvider'):
+        PolicyEngine.from_bundle(bundle_copy, providers=['NoSuchExecutionProvider'], warmup=False)
+    with pytest.raises(ValueError, match='schedule'):
+        PolicyEngine.from_bundle(bundle_copy, rtc=RtcOptions(schedule='CUBIC'), warmup=False)
 
 
 # --- bad bundles: each gives one BundleError naming the file and the problem --------------------------
+
 
 def _load(folder):
     return PolicyEngine.from_bundle(folder, warmup=False)
 
 
 def test_missing_folder_and_metadata(tmp_path, bundle_copy):
-    with pytest.raises(BundleError, match="does not exist"):
-        _load(tmp_path / "nowhere")
+    with pytest.raises(BundleError, match='does not exist'):
+        _load(tmp_path / 'nowhere')
     (bundle_copy / fmt.METADATA_FILE).unlink()
-    with pytest.raises(BundleError, match="bundle.json: missing"):
+    with pytest.raises(BundleError, match='bundle.json: missing'):
         _load(bundle_copy)
 
 
-@pytest.mark.parametrize("name", [fmt.PREFIX_FILE, fmt.DENOISE_FILE, fmt.TOKENIZER_FILE])
+@pytest.mark.parametrize('name', [fmt.PREFIX_FILE, fmt.DENOISE_FILE, fmt.TOKENIZER_FILE])
 def test_missing_content_file(bundle_copy, name):
     (bundle_copy / name).unlink()
-    with pytest.raises(BundleError, match=f"{name}: missing"):
+    with pytest.raises(BundleError, match=f'{name}: missing'):
         _load(bundle_copy)
 
 
 def test_invalid_json(bundle_copy):
-    (bundle_copy / fmt.METADATA_FILE).write_text("{not json")
-    with pytest.raises(BundleError, match="not valid JSON"):
+    (bundle_copy / fmt.METADATA_FILE).write_text('{not json')
+    with pytest.raises(BundleError, match='not valid JSON'):
         _load(bundle_copy)
 
 
 def test_version_mismatch(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d.__setitem__("format_version", 2))
-    with pytest.raises(BundleError, match="format_version 2 is not supported"):
+    _edit_metadata(bundle_copy, lambda d: d.__setitem__('format_version', 2))
+    with pytest.raises(BundleError, match='format_version 2 is not supported'):
         _load(bundle_copy)
 
 
 def test_missing_field_is_named(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d["normalization"]["action"].pop("std"))
+    _edit_metadata(bundle_copy, lambda d: d['normalization']['action'].pop('std'))
     with pytest.raises(BundleError, match=r"normalization\.action\.std' is missing"):
         _load(bundle_copy)
 
 
 def test_hash_mismatch(bundle_copy):
     tokenizer = bundle_copy / fmt.TOKENIZER_FILE
-    tokenizer.write_text(tokenizer.read_text().replace("<pad>", "<PAD>", 1))
+    tokenizer.write_text(tokenizer.read_text().replace('<pad>', '<PAD>', 1))
     with pytest.raises(BundleError, match="does not match the files' content hash"):
         _load(bundle_copy)
 
@@ -224,32 +228,33 @@ def test_corrupted_onnx(bundle_copy):
     data = (bundle_copy / fmt.DENOISE_FILE).read_bytes()
     (bundle_copy / fmt.DENOISE_FILE).write_bytes(data[: len(data) // 3])
     _rehash(bundle_copy)  # a consistent hash: the loader itself must notice the broken graph
-    with pytest.raises(BundleError, match="denoise.onnx: ONNX Runtime cannot load it"):
+    with pytest.raises(BundleError, match='denoise.onnx: ONNX Runtime cannot load it'):
         _load(bundle_copy)
 
 
 def test_shape_mismatch_between_metadata_and_graph(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d["graphs"]["denoise"]["inputs"]["x_t"].__setitem__("shape", [1, 8, 32]))
+    _edit_metadata(bundle_copy, lambda d: d['graphs']['denoise']['inputs']['x_t'].__setitem__('shape', [1, 8, 32]))
     with pytest.raises(BundleError, match=r"denoise.onnx: input 'x_t' is float32\[1, 16, 32\] but bundle.json"):
         _load(bundle_copy)
 
 
 def test_dims_mismatch_between_spec_and_graph(bundle_copy):
     def edit(d):
-        d["horizon"] = 8
-        d["graphs"]["denoise"]["inputs"]["x_t"]["shape"] = [1, 16, 32]
+        d['horizon'] = 8
+        d['graphs']['denoise']['inputs']['x_t']['shape'] = [1, 16, 32]
+
     _edit_metadata(bundle_copy, edit)
     with pytest.raises(BundleError, match=r"input 'x_t' has shape \[1, 16, 32\] but the bundle's dimensions"):
         _load(bundle_copy)
 
 
 def test_dtype_mismatch(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d["graphs"]["prefix"]["inputs"]["state"].__setitem__("dtype", "float16"))
+    _edit_metadata(bundle_copy, lambda d: d['graphs']['prefix']['inputs']['state'].__setitem__('dtype', 'float16'))
     with pytest.raises(BundleError, match="prefix.onnx: input 'state' is float32"):
         _load(bundle_copy)
 
 
 def test_state_names_must_start_with_joints(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d.__setitem__("state_names", d["state_names"][::-1]))
+    _edit_metadata(bundle_copy, lambda d: d.__setitem__('state_names', d['state_names'][::-1]))
     with pytest.raises(BundleError, match="state_names' must start with the joint names"):
         _load(bundle_copy)

@@ -2,6 +2,7 @@
 
 The bag's values encode their stamps (state = t, action = t + 1000, grey level = tick % 32 * 8), like the live test.
 """
+
 import os
 from pathlib import Path
 
@@ -76,8 +77,10 @@ def write_bag(path: Path, start_s: float, seconds: float, instruction: str | Non
             state = JointState(name=list(SO101.joint_names), position=[t] * 6)
             state.header.stamp = stamp(t_ns)
             bag.write('/joint_states', state, log_ns)
-        command = JointTrajectory(joint_names=list(reversed(SO101.joint_names)),
-                                  points=[JointTrajectoryPoint(positions=[t + LEADER_OFFSET] * 6)])
+        command = JointTrajectory(
+            joint_names=list(reversed(SO101.joint_names)),
+            points=[JointTrajectoryPoint(positions=[t + LEADER_OFFSET] * 6)],
+        )
         bag.write('/leader/commands', command, t_ns)
         bag.write('/sim/cube_position', Float64MultiArray(data=[t, -t, 2 * t]), t_ns)
     bag.close()
@@ -101,11 +104,21 @@ def test_bags_convert_to_aligned_episodes(tmp_path: Path, capsys: pytest.Capture
     rosbag_dir.mkdir()
     write_bag(rosbag_dir / 'b_bag_0.mcap', start_s=200.0, seconds=2.0, instruction=None)
 
-    assert main([str(tmp_path / 'a.mcap'), str(rosbag_dir), '--params-file', str(write_params(tmp_path, root)),
-                 '--task', '']) == 2  # the second bag has no instruction and no --task: clear error
+    assert (
+        main(
+            [
+                str(tmp_path / 'a.mcap'),
+                str(rosbag_dir),
+                '--params-file',
+                str(write_params(tmp_path, root)),
+                '--task',
+                '',
+            ]
+        )
+        == 2
+    )  # the second bag has no instruction and no --task: clear error
     assert 'no instruction' in capsys.readouterr().err
-    assert main([str(rosbag_dir), '--params-file', str(write_params(tmp_path, root)),
-                 '--task', 'push the cube']) == 0
+    assert main([str(rosbag_dir), '--params-file', str(write_params(tmp_path, root)), '--task', 'push the cube']) == 0
     out = capsys.readouterr().out
     assert 'episode 1,' in out  # appended after the first bag's episode
 

@@ -1,4 +1,5 @@
 """Every adamoe_ros_interfaces message and a sensor_msgs/Image round-trip between two processes over DDS."""
+
 import subprocess
 import sys
 import threading
@@ -21,18 +22,53 @@ ECHO = Path(__file__).parent / 'support' / 'echo_node.py'
 
 def sample_messages() -> dict[str, object]:
     """One fully populated message of each type, with values that would expose a field mix-up."""
-    chunk = ActionChunk(joint_names=['a', 'b'], horizon=3, action_dim=2, dt=0.1,
-                        actions=np.arange(6, dtype=np.float32).tolist(), chunk_index=7,
-                        latency=0.012, inference_time=0.01, bundle_id='abc123')
+    chunk = ActionChunk(
+        joint_names=['a', 'b'],
+        horizon=3,
+        action_dim=2,
+        dt=0.1,
+        actions=np.arange(6, dtype=np.float32).tolist(),
+        chunk_index=7,
+        latency=0.012,
+        inference_time=0.01,
+        bundle_id='abc123',
+    )
     chunk.header.stamp.sec, chunk.header.stamp.nanosec = 12, 345
-    usage = ExpertUsage(bundle_id='abc123', chunk_index=7, routing_mode='adamoe', num_layers=2, num_experts=3,
-                        top_k=1, layer_indices=[0, 1], token_fraction=[0.5, 0.25, 0.25, 1.0, 0.0, 0.0],
-                        mean_weight=[0.3, 0.2, 0.1, 0.6, 0.0, 0.0])
-    status = PolicyStatus(state='active', execution_mode='rtc', dry_run=True, commanding=False,
-                          last_inference_time=0.02, p95_inference_time=0.03, chunks_published=5, queue_length=9,
-                          rejected_messages=2, stale_events=1, stale_inputs=['cameras/front'], message='stale')
-    rec = RecorderStatus(recording=True, episode_index=3, frame_count=42, dropped_frames=1, saved_episodes=3,
-                         dataset_root='/tmp/ds', fps=10.0, message='')
+    usage = ExpertUsage(
+        bundle_id='abc123',
+        chunk_index=7,
+        routing_mode='adamoe',
+        num_layers=2,
+        num_experts=3,
+        top_k=1,
+        layer_indices=[0, 1],
+        token_fraction=[0.5, 0.25, 0.25, 1.0, 0.0, 0.0],
+        mean_weight=[0.3, 0.2, 0.1, 0.6, 0.0, 0.0],
+    )
+    status = PolicyStatus(
+        state='active',
+        execution_mode='rtc',
+        dry_run=True,
+        commanding=False,
+        last_inference_time=0.02,
+        p95_inference_time=0.03,
+        chunks_published=5,
+        queue_length=9,
+        rejected_messages=2,
+        stale_events=1,
+        stale_inputs=['cameras/front'],
+        message='stale',
+    )
+    rec = RecorderStatus(
+        recording=True,
+        episode_index=3,
+        frame_count=42,
+        dropped_frames=1,
+        saved_episodes=3,
+        dataset_root='/tmp/ds',
+        fps=10.0,
+        message='',
+    )
     rgb = (np.arange(4 * 5 * 3) % 251).astype(np.uint8).reshape(4, 5, 3)
     return {
         'adamoe_ros_interfaces/msg/ActionChunk': chunk,
@@ -70,8 +106,7 @@ def test_messages_round_trip_between_processes(ros_node):
         for name, msg in samples.items():
             topic = name.replace('/', '_')
             pubs[name] = ros_node.create_publisher(type(msg), f'in/{topic}', 10)
-            ros_node.create_subscription(type(msg), f'out/{topic}',
-                                         lambda m, n=name: received.setdefault(n, m), 10)
+            ros_node.create_subscription(type(msg), f'out/{topic}', lambda m, n=name: received.setdefault(n, m), 10)
         assert ready.wait(30), 'echo process never came up'
         deadline = time.monotonic() + 30
         while len(received) < len(samples) and time.monotonic() < deadline:

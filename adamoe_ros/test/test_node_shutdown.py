@@ -3,6 +3,7 @@
 rclpy's own signal handlers shut the context down under a running callback; a node publishing at that moment
 failed with "publisher's context is invalid" and exit status 1 (seen on the recorder under load).
 """
+
 import signal
 import subprocess
 import sys
@@ -64,14 +65,16 @@ def wait_in_graph(node_name: str, proc: subprocess.Popen, timeout_s: float = 90.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(('module', 'node_name'), [
-    ('adamoe_ros.sim.bridge_node', 'sim_bridge'),
-    ('adamoe_ros.sim.scripted_expert', 'scripted_expert'),
-    ('adamoe_ros.policy.node', 'policy_node'),
-])
+@pytest.mark.parametrize(
+    ('module', 'node_name'),
+    [
+        ('adamoe_ros.sim.bridge_node', 'sim_bridge'),
+        ('adamoe_ros.sim.scripted_expert', 'scripted_expert'),
+        ('adamoe_ros.policy.node', 'policy_node'),
+    ],
+)
 def test_node_executables_exit_zero_on_sigterm(module: str, node_name: str) -> None:
-    proc = subprocess.Popen([sys.executable, '-m', module], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, '-m', module], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_in_graph(node_name, proc)
         time.sleep(1.0)  # the sim bridge is stepping and publishing by now

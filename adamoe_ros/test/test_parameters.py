@@ -1,4 +1,5 @@
 """Node parameters: one table per node, integers for floats, descriptors, set-time checks, files and launch typing."""
+
 import ast
 import os
 import signal
@@ -41,10 +42,17 @@ from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 
 PACKAGE = Path(__file__).resolve().parents[1]
 TABLES: dict[str, type[ParameterTable]] = {  # node name (as in the launch files) -> its table
-    'policy_node': PolicyParams, 'sim_bridge': SimBridgeParams, 'scripted_expert': ScriptedExpertParams,
-    'recorder': RecorderConfig}
-EXECUTABLE_TABLES = {'policy_node': PolicyParams, 'sim_bridge_node': SimBridgeParams,
-                     'scripted_expert': ScriptedExpertParams, 'recorder_node': RecorderConfig}
+    'policy_node': PolicyParams,
+    'sim_bridge': SimBridgeParams,
+    'scripted_expert': ScriptedExpertParams,
+    'recorder': RecorderConfig,
+}
+EXECUTABLE_TABLES = {
+    'policy_node': PolicyParams,
+    'sim_bridge_node': SimBridgeParams,
+    'scripted_expert': ScriptedExpertParams,
+    'recorder_node': RecorderConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ def table_node(context: rclpy.Context, table: type[ParameterTable], cli: list[st
 
 # ---- tables and descriptors ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('table', list(TABLES.values()), ids=list(TABLES))
 def test_table_defaults_are_valid_and_every_descriptor_is_complete(table, context):
     assert table() == table.from_values({})
@@ -102,9 +111,15 @@ def test_table_defaults_are_valid_and_every_descriptor_is_complete(table, contex
             assert bool(descriptor.floating_point_range) is bounded, f.name
         if descriptor.type == ParameterType.PARAMETER_INTEGER:
             assert bool(descriptor.integer_range) is bounded, f.name
-    assert node.describe_parameter('refill_threshold' if table is PolicyParams else 'fps' if table is RecorderConfig
-                                   else 'control_rate' if table is ScriptedExpertParams else 'real_time_factor'
-                                   ).additional_constraints
+    assert node.describe_parameter(
+        'refill_threshold'
+        if table is PolicyParams
+        else 'fps'
+        if table is RecorderConfig
+        else 'control_rate'
+        if table is ScriptedExpertParams
+        else 'real_time_factor'
+    ).additional_constraints
     assert table.READ_ONLY is (table is not PolicyParams)  # only the lifecycle node reads them again (configure)
 
 
@@ -117,8 +132,10 @@ def test_every_float_parameter_accepts_an_integer(table, context):
         values['fps'] = 1  # tolerance_s is at most one frame period
     # As typed on the command line (INTEGER from rcl) and as given by a launch file or the runner (Python int).
     cli = [arg for name, value in values.items() for arg in ('-p', f'{name}:={value}')]
-    for node in (table_node(context, table, cli),
-                 table_node(context, table, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])):
+    for node in (
+        table_node(context, table, cli),
+        table_node(context, table, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]),
+    ):
         config = read_parameters(node, table)
         for name in names:
             assert node.get_parameter(name).type_ is Parameter.Type.DOUBLE, name
@@ -132,12 +149,13 @@ def test_set_parameters_converts_integers_and_rejects_bad_values(context):
     assert node.set_parameters([Parameter('control_rate', value=20)])[0].successful
     assert node.get_parameter('control_rate').value == 20.0
     for name, value, reason in (
-            ('refill_threshold', 0.0, 'not > 0.0'),            # open bound: the table's callback
-            ('refill_threshold', 1.5, 'out of range'),         # closed bound: rclpy applies the descriptor
-            ('execution_mode', 'fastest', 'execution_mode'),
-            ('camera_transports', ['raw', 'mpeg'], 'camera_transports'),
-            ('control_rate', float('nan'), 'control_rate'),
-            ('control_rate', 'fast', 'type')):
+        ('refill_threshold', 0.0, 'not > 0.0'),  # open bound: the table's callback
+        ('refill_threshold', 1.5, 'out of range'),  # closed bound: rclpy applies the descriptor
+        ('execution_mode', 'fastest', 'execution_mode'),
+        ('camera_transports', ['raw', 'mpeg'], 'camera_transports'),
+        ('control_rate', float('nan'), 'control_rate'),
+        ('control_rate', 'fast', 'type'),
+    ):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and reason in result.reason, (name, value, result.reason)
     assert read_parameters(node, PolicyParams).refill_threshold == 0.5
@@ -169,12 +187,17 @@ def test_bad_initial_values_name_the_parameter(context):
 
 # ---- nodes: failed construction -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize('make, overrides', [
-    (SimBridgeNode, {'physics_steps_per_tick': 0}),
-    (ScriptedExpertNode, {'control_rate': 0}),
-    (RecorderNode, {'action_type': 'twist'}),
-    (PolicyNode, {'control_rate': -1}),
-], ids=['sim_bridge', 'scripted_expert', 'recorder', 'policy_node'])
+
+@pytest.mark.parametrize(
+    'make, overrides',
+    [
+        (SimBridgeNode, {'physics_steps_per_tick': 0}),
+        (ScriptedExpertNode, {'control_rate': 0}),
+        (RecorderNode, {'action_type': 'twist'}),
+        (PolicyNode, {'control_rate': -1}),
+    ],
+    ids=['sim_bridge', 'scripted_expert', 'recorder', 'policy_node'],
+)
 def test_failed_construction_then_a_clean_shutdown(make, overrides, tmp_path):
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -187,6 +210,7 @@ def test_failed_construction_then_a_clean_shutdown(make, overrides, tmp_path):
 
 
 # ---- nodes as processes ---------------------------------------------------------------------------------------
+
 
 def call(node: Node, srv_type: type, name: str, request: object, timeout: float = 60.0) -> object:
     client = node.create_client(srv_type, name)
@@ -204,18 +228,44 @@ def call(node: Node, srv_type: type, name: str, request: object, timeout: float 
 def test_sim_bridge_process_takes_integers_for_floats(context):
     namespace = f'/params_{uuid.uuid4().hex[:8]}'
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'adamoe_ros.sim.bridge_node', '--ros-args', '-r', f'__ns:={namespace}',
-         '-r', f'/clock:={namespace}/clock', '-p', 'real_time_factor:=2', '-p', 'camera_rate:=0'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.sim.bridge_node',
+            '--ros-args',
+            '-r',
+            f'__ns:={namespace}',
+            '-r',
+            f'/clock:={namespace}/clock',
+            '-p',
+            'real_time_factor:=2',
+            '-p',
+            'camera_rate:=0',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
     probe = Node('params_probe', namespace=namespace, context=context)
     try:
         # Sim start-up (MuJoCo model, imports) on a loaded machine: the service wait is not a measured bound.
-        values = call(probe, GetParameters, 'sim_bridge/get_parameters',
-                      GetParameters.Request(names=['real_time_factor', 'camera_rate'])).values
-        assert [(v.type, v.double_value) for v in values] == [(ParameterType.PARAMETER_DOUBLE, 2.0),
-                                                              (ParameterType.PARAMETER_DOUBLE, 0.0)]
-        descriptors = call(probe, DescribeParameters, 'sim_bridge/describe_parameters',
-                           DescribeParameters.Request(names=['real_time_factor'])).descriptors
+        values = call(
+            probe,
+            GetParameters,
+            'sim_bridge/get_parameters',
+            GetParameters.Request(names=['real_time_factor', 'camera_rate']),
+        ).values
+        assert [(v.type, v.double_value) for v in values] == [
+            (ParameterType.PARAMETER_DOUBLE, 2.0),
+            (ParameterType.PARAMETER_DOUBLE, 0.0),
+        ]
+        descriptors = call(
+            probe,
+            DescribeParameters,
+            'sim_bridge/describe_parameters',
+            DescribeParameters.Request(names=['real_time_factor']),
+        ).descriptors
         assert descriptors[0].read_only and descriptors[0].floating_point_range[0].from_value == 0.0
     finally:
         probe.destroy_node()
@@ -227,15 +277,28 @@ def test_sim_bridge_process_takes_integers_for_floats(context):
 
 def test_sim_bridge_process_with_a_bad_parameter_exits_with_one_clear_error():
     proc = subprocess.run(
-        [sys.executable, '-m', 'adamoe_ros.sim.bridge_node', '--ros-args', '-r',
-         f'__ns:=/params_{uuid.uuid4().hex[:8]}', '-p', 'physics_steps_per_tick:=0'],
-        capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.sim.bridge_node',
+            '--ros-args',
+            '-r',
+            f'__ns:=/params_{uuid.uuid4().hex[:8]}',
+            '-p',
+            'physics_steps_per_tick:=0',
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "parameter 'physics_steps_per_tick': 0 is not >= 1" in proc.stderr, proc.stderr
     assert 'Traceback' not in proc.stderr and 'AttributeError' not in proc.stderr, proc.stderr
 
 
 # ---- parameter files, runner files, launch files --------------------------------------------------------------
+
 
 def parameter_files() -> list[Path]:
     """Every YAML in config/ that holds ROS node parameters (gz_bridge.yaml is a bridge mapping)."""
@@ -248,8 +311,13 @@ def parameter_files() -> list[Path]:
 
 
 def test_parameter_files_are_found():
-    assert {p.name for p in parameter_files()} >= {'so101.yaml', 'aloha.yaml', 'generic_template.yaml',
-                                                   'record_so101.yaml', 'sim_so101.yaml'}
+    assert {p.name for p in parameter_files()} >= {
+        'so101.yaml',
+        'aloha.yaml',
+        'generic_template.yaml',
+        'record_so101.yaml',
+        'sim_so101.yaml',
+    }
 
 
 @pytest.mark.parametrize('path', parameter_files(), ids=lambda p: p.name)
@@ -268,15 +336,15 @@ def test_every_parameter_file_reaches_its_node_in_any_namespace(path, context):
         unknown = set(values) - {f.name for f in fields(table)}
         assert not unknown, f'{path.name}: {name} has no parameters {unknown}'
         # rcl parses the file for this node name in a namespace, as for a node started with namespace:=arm1.
-        node = Node(name, namespace='/arm1', context=context,
-                    cli_args=['--ros-args', '--params-file', str(path)])
+        node = Node(name, namespace='/arm1', context=context, cli_args=['--ros-args', '--params-file', str(path)])
         missing = set(values) - set(given_values(node))  # values equal to defaults would hide a miss below
         assert not missing, f'{path.name}: {missing} did not reach /arm1/{name}'
         declare_parameters(node, table)
         config = read_parameters(node, table)
         for parameter, value in values.items():
-            assert getattr(config, parameter) == checked_value(table, parameter, value), \
+            assert getattr(config, parameter) == checked_value(table, parameter, value), (
                 f'{path.name}: {parameter} did not reach /arm1/{name}'
+            )
         node.destroy_node()
 
 
@@ -304,8 +372,13 @@ def test_runner_applies_params_files_and_overrides(tmp_path):
     params = tmp_path / 'sim.yaml'
     params.write_text('/**/sim_bridge:\n  ros__parameters:\n    physics_steps_per_tick: 5\n    seed: 7\n')
     namespace = f'/params_{uuid.uuid4().hex[:8]}'
-    spec = NodeSpec('sim_bridge_node', name='sim_bridge', namespace=namespace, params_file=str(params),
-                    parameters={'real_time_factor': 2, 'camera_rate': 0, 'seed': 3})
+    spec = NodeSpec(
+        'sim_bridge_node',
+        name='sim_bridge',
+        namespace=namespace,
+        params_file=str(params),
+        parameters={'real_time_factor': 2, 'camera_rate': 0, 'seed': 3},
+    )
     with InProcessLaunch([spec]) as launch:
         config = read_parameters(launch.nodes['sim_bridge'], SimBridgeParams)
     assert (config.physics_steps_per_tick, config.real_time_factor, config.camera_rate, config.seed) == (5, 2.0, 0.0, 3)
@@ -336,4 +409,3 @@ def test_every_launch_argument_that_becomes_a_parameter_is_typed():
             assert isinstance(value, ast.Call) and getattr(value.func, 'id', '') == 'ParameterValue', (path.name, name)
             assert any(k.arg == 'value_type' for k in value.keywords), (path.name, name)
     assert checked >= 9
-

@@ -1,4 +1,5 @@
 """Robot profiles in config/: loadable as ROS parameter files, complete, consistent with their robots."""
+
 import re
 from dataclasses import fields
 

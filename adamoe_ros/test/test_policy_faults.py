@@ -4,6 +4,7 @@ damaged under a running node, and the sim bridge killed and restarted.
 After each, no command comes from the queue planned before it, and commanding resumes with a ramp from the measured
 position. On a simulated clock the times are exact (the driver steps /clock and waits for the node); commands are
 the JointState stream, stamped on the node clock when sent."""
+
 import os
 import shutil
 import signal
@@ -95,8 +96,11 @@ def test_joint_state_stall_stops_commands_and_resumes_from_the_new_measurement()
     frames = every(50 * MS)
     run = SimRun()
     try:
-        run.drive(NS_PER_S, 6 * NS_PER_S, lambda t: (
-            frames(t), None if stall[0] <= t < stall[1] else MEASURED if t < stall[0] else MOVED))
+        run.drive(
+            NS_PER_S,
+            6 * NS_PER_S,
+            lambda t: (frames(t), None if stall[0] <= t < stall[1] else MEASURED if t < stall[0] else MOVED),
+        )
         stamps, values = run.sent()
         chunks = run.chunk_stamps()
     finally:
@@ -228,9 +232,12 @@ def test_damaged_bundle_refuses_reconfigure_then_a_good_one_loads(tmp_path, dama
 
 def start_bridge() -> subprocess.Popen:
     """The sim bridge in its own process: /clock, joint states, cameras at 10 Hz, commands in."""
-    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.sim.bridge_node', '--ros-args',
-                             '-p', 'camera_rate:=10.0'], env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, '-m', 'adamoe_ros.sim.bridge_node', '--ros-args', '-p', 'camera_rate:=10.0'],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_sim_bridge_killed_and_restarted():

@@ -1,5 +1,6 @@
 """Fuzz: thousands of malformed and random messages on every input; the node stays alive, rejects and counts
 them, and never publishes a NaN, out-of-limit or over-speed command."""
+
 import time
 
 import numpy as np
@@ -17,8 +18,9 @@ MEASURED = np.array([1.8, -1.6, 1.5, 0.0, 2.6, 1.4])  # near the limits
 
 def test_cross_process_fuzz_keeps_commands_safe():
     harness = Harness(policy_overrides())
-    inputs = start_inputs('--duration', '8', '--fuzz', str(FUZZ_COUNT), '--seed', '3',
-                          '--positions', *map(str, MEASURED))
+    inputs = start_inputs(
+        '--duration', '8', '--fuzz', str(FUZZ_COUNT), '--seed', '3', '--positions', *map(str, MEASURED)
+    )
     node, recorder = harness.node, harness.recorder
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS

@@ -1,4 +1,5 @@
 """launch/policy.launch.py cannot run here (no launch/launch_ros wheels): check what it names exists."""
+
 import ast
 import importlib
 import importlib.util
@@ -41,8 +42,11 @@ def test_named_files_exist_and_are_installed():
 
 
 def test_declares_the_documented_arguments():
-    declared = {node.args[0].value for node in ast.walk(TREE)
-                if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'DeclareLaunchArgument'}
+    declared = {
+        node.args[0].value
+        for node in ast.walk(TREE)
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'DeclareLaunchArgument'
+    }
     assert {'bundle_path', 'robot_config', 'namespace', 'use_sim_time', 'dry_run', 'camera_remaps'} <= declared
 
 

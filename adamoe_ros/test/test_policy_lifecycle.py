@@ -1,4 +1,5 @@
 """Lifecycle transitions of the policy node driven through its standard lifecycle services from another node."""
+
 import time
 
 import numpy as np

@@ -1,4 +1,5 @@
 """End to end: inputs from another process, the policy node on the demo bundle, chunks and safe commands out."""
+
 import time
 
 import numpy as np
@@ -29,11 +30,11 @@ def harness():
 def test_commands_flow_stop_on_stale_camera_and_ramp_on_resume(harness):
     node, recorder = harness.node, harness.recorder
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    inputs = start_inputs('--duration', '9', '--camera-gap', f'{GAP[0]}:{GAP[1]}',
-                          '--positions', *map(str, MEASURED))
+    inputs = start_inputs('--duration', '9', '--camera-gap', f'{GAP[0]}:{GAP[1]}', '--positions', *map(str, MEASURED))
     try:
-        assert harness.wait_for(lambda: node.status_message().stale_inputs == [], 6.0), \
+        assert harness.wait_for(lambda: node.status_message().stale_inputs == [], 6.0), (
             node.status_message().stale_inputs
+        )
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert harness.wait_for(lambda: len(recorder.chunks) >= 2 and len(recorder.commands) >= 20, 5.0)
         assert inputs.wait(timeout=15) == 0, inputs.stdout.read()

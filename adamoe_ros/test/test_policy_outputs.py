@@ -1,5 +1,6 @@
 """Output variants: dry run (chunks, no commands), blend mode with JointState commands, trajectory timing,
 expert usage and diagnostics."""
+
 import time
 
 import numpy as np
@@ -48,8 +49,10 @@ def test_blend_mode_joint_state_commands_trajectory_usage_and_diagnostics():
     usage = collect(harness, ExpertUsage, 'policy/expert_usage')
     diagnostics = collect(harness, DiagnosticArray, '/diagnostics')
     try:
-        run_active(harness, lambda: len(usage) >= 3 and len(trajectories) >= 3 and len(joint_commands) > 30
-                   and len(diagnostics) >= 1)
+        run_active(
+            harness,
+            lambda: len(usage) >= 3 and len(trajectories) >= 3 and len(joint_commands) > 30 and len(diagnostics) >= 1,
+        )
     finally:
         harness.close()
     assert harness.recorder.commands == []  # only the JointState stream was selected

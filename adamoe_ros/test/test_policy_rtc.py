@@ -3,6 +3,7 @@ consecutive chunks agree on their overlap far better than independent (latest) c
 
 These tests run an UNTRAINED bundle: its independent chunks disagree a lot, so the pull of the guidance is plain to
 see; a trained policy's consecutive chunks already agree, which says nothing about the guidance."""
+
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,9 @@ def overlap_disagreement(chunks: list, steps: int = 4) -> float:
 
 
 def chunks_in_mode(mode: str) -> list:
-    harness = Harness(policy_overrides(execution_mode=mode, dry_run=True, bundle_path=str(UNTRAINED)),
-                      node_name=f'policy_{mode}')
+    harness = Harness(
+        policy_overrides(execution_mode=mode, dry_run=True, bundle_path=str(UNTRAINED)), node_name=f'policy_{mode}'
+    )
     inputs = start_inputs('--duration', '30')
     try:
         assert harness.node.trigger_configure().name == 'SUCCESS'
@@ -49,5 +51,5 @@ def chunks_in_mode(mode: str) -> list:
 def test_rtc_chunks_continue_the_queued_actions():
     rtc = overlap_disagreement(chunks_in_mode('rtc'))
     latest = overlap_disagreement(chunks_in_mode('latest'))
-    print(f"overlap disagreement rtc {rtc:.4f} latest {latest:.4f}")
+    print(f'overlap disagreement rtc {rtc:.4f} latest {latest:.4f}')
     assert rtc < 0.3 * latest, (rtc, latest)

@@ -1,5 +1,6 @@
 """On a simulated /clock (use_sim_time): ages follow the node clock, a stale camera stops commands within one
 control period, and commands resume with a ramp from the measured position."""
+
 import threading
 import time
 

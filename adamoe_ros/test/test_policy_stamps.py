@@ -3,6 +3,7 @@
 A message stamped in the future must not block the correctly stamped messages after it, and a stream half-blocked
 by replayed joint states must not become the position a restart ramps from. The node clock is the system clock
 here, as is the client's: every time below is on that clock."""
+
 import os
 import subprocess
 import sys
@@ -29,9 +30,14 @@ class Client:
     """The stamp client process; send() returns the ROS time (ns) at which a command took effect."""
 
     def __init__(self, positions: np.ndarray) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(CLIENT), *map(str, positions)], env=dict(os.environ),
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CLIENT), *map(str, positions)],
+            env=dict(os.environ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert self._line() == 'ready'
 
     def _line(self) -> str:
@@ -58,8 +64,9 @@ class Client:
 
 def so101_harness() -> tuple[Harness, list]:
     """The node with the SO-101 profile; JointState commands as well, whose stamps say when each was sent."""
-    harness = Harness([Parameter('command_stream', value='both'), Parameter('status_rate', value=5.0)],
-                      cli_args=so101_params_file())
+    harness = Harness(
+        [Parameter('command_stream', value='both'), Parameter('status_rate', value=5.0)], cli_args=so101_params_file()
+    )
     return harness, collect(harness, JointState, harness.node.get_parameter('joint_command_topic').value)
 
 
@@ -73,8 +80,7 @@ def start_commanding(harness: Harness, commands: list) -> None:
 
 def stamps_and_values(commands: list) -> tuple[np.ndarray, np.ndarray]:
     messages = list(commands)
-    return (np.array([stamp_to_ns(m.header.stamp) for m in messages]),
-            np.array([m.position for m in messages]))
+    return (np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages]))
 
 
 def now_ns(harness: Harness) -> int:
@@ -88,8 +94,11 @@ def test_future_stamp_is_rejected_and_does_not_block_the_stream(stream):
     node = harness.node
     try:
         start_commanding(harness, commands)
-        topic = node.get_parameter('joint_states_topic').value if stream == 'joint_states' \
+        topic = (
+            node.get_parameter('joint_states_topic').value
+            if stream == 'joint_states'
             else f'cameras/{stream}/image_raw'
+        )
         max_age_s = node.get_parameter('max_joint_state_age' if stream == 'joint_states' else 'max_image_age').value
         sent = 5  # the same bad message a few times, so that best-effort delivery surely brings one
         bad_ns = client.send(f'future {stream} {FAR_AHEAD_S} {sent}')
@@ -130,8 +139,9 @@ def test_replayed_joint_states_never_become_the_restart_reference():
         # A camera pause longer than max_image_age stops the commands; they restart from the measured position.
         gap_ns = client.send(f'gap {2 * image_age}')
         stopped_ns = gap_ns + int((image_age + 1.0 / rate) * NS_PER_S)
-        assert harness.wait_for(lambda: (stamps_and_values(commands)[0] > stopped_ns).sum() >= 10, 30.0), \
+        assert harness.wait_for(lambda: (stamps_and_values(commands)[0] > stopped_ns).sum() >= 10, 30.0), (
             node.status_message()
+        )
         status = node.status_message()
     finally:
         client.close()
@@ -140,8 +150,9 @@ def test_replayed_joint_states_never_become_the_restart_reference():
     restart = int(np.argmax(stamps > stopped_ns))
     max_step = velocity / rate + 1e-9
     first, measured = values[restart], np.clip(P1, lower, upper)
-    assert np.all(np.abs(first - measured) <= max_step), \
+    assert np.all(np.abs(first - measured) <= max_step), (
         f'restart command {first} is not one step from the measured {measured} (the replayed P0 is {P0})'
+    )
     # Each later command one step from the previous one, or from P1 where (on a loaded machine) it restarted again.
     after = values[restart:]
     from_previous = np.all(np.abs(np.diff(after, axis=0)) <= max_step, axis=1)

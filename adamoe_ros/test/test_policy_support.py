@@ -1,4 +1,5 @@
 """Shared helpers of the policy node tests: bundle location, node parameters, an in-process harness."""
+
 import os
 import subprocess
 import sys
@@ -35,8 +36,14 @@ UPPER = np.array(PROFILE.upper_limits)
 def policy_overrides(**extra: object) -> list[Parameter]:
     """Parameters of a fast test node on the demo bundle (short timeouts, quick status)."""
     values: dict[str, object] = {
-        'bundle_path': str(BUNDLE), 'robot_profile': str(PROFILE_PATH), 'control_rate': 50.0, 'max_image_age': 0.3,
-        'max_joint_state_age': 0.3, 'max_extra_state_age': 0.3, 'status_rate': 5.0, 'warn_throttle': 5.0,
+        'bundle_path': str(BUNDLE),
+        'robot_profile': str(PROFILE_PATH),
+        'control_rate': 50.0,
+        'max_image_age': 0.3,
+        'max_joint_state_age': 0.3,
+        'max_extra_state_age': 0.3,
+        'status_rate': 5.0,
+        'warn_throttle': 5.0,
         'noise_seed': 0,
     }
     values.update(extra)
@@ -45,8 +52,13 @@ def policy_overrides(**extra: object) -> list[Parameter]:
 
 def start_inputs(*args: str) -> subprocess.Popen:
     """Run the synthetic input publisher in another process (same ROS domain as the test)."""
-    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.fake_inputs', *args],
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, '-m', 'adamoe_ros.tools.fake_inputs', *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 class Recorder(Node):
@@ -60,8 +72,9 @@ class Recorder(Node):
         self.status: list[PolicyStatus] = []
         self.frames: list[float] = []
         self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
-                                 self._on_command, RELIABLE_QOS)
+        self.create_subscription(
+            Float64MultiArray, 'forward_position_controller/commands', self._on_command, RELIABLE_QOS
+        )
         self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
         self.create_subscription(PolicyStatus, 'policy/status', self._on_status, RELIABLE_QOS)
 
@@ -112,8 +125,9 @@ class SimDriver(Node):
 class Harness:
     """A context with the policy node and a recorder spinning on one executor (single-threaded, like the runner)."""
 
-    def __init__(self, overrides: list[Parameter], node_name: str = 'policy_node',
-                 cli_args: list[str] | None = None) -> None:
+    def __init__(
+        self, overrides: list[Parameter], node_name: str = 'policy_node', cli_args: list[str] | None = None
+    ) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = PolicyNode(node_name, context=self.context, parameter_overrides=overrides, cli_args=cli_args)
@@ -153,6 +167,7 @@ def collect(harness: Harness, msg_type: type, topic: str, qos=RELIABLE_QOS) -> l
     def store(msg):
         with lock:
             received.append(msg)
+
     harness.recorder.create_subscription(msg_type, topic, store, qos)
     return received
 

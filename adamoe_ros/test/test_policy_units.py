@@ -1,4 +1,5 @@
 """Unit tests of the policy node's pure parts: chunk queue, safety filter, input validation, buffer."""
+
 import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -31,6 +32,7 @@ def ramp_chunk(horizon: int, dim: int, offset: float = 0.0) -> np.ndarray:
 
 
 # ---- chunk queue ---------------------------------------------------------------------------
+
 
 def test_queue_drops_past_actions_and_interpolates():
     queue = ActionQueue(2, 'latest')
@@ -99,6 +101,7 @@ def test_queue_rejects_bad_mode_and_shape():
 
 # ---- safety filter -------------------------------------------------------------------------
 
+
 def make_filter() -> SafetyFilter:
     return SafetyFilter(np.array([-1.0, -2.0]), np.array([1.0, 2.0]), np.array([1.0]))
 
@@ -148,6 +151,7 @@ def test_safety_sequence_respects_velocity_between_points():
 
 # ---- validation ----------------------------------------------------------------------------
 
+
 def test_camera_image_checks():
     rgb = np.random.default_rng(0).integers(0, 255, (8, 10, 3), dtype=np.uint8)
     np.testing.assert_array_equal(camera_image_to_rgb(numpy_to_image(rgb, 'rgb8'), 64), rgb)
@@ -174,6 +178,7 @@ def test_camera_image_checks():
 
 def test_compressed_image_decodes():
     import cv2
+
     rgb = np.zeros((16, 16, 3), np.uint8)
     rgb[..., 0] = 200
     ok, png = cv2.imencode('.png', rgb[..., ::-1])
@@ -219,8 +224,12 @@ def test_stamp_rules():
     buffer.put_measurement(JOINT_STATE_STREAM, 'a', stamp_ns=now, now_ns=now)
     buffer.put_measurement(JOINT_STATE_STREAM, 'b', stamp_ns=now, now_ns=now)  # same stamp: taken
     buffer.put_measurement(JOINT_STATE_STREAM, 'c', stamp_ns=now + 20 * MS, now_ns=now)  # within max_future_stamp
-    for stamp, problem in ((0, 'no header stamp'), (now + 20 * MS - 1, 'older than the newest'),
-                           (now + 41 * MS, 'ahead of the node clock'), (now - 51 * MS, 'beyond the maximum age')):
+    for stamp, problem in (
+        (0, 'no header stamp'),
+        (now + 20 * MS - 1, 'older than the newest'),
+        (now + 41 * MS, 'ahead of the node clock'),
+        (now - 51 * MS, 'beyond the maximum age'),
+    ):
         with pytest.raises(InputRejectedError, match=problem):
             buffer.put_measurement(JOINT_STATE_STREAM, 'bad', stamp_ns=stamp, now_ns=now + 20 * MS)
     assert buffer.get(JOINT_STATE_STREAM) == 'c'  # nothing rejected changed the stream
@@ -241,11 +250,11 @@ def test_stamp_rules():
 
 # ---- observation buffer --------------------------------------------------------------------
 
+
 def test_buffer_staleness_and_snapshot():
     limits = StreamLimits(image_s=0.1, joint_state_s=0.05, extra_state_s=0.2, future_stamp_s=0.01)
     buffer = ObservationBuffer(['front'], num_extra=1, limits=limits)
-    assert set(buffer.stale_streams(0)) == {'camera/front', JOINT_STATE_STREAM, EXTRA_STATE_STREAM,
-                                           INSTRUCTION_STREAM}
+    assert set(buffer.stale_streams(0)) == {'camera/front', JOINT_STATE_STREAM, EXTRA_STATE_STREAM, INSTRUCTION_STREAM}
     assert buffer.snapshot(0) is None
     image = np.zeros((4, 4, 3), np.uint8)
     buffer.put_measurement(camera_stream('front'), image, stamp_ns=1, now_ns=5)

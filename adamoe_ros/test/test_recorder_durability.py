@@ -2,6 +2,7 @@
 
 Runs recorder_node as a real subprocess on wall-clock time, fed by the synthetic source in another process.
 """
+
 import os
 import re
 import signal
@@ -32,8 +33,9 @@ class ServiceCaller:
         self.node = Node('durability_test_client', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.clients = {name: self.node.create_client(Trigger, f'recorder/{name}')
-                        for name in ('start', 'save', 'discard')}
+        self.clients = {
+            name: self.node.create_client(Trigger, f'recorder/{name}') for name in ('start', 'save', 'discard')
+        }
 
     def call(self, name: str, timeout: float = 60.0) -> Trigger.Response | None:
         """Call recorder/<name>; None when no answer came (a request can reach a just-killed server)."""
@@ -57,10 +59,26 @@ class RecorderProcess:
 
     def __init__(self, root: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'adamoe_ros.recorder.node', '--ros-args', '-p', f'dataset_root:={root}',
-             '-p', 'fps:=10', '-p', 'camera_names:=[front]', '-p', 'camera_topics:=[cameras/front/image_raw]',
-             '-p', 'camera_types:=[image]'],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                '-m',
+                'adamoe_ros.recorder.node',
+                '--ros-args',
+                '-p',
+                f'dataset_root:={root}',
+                '-p',
+                'fps:=10',
+                '-p',
+                'camera_names:=[front]',
+                '-p',
+                'camera_topics:=[cameras/front/image_raw]',
+                '-p',
+                'camera_types:=[image]',
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self._reader.start()
@@ -111,8 +129,21 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
-                               '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
+    source = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.tools.synthetic_source',
+            '--rate',
+            '30',
+            '--size',
+            '64',
+            '--cameras',
+            'front',
+            '--offset',
+            str(OFFSET),
+        ]
+    )
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
     try:
@@ -152,8 +183,10 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     # The killed episode's staged frames were removed: episode 2's video holds only its own frames.
     assert not list(root.glob('images/**/*.png'))
     episode = ds.meta.episodes[2]
-    duration = episode['videos/observation.images.front/to_timestamp'] - episode[
-        'videos/observation.images.front/from_timestamp']
+    duration = (
+        episode['videos/observation.images.front/to_timestamp']
+        - episode['videos/observation.images.front/from_timestamp']
+    )
     assert abs(duration - lengths[2] / 10) < 0.05, (duration, lengths)
     # The appended episode continues the global index and is aligned like the others.
     third = [ds[i] for i in range(lengths[0] + lengths[1], len(ds))]
@@ -193,8 +226,9 @@ def small_disk(tmp_path: Path):
     """A 16 MiB tmpfs (needs CAP_SYS_ADMIN, which root has on the project's machines)."""
     mount_point = tmp_path / 'disk'
     mount_point.mkdir()
-    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f'cannot mount a small tmpfs here: {mounted.stderr.strip()}')
     yield mount_point
@@ -205,8 +239,21 @@ def test_disk_full_mid_episode_is_a_clear_error_and_keeps_saved_episodes(small_d
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = small_disk / 'ds'
-    source = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30',
-                               '--size', '64', '--cameras', 'front', '--offset', str(OFFSET)])
+    source = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.tools.synthetic_source',
+            '--rate',
+            '30',
+            '--size',
+            '64',
+            '--cameras',
+            'front',
+            '--offset',
+            str(OFFSET),
+        ]
+    )
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
     try:

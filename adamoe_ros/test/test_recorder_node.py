@@ -3,6 +3,7 @@
 The source's values encode their stamps (state = t, action = t + 1000, image grey level = tick % 32 * 8), so the
 reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced times.
 """
+
 import re
 import subprocess
 import sys
@@ -27,8 +28,19 @@ SOURCE_RATE = 30
 
 
 def start_source(*extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate',
-                             str(SOURCE_RATE), '--size', '64', '--sim-time', *extra])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'adamoe_ros.tools.synthetic_source',
+            '--rate',
+            str(SOURCE_RATE),
+            '--size',
+            '64',
+            '--sim-time',
+            *extra,
+        ]
+    )
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -46,8 +58,11 @@ class Harness:
     def __init__(self, root: Path, executor_type: type = SingleThreadedExecutor, **params: object) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        overrides = [Parameter('use_sim_time', value=True), Parameter('dataset_root', value=str(root)),
-                     Parameter('fps', value=FPS)] + [Parameter(k, value=v) for k, v in params.items()]
+        overrides = [
+            Parameter('use_sim_time', value=True),
+            Parameter('dataset_root', value=str(root)),
+            Parameter('fps', value=FPS),
+        ] + [Parameter(k, value=v) for k, v in params.items()]
         self.recorder = RecorderNode(context=self.context, parameter_overrides=overrides)
         self.client = Node('recorder_test_client', context=self.context)
         self.statuses: list[RecorderStatus] = []
@@ -98,6 +113,7 @@ def saved_counts(message: str) -> tuple[int, int]:
 
 def load(root: Path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
     return LeRobotDataset('local/so101_teleop', root=root, video_backend='pyav')
 
 
@@ -109,8 +125,9 @@ def episode_arrays(ds, episode: int) -> tuple[np.ndarray, np.ndarray, list[int]]
     return state, action, grey
 
 
-def check_alignment(state: np.ndarray, action: np.ndarray, grey: list[int], dropped: int,
-                    tolerance: float = 0.05) -> None:
+def check_alignment(
+    state: np.ndarray, action: np.ndarray, grey: list[int], dropped: int, tolerance: float = 0.05
+) -> None:
     # The leader arm and the cameras publish every tick, so they give the source tick nearest to each frame time.
     t = action[:, 0] - LEADER_OFFSET
     np.testing.assert_allclose(action, (t + LEADER_OFFSET)[:, None].repeat(6, 1), atol=1e-3)
@@ -152,8 +169,9 @@ def source():
 
 # The in-process runner may use either executor: the awaiting save must work with both.
 @pytest.mark.parametrize('executor_type', [SingleThreadedExecutor, MultiThreadedExecutor])
-def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, source: subprocess.Popen,
-                                                            executor_type: type) -> None:
+def test_three_episodes_with_discard_are_aligned_and_counted(
+    tmp_path: Path, source: subprocess.Popen, executor_type: type
+) -> None:
     root = tmp_path / 'ds'
     harness = Harness(root, executor_type)
     try:

@@ -1,4 +1,5 @@
 """Recorder building blocks without DDS traffic: aligner decisions, stream extraction, configuration, writer checks."""
+
 from pathlib import Path
 
 import numpy as np
@@ -118,8 +119,18 @@ def test_params_file_matches_defaults_in_node_and_converter(tmp_path: Path) -> N
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = RecorderNode(context=context, cli_args=['--ros-args', '--params-file', str(PARAMS), '-p',
-                                                       f'dataset_root:={tmp_path / "ds"}', '-p', 'fps:=5'])
+        node = RecorderNode(
+            context=context,
+            cli_args=[
+                '--ros-args',
+                '--params-file',
+                str(PARAMS),
+                '-p',
+                f'dataset_root:={tmp_path / "ds"}',
+                '-p',
+                'fps:=5',
+            ],
+        )
         try:
             assert node.config == RecorderConfig(dataset_root=str(tmp_path / 'ds'), fps=5)
         finally:
@@ -133,8 +144,11 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     front = {'camera_names': ['front'], 'camera_topics': ['cameras/front/image_raw'], 'camera_types': ['image']}
     config = RecorderConfig(dataset_root=str(root), extra_state_topic='', **front)
     writer = EpisodeDatasetWriter(config)
-    values = {'camera:front': numpy_to_image(np.zeros((8, 8, 3), np.uint8), 'rgb8'),
-              'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
+    values = {
+        'camera:front': numpy_to_image(np.zeros((8, 8, 3), np.uint8), 'rgb8'),
+        'joint_states': np.zeros(6, np.float32),
+        'action': np.ones(6, np.float32),
+    }
     with pytest.raises(ValueError, match='below 32 px'):  # the encoder would abort the process
         writer.add(AlignedFrame(0, 0, values, {}), 'task')
     values['camera:front'] = numpy_to_image(np.zeros((32, 40, 3), np.uint8), 'rgb8')
@@ -147,8 +161,9 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     with pytest.raises(DatasetMismatchError, match='observation.state names'):
         EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), **front))  # + cube state
     with pytest.raises(DatasetMismatchError, match='fps'):
-        EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), extra_state_topic='', fps=30, tolerance_s=0.01,
-                                            **front))
+        EpisodeDatasetWriter(
+            RecorderConfig(dataset_root=str(root), extra_state_topic='', fps=30, tolerance_s=0.01, **front)
+        )
     (tmp_path / 'other').mkdir()
     (tmp_path / 'other' / 'notes.txt').write_text('x')
     with pytest.raises(DatasetMismatchError, match='not a LeRobot dataset'):

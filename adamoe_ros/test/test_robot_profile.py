@@ -1,5 +1,6 @@
 """The robot profiles agree with the outside truth (the MJCF the sim loads, the demo bundle) and with the
 parameter files in config/ that repeat some of their facts (ROS parameter files cannot include another file)."""
+
 from pathlib import Path
 
 import mujoco
@@ -28,8 +29,9 @@ def test_so101_limits_are_the_actuator_ranges_of_the_mjcf_the_sim_loads():
     # Each actuator drives the joint of its name, whose own range is the same up to rounding.
     for name in SO101.joint_names:
         assert model.joint(model.actuator(name).trnid[0]).name == name
-        np.testing.assert_allclose(model.jnt_range[model.joint(name).id], ranges[SO101.joint_names.index(name)],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            model.jnt_range[model.joint(name).id], ranges[SO101.joint_names.index(name)], atol=1e-5
+        )
     raw = mujoco.MjModel.from_xml_path(str(wheel_scene_path()))
     assert raw.nu == len(SO101.joint_names)  # the profile names every actuator of the arm
     for camera in SO101.camera_names:

@@ -1,4 +1,5 @@
 """Image message <-> numpy conversion without cv_bridge."""
+
 import cv2
 import numpy as np
 import pytest
@@ -10,9 +11,16 @@ from adamoe_ros.ros_image import ImageConversionError, image_to_numpy, numpy_to_
 RNG = np.random.default_rng(0)
 
 
-@pytest.mark.parametrize('encoding,shape,dtype', [
-    ('rgb8', (6, 7, 3), np.uint8), ('mono8', (6, 7), np.uint8), ('16UC1', (6, 7), np.uint16),
-    ('32FC1', (6, 7), np.float32), ('bgra8', (6, 7, 4), np.uint8)])
+@pytest.mark.parametrize(
+    'encoding,shape,dtype',
+    [
+        ('rgb8', (6, 7, 3), np.uint8),
+        ('mono8', (6, 7), np.uint8),
+        ('16UC1', (6, 7), np.uint16),
+        ('32FC1', (6, 7), np.float32),
+        ('bgra8', (6, 7, 4), np.uint8),
+    ],
+)
 def test_round_trip_through_serialization(encoding, shape, dtype):
     arr = (RNG.random(shape) * 200).astype(dtype)
     msg = deserialize_message(serialize_message(numpy_to_image(arr, encoding)), Image)
@@ -37,14 +45,17 @@ def test_colour_conversions_to_rgb():
     np.testing.assert_array_equal(to_rgb8(CompressedImage(format='png', data=png.tobytes())), rgb)
 
 
-@pytest.mark.parametrize('msg', [
-    Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)),
-    Image(height=2, width=2, encoding='rgb8', step=6, data=bytes(11)),
-    Image(height=2, width=2, encoding='rgb8', step=4, data=bytes(8)),
-    Image(height=0, width=2, encoding='rgb8', step=6, data=b''),
-    CompressedImage(format='jpeg', data=b'not a jpeg'),
-    Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(8)),
-])
+@pytest.mark.parametrize(
+    'msg',
+    [
+        Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)),
+        Image(height=2, width=2, encoding='rgb8', step=6, data=bytes(11)),
+        Image(height=2, width=2, encoding='rgb8', step=4, data=bytes(8)),
+        Image(height=0, width=2, encoding='rgb8', step=6, data=b''),
+        CompressedImage(format='jpeg', data=b'not a jpeg'),
+        Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(8)),
+    ],
+)
 def test_malformed_images_raise_clear_errors(msg):
     with pytest.raises(ImageConversionError):
         to_rgb8(msg)

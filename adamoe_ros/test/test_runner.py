@@ -1,4 +1,5 @@
 """adamoe_run: the sim-in-the-loop stack from a YAML file, in one process on one executor."""
+
 import os
 import signal
 import subprocess
@@ -35,8 +36,12 @@ def test_unknown_executable_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_adamoe_run_drives_the_sim_with_the_policy_and_exits_cleanly():
-    proc = subprocess.Popen([sys.executable, '-m', 'adamoe_ros.runner', str(RUNNER_YAML)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'adamoe_ros.runner', str(RUNNER_YAML)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=os.environ.copy(),
+    )
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node('runner_probe', context=context)

@@ -1,4 +1,5 @@
 """So101PickPlaceSim without ROS: determinism, command safety, task detection, scripted expert, rendering."""
+
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration, Time
@@ -86,8 +87,8 @@ def test_success_needs_lift_rest_and_release() -> None:
     thresholds = TaskThresholds()
     placed = dict(cube_lift=0.0, distance_to_goal=0.01, cube_speed=0.0, episode_time=5.0, thresholds=thresholds)
     assert evaluate(lifted=True, released=True, **placed).success
-    assert not evaluate(lifted=False, released=True, **placed).success   # pushed, never carried
-    assert not evaluate(lifted=True, released=False, **placed).success   # still in the jaws
+    assert not evaluate(lifted=False, released=True, **placed).success  # pushed, never carried
+    assert not evaluate(lifted=True, released=False, **placed).success  # still in the jaws
     assert not evaluate(lifted=True, released=True, **{**placed, 'distance_to_goal': 0.05}).success
     assert not evaluate(lifted=True, released=True, **{**placed, 'cube_lift': 0.04}).success
 
@@ -119,8 +120,11 @@ def _trajectory(stamp_ns: int, names: list[str], points: list[tuple[float, list[
     msg = JointTrajectory(joint_names=names)
     msg.header.stamp = Time(sec=stamp_ns // NS, nanosec=stamp_ns % NS)
     for t, positions in points:
-        msg.points.append(JointTrajectoryPoint(
-            positions=positions, time_from_start=Duration(sec=int(t), nanosec=int(round(t % 1 * NS)))))
+        msg.points.append(
+            JointTrajectoryPoint(
+                positions=positions, time_from_start=Duration(sec=int(t), nanosec=int(round(t % 1 * NS)))
+            )
+        )
     return msg
 
 
@@ -148,11 +152,11 @@ def test_trajectory_with_stamp_skips_past_points_and_rejects_bad_input() -> None
     with pytest.raises(CommandError, match='unknown'):
         trajectory_from_msg(_trajectory(0, ['elbow'], [(1.0, [0.0])]), SO101.joint_names, current, LIMITS, 0)
     with pytest.raises(CommandError, match='non-finite'):
-        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [float('nan')])]), SO101.joint_names, current,
-                            LIMITS, 0)
+        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [float('nan')])]), SO101.joint_names, current, LIMITS, 0)
     with pytest.raises(CommandError, match='increase'):
-        trajectory_from_msg(_trajectory(0, ['gripper'], [(1.0, [0.1]), (1.0, [0.2])]), SO101.joint_names, current,
-                            LIMITS, 0)
+        trajectory_from_msg(
+            _trajectory(0, ['gripper'], [(1.0, [0.1]), (1.0, [0.2])]), SO101.joint_names, current, LIMITS, 0
+        )
 
 
 def test_limit_step_bounds_each_joint_move() -> None:

@@ -1,4 +1,5 @@
 """Sim bridge and scripted expert over real ROS topics and services, on one executor thread per test."""
+
 import threading
 import time
 import uuid
@@ -32,12 +33,14 @@ class Harness:
     def __init__(self, with_expert: bool = False, **params: object) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        overrides = [Parameter(k, value=v) for k, v in {'real_time_factor': 8.0, 'camera_rate': 0.0,
-                                                         **params}.items()]
+        overrides = [Parameter(k, value=v) for k, v in {'real_time_factor': 8.0, 'camera_rate': 0.0, **params}.items()]
         # A private namespace (and /clock remapped into it) keeps other sims on this ROS domain out.
         namespace = f'/simtest_{uuid.uuid4().hex[:8]}'
-        common = {'context': self.context, 'namespace': namespace,
-                  'cli_args': ['--ros-args', '-r', f'/clock:={namespace}/clock']}
+        common = {
+            'context': self.context,
+            'namespace': namespace,
+            'cli_args': ['--ros-args', '-r', f'/clock:={namespace}/clock'],
+        }
         self.bridge = SimBridgeNode(parameter_overrides=overrides, **common)
         self.expert = ScriptedExpertNode(**common) if with_expert else None
         self.probe = Node('sim_test_probe', **common)
@@ -45,10 +48,12 @@ class Harness:
         self.clock: list[Clock] = []
         self.probe.create_subscription(JointState, 'joint_states', self.joint_states.append, SENSOR_QOS)
         self.probe.create_subscription(Clock, '/clock', self.clock.append, RELIABLE_QOS)
-        self.forward = self.probe.create_publisher(Float64MultiArray, 'forward_position_controller/commands',
-                                                   RELIABLE_QOS)
-        self.trajectory = self.probe.create_publisher(JointTrajectory,
-                                                      'joint_trajectory_controller/joint_trajectory', RELIABLE_QOS)
+        self.forward = self.probe.create_publisher(
+            Float64MultiArray, 'forward_position_controller/commands', RELIABLE_QOS
+        )
+        self.trajectory = self.probe.create_publisher(
+            JointTrajectory, 'joint_trajectory_controller/joint_trajectory', RELIABLE_QOS
+        )
         self.executor = SingleThreadedExecutor(context=self.context)
         for node in (self.bridge, self.expert, self.probe):
             if node is not None:
@@ -97,28 +102,31 @@ def test_forward_commands_reach_targets_and_nan_is_rejected(harness: Harness) ->
     assert wait_for(lambda: len(harness.joint_states) > 5)
     target = [0.3, 0.4, -0.3, 0.5, -0.4, 0.8]
     harness.forward.publish(Float64MultiArray(data=target))
-    assert wait_for(lambda: np.allclose(harness.latest_positions(), target, atol=0.05), 15.0), \
+    assert wait_for(lambda: np.allclose(harness.latest_positions(), target, atol=0.05), 15.0), (
         harness.latest_positions()
+    )
     harness.forward.publish(Float64MultiArray(data=[float('nan')] + target[1:]))
-    harness.forward.publish(Float64MultiArray(data=target[:5]))   # wrong length: refused too
+    harness.forward.publish(Float64MultiArray(data=target[:5]))  # wrong length: refused too
     count = len(harness.joint_states)
     assert wait_for(lambda: len(harness.joint_states) > count + 20)
     np.testing.assert_allclose(harness.bridge.sim.joint_targets(), target, atol=1e-9)
-    harness.forward.publish(Float64MultiArray(data=[9.0] * 6))    # out of range: clamped to the limits
+    harness.forward.publish(Float64MultiArray(data=[9.0] * 6))  # out of range: clamped to the limits
     limits = harness.bridge.sim.joint_limits[:, 1]
     assert wait_for(lambda: np.allclose(harness.bridge.sim.joint_targets(), limits), 10.0)
 
 
 def test_trajectory_is_followed_and_stamps_are_sim_time(harness: Harness) -> None:
     assert wait_for(lambda: len(harness.joint_states) > 5)
-    msg = JointTrajectory(joint_names=['shoulder_lift', 'elbow_flex'])   # zero stamp: from receipt
+    msg = JointTrajectory(joint_names=['shoulder_lift', 'elbow_flex'])  # zero stamp: from receipt
     for t, (lift, elbow) in ((0.5, (0.3, -0.2)), (1.0, (0.6, -0.5))):
-        msg.points.append(JointTrajectoryPoint(positions=[lift, elbow],
-                                               time_from_start=rclpy.duration.Duration(seconds=t).to_msg()))
+        msg.points.append(
+            JointTrajectoryPoint(positions=[lift, elbow], time_from_start=rclpy.duration.Duration(seconds=t).to_msg())
+        )
     harness.trajectory.publish(msg)
     expected = np.array([0.0, 0.6, -0.5, 0.0, 0.0, 0.6])
-    assert wait_for(lambda: np.allclose(harness.latest_positions(), expected, atol=0.05), 15.0), \
+    assert wait_for(lambda: np.allclose(harness.latest_positions(), expected, atol=0.05), 15.0), (
         harness.latest_positions()
+    )
     stamps = [stamp_to_ns(m.header.stamp) for m in list(harness.joint_states)]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
     assert stamps[-1] <= stamp_to_ns(harness.clock[-1].clock) + 1
@@ -143,7 +151,7 @@ def test_reset_is_seeded_and_do_nothing_is_not_success(harness: Harness) -> None
     assert wait_for(lambda: harness.bridge.sim.time > 2.0, 15.0)
     status = harness.call(GetTaskStatus, 'sim/task_status', GetTaskStatus.Request())
     assert not status.success and status.distance_to_goal > 0.05 and status.episode_time > 2.0
-    assert stamp_to_ns(harness.clock[-1].clock) > clock_before   # /clock never jumps back on reset
+    assert stamp_to_ns(harness.clock[-1].clock) > clock_before  # /clock never jumps back on reset
 
 
 def test_cameras_publish_rgb8_frames_that_are_not_blank() -> None:
@@ -185,8 +193,9 @@ def test_scripted_expert_solves_the_task_through_topics() -> None:
         # The leader streams at the joint-state rate (50 Hz sim time), holding the target between control ticks.
         assert np.median(np.diff(leader_stamps) / 1e9) == pytest.approx(0.02, abs=0.005)
         # Targets change only on control ticks: 10 Hz in sim time (a dropped best-effort sample delays one tick).
-        changes = [leader_stamps[i] for i in range(1, len(leader))
-                   if list(leader[i].position) != list(leader[i - 1].position)]
+        changes = [
+            leader_stamps[i] for i in range(1, len(leader)) if list(leader[i].position) != list(leader[i - 1].position)
+        ]
         gaps = np.diff(changes) / 1e9
         assert np.median(gaps) == pytest.approx(0.1, abs=0.01) and np.mean(np.abs(gaps - 0.1) < 0.03) > 0.8
         assert wait_for(lambda: bool(status) and status[-1].data == 'done')
@@ -207,8 +216,11 @@ def test_launch_parameter_file_matches_the_declared_parameters() -> None:
     try:
         for name, cls in (('sim_bridge', SimBridgeNode), ('scripted_expert', ScriptedExpertNode)):
             params = sections[f'/**/{name}']['ros__parameters']
-            node = cls(context=context, namespace=f'/simtest_{uuid.uuid4().hex[:8]}',
-                       parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+            node = cls(
+                context=context,
+                namespace=f'/simtest_{uuid.uuid4().hex[:8]}',
+                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+            )
             nodes.append(node)
             for key, value in params.items():
                 assert node.has_parameter(key), f'{name}: {key} in sim_so101.yaml is not a parameter'

@@ -1,4 +1,5 @@
 """The soak test: its verdict machinery on synthetic series, and short real soaks of the two-process stack."""
+
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +27,37 @@ LIMITS = CommandLimits.at_rate([-1.0, -2.0], [1.0, 2.0], [2.0], control_rate=10.
 GOALS = Goals(warmup_s=60.0)
 
 
-def series(rss: list[int], threads: list[int] | None = None, fds: list[int] | None = None, pid: int = 7,
-           start_s: float = 0.0, period_s: float = 30.0) -> list[ProcessSample]:
+def series(
+    rss: list[int],
+    threads: list[int] | None = None,
+    fds: list[int] | None = None,
+    pid: int = 7,
+    start_s: float = 0.0,
+    period_s: float = 30.0,
+) -> list[ProcessSample]:
     n = len(rss)
-    return [ProcessSample(pid, start_s + i * period_s, rss[i], (threads or [10] * n)[i], (fds or [20] * n)[i])
-            for i in range(n)]
+    return [
+        ProcessSample(pid, start_s + i * period_s, rss[i], (threads or [10] * n)[i], (fds or [20] * n)[i])
+        for i in range(n)
+    ]
 
 
 def samples_of(**processes: list[ProcessSample]) -> list[Sample]:
     n = max(len(s) for s in processes.values())
-    return [Sample(t_s=30.0 * i, processes={name: s[i] for name, s in processes.items() if i < len(s)},
-                   command_rate_hz=10.0, chunk_rate_hz=1.0, engine_p99_ms=20.0, stale_events=0, episodes=i,
-                   successes=i, bad_commands=0)
-            for i in range(n)]
+    return [
+        Sample(
+            t_s=30.0 * i,
+            processes={name: s[i] for name, s in processes.items() if i < len(s)},
+            command_rate_hz=10.0,
+            chunk_rate_hz=1.0,
+            engine_p99_ms=20.0,
+            stale_events=0,
+            episodes=i,
+            successes=i,
+            bad_commands=0,
+        )
+        for i in range(n)
+    ]
 
 
 def failed(checks) -> set[str]:
@@ -46,6 +65,7 @@ def failed(checks) -> set[str]:
 
 
 # ---- commands -----------------------------------------------------------------------------
+
 
 def test_command_problem_classifies_each_kind():
     previous, measured = np.array([0.0, 0.0]), np.array([0.5, 0.5])
@@ -80,6 +100,7 @@ def test_rate_counter_and_rate_check():
 
 # ---- resources ----------------------------------------------------------------------------
 
+
 def test_flat_series_pass_and_growth_after_warmup_fails():
     flat = series([100_000] * 10)
     leaking = series([100_000 + 1_000 * i for i in range(10)])  # +7% from the first judged sample
@@ -90,8 +111,11 @@ def test_flat_series_pass_and_growth_after_warmup_fails():
 
 
 def test_growth_during_warmup_is_not_judged():
-    warming = series([50_000, 80_000, 100_000, 100_000, 100_000, 100_000],
-                     threads=[5, 9, 10, 10, 10, 10], fds=[3, 15, 20, 20, 20, 20])
+    warming = series(
+        [50_000, 80_000, 100_000, 100_000, 100_000, 100_000],
+        threads=[5, 9, 10, 10, 10, 10],
+        fds=[3, 15, 20, 20, 20, 20],
+    )
     assert not failed(resource_checks(samples_of(a=warming), ['a'], GOALS))
 
 
@@ -116,6 +140,7 @@ def test_a_process_without_samples_fails():
 
 
 # ---- the sim-kill fault -------------------------------------------------------------------
+
 
 def test_fault_record_hold_and_resume():
     measured = np.array([0.0, 0.0])
@@ -165,6 +190,7 @@ def test_read_process_stats_of_this_process():
 
 # ---- real soaks ---------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_one_minute_soak_samples_both_processes_and_passes(tmp_path: Path):
     result = run_soak(SoakConfig(minutes=1.0, sample_period=10.0, warmup_minutes=0.25, out=tmp_path))
@@ -177,14 +203,15 @@ def test_one_minute_soak_samples_both_processes_and_passes(tmp_path: Path):
 
 @pytest.mark.slow
 def test_sim_kill_policy_holds_and_resumes_from_the_measured_position(tmp_path: Path):
-    result = run_soak(SoakConfig(minutes=1.0, sample_period=10.0, warmup_minutes=0.25, kill_sim_at=0.3,
-                                 out=tmp_path))
+    result = run_soak(SoakConfig(minutes=1.0, sample_period=10.0, warmup_minutes=0.25, kill_sim_at=0.3, out=tmp_path))
     assert not [c for c in result.checks if c.name == 'run'], result.verdict  # the soak ran to its end
     fault = result.fault
     assert fault is not None and fault.inputs_back_at is not None, fault
     assert fault.commands_while_down == 0, fault
     assert fault.resumed_at is not None, fault
     if not fault.resume_step_ok:
-        pytest.xfail('known node issue: after the sim restarts (/clock back at 0) the policy node resumes from its '
-                     f'last command before the kill, {fault.resume_step:.1f} x the allowed step from the robot')
+        pytest.xfail(
+            'known node issue: after the sim restarts (/clock back at 0) the policy node resumes from its '
+            f'last command before the kill, {fault.resume_step:.1f} x the allowed step from the robot'
+        )
     assert not any(result.bad.values()), result.bad

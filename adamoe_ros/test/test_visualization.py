@@ -1,4 +1,5 @@
 """Expert activation plots and the statistics behind them, on real rollouts of the bundled policy."""
+
 import subprocess
 import sys
 
@@ -20,8 +21,10 @@ def rollout():
     engine = PolicyEngine.from_bundle(DEMO_BUNDLE)
     sim = So101PickPlaceSim()
     try:
-        yield engine, run_policy_episode(engine, sim, seed=1000, instruction='pick up the cube', max_time=3.0,
-                                         noise_seed=0)
+        yield (
+            engine,
+            run_policy_episode(engine, sim, seed=1000, instruction='pick up the cube', max_time=3.0, noise_seed=0),
+        )
     finally:
         sim.close()
 
@@ -67,8 +70,10 @@ def test_phase_from_recorded_state():
 
 def test_direct_evaluation_runs_without_ros():
     # A fresh interpreter: this test process has rclpy loaded by other tests.
-    probe = ('import sys, adamoe_ros.closed_loop.direct_eval; '
-             'print(sorted({m.split(".")[0] for m in sys.modules} & {"rclpy", "torch", "lerobot"}))')
+    probe = (
+        'import sys, adamoe_ros.closed_loop.direct_eval; '
+        'print(sorted({m.split(".")[0] for m in sys.modules} & {"rclpy", "torch", "lerobot"}))'
+    )
     result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[]'

@@ -29,11 +29,29 @@ from lerobot_policy_adamoe.processor_adamoe import make_adamoe_pre_post_processo
 # Backbone sizes: "tiny" is the demo bundle; "small"/"base" grow width and depth toward SmolVLA
 # (SmolVLA itself: 960 wide, 16 VLM layers, 512x512 images: ~10 s per chunk in eager torch on this CPU).
 SIZES = {
-    "tiny": {},
-    "small": {"text_hidden": 256, "text_intermediate": 1024, "layers": 4, "text_heads": 4, "text_kv_heads": 2,
-              "vision_hidden": 128, "vision_intermediate": 512, "vision_layers": 4, "vision_heads": 4},
-    "base": {"text_hidden": 512, "text_intermediate": 2048, "layers": 8, "text_heads": 8, "text_kv_heads": 4,
-             "vision_hidden": 256, "vision_intermediate": 1024, "vision_layers": 6, "vision_heads": 4},
+    'tiny': {},
+    'small': {
+        'text_hidden': 256,
+        'text_intermediate': 1024,
+        'layers': 4,
+        'text_heads': 4,
+        'text_kv_heads': 2,
+        'vision_hidden': 128,
+        'vision_intermediate': 512,
+        'vision_layers': 4,
+        'vision_heads': 4,
+    },
+    'base': {
+        'text_hidden': 512,
+        'text_intermediate': 2048,
+        'layers': 8,
+        'text_heads': 8,
+        'text_kv_heads': 4,
+        'vision_hidden': 256,
+        'vision_intermediate': 1024,
+        'vision_layers': 6,
+        'vision_heads': 4,
+    },
 }
 
 
@@ -48,14 +66,20 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(samples) * 1e3
 
 
-def build(mode: str, size: str, folder: Path, expert_graph: str = "sparse"):
-    layers = SIZES[size].get("layers", 2)
-    spec = UntrainedSpec(routing_mode=mode, backbone=SIZES[size], config_overrides={"num_vlm_layers": layers})
-    policy = make_tiny_adamoe_policy(spec, folder / "backbone")
+def build(mode: str, size: str, folder: Path, expert_graph: str = 'sparse'):
+    layers = SIZES[size].get('layers', 2)
+    spec = UntrainedSpec(routing_mode=mode, backbone=SIZES[size], config_overrides={'num_vlm_layers': layers})
+    policy = make_tiny_adamoe_policy(spec, folder / 'backbone')
     pre, post = make_adamoe_pre_post_processors(policy.config, untrained_stats(spec))
     names = DatasetNames([*spec.joint_names, *spec.extra_state_names], list(spec.joint_names), spec.fps)
-    write_bundle(policy, folder / "bundle", names, untrained_stats(spec), {"checkpoint": f"bench {mode} {size}"},
-                 expert_graph=expert_graph)
+    write_bundle(
+        policy,
+        folder / 'bundle',
+        names,
+        untrained_stats(spec),
+        {'checkpoint': f'bench {mode} {size}'},
+        expert_graph=expert_graph,
+    )
     return policy, pre, post
 
 
@@ -68,7 +92,7 @@ def ffn_cost(policy, tokens: int) -> tuple[int, int, int]:
 
 
 def _einsum_flops(equation: str, shapes: list[list[int]]) -> int:
-    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    inputs = equation.replace(' ', '').split('->')[0].split(',')
     sizes: dict[str, int] = {}
     for letters, shape in zip(inputs, shapes, strict=True):
         sizes.update(zip(letters, shape, strict=True))
@@ -79,21 +103,23 @@ def graph_cost(file: Path) -> tuple[float, float, float, float]:
     """(total matmul GFLOP, expert GFLOP, total weight MB, expert weight MB) of one graph run."""
     model = shape_inference.infer_shapes(onnx.load(str(file)))
     graph = model.graph
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in [*graph.value_info, *graph.input, *graph.output]}
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.value_info, *graph.input, *graph.output]
+    }
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     shapes.update({name: list(a.shape) for name, a in inits.items()})
     # Stacked routed experts have a leading num_experts axis; they are the only rank-3 weights in the graph.
     expert_weights = {name for name, a in inits.items() if a.ndim == 3}
     total = experts = 0.0
     for node in graph.node:
-        if node.op_type not in ("MatMul", "Gemm", "Einsum"):
+        if node.op_type not in ('MatMul', 'Gemm', 'Einsum'):
             continue
         ins = [shapes.get(n) for n in node.input[:2]]
         if any(s is None or 0 in s for s in ins):
             continue
-        if node.op_type == "Einsum":
-            eq = next(a.s.decode() for a in node.attribute if a.name == "equation")
+        if node.op_type == 'Einsum':
+            eq = next(a.s.decode() for a in node.attribute if a.name == 'equation')
             flops = _einsum_flops(eq, ins)
         else:
             a, b = ins
@@ -106,26 +132,29 @@ def graph_cost(file: Path) -> tuple[float, float, float, float]:
     return total / 1e9, experts / 1e9, weight_bytes / 1e6, expert_bytes / 1e6
 
 
-VARIANTS = (("dense", "dense", "sparse"), ("adamoe", "adamoe", "sparse"), ("adamoe-dense-graph", "adamoe", "dense"))
+VARIANTS = (('dense', 'dense', 'sparse'), ('adamoe', 'adamoe', 'sparse'), ('adamoe-dense-graph', 'adamoe', 'dense'))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", choices=list(SIZES), default="small")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument('--size', choices=list(SIZES), default='small')
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, onnxruntime "
-          f"{ort.__version__}, threads {args.threads}, size {args.size}, median of {args.repeats}")
+    print(
+        f'machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, onnxruntime '
+        f'{ort.__version__}, threads {args.threads}, size {args.size}, median of {args.repeats}'
+    )
     ort_ms: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, mode, expert_graph in VARIANTS:
             folder = Path(tmp) / name
             policy, pre, post = build(mode, args.size, folder, expert_graph)
-            engine = PolicyEngine.from_bundle(folder / "bundle", providers=["CPUExecutionProvider"],
-                                              intra_op_threads=args.threads)
-            obs = random_observation(engine, np.random.default_rng(0), "pick up the red cube")
+            engine = PolicyEngine.from_bundle(
+                folder / 'bundle', providers=['CPUExecutionProvider'], intra_op_threads=args.threads
+            )
+            obs = random_observation(engine, np.random.default_rng(0), 'pick up the red cube')
             noise = engine.infer(obs, noise_seed=0).noise
             # Interleave ORT and eager runs so machine-load drift hits both equally.
             ort_samples, torch_samples, stage_runs = [], [], []
@@ -134,7 +163,7 @@ def main() -> None:
                 torch_action_chunk(policy, pre, post, obs, noise)
             for _ in range(args.repeats):
                 result = engine.infer(obs, noise=noise)
-                ort_samples.append(result.timings["total"])
+                ort_samples.append(result.timings['total'])
                 stage_runs.append(result.timings)
                 start = time.perf_counter()
                 torch_action_chunk(policy, pre, post, obs, noise)
@@ -143,39 +172,54 @@ def main() -> None:
             torch_ms = statistics.median(torch_samples) * 1e3
             stages = {k: statistics.median(r[k] for r in stage_runs) * 1e3 for k in stage_runs[0]}
             params = sum(p.numel() for p in policy.parameters()) / 1e6
-            print(f"[{name}] {params:.1f} M params, {engine.spec.num_flow_steps} flow steps, horizon "
-                  f"{engine.spec.horizon}: ORT CPU {ort_ms[name]:.1f} ms/chunk (prefix {stages['prefix']:.1f}, "
-                  f"denoise {stages['denoise']:.1f}), PyTorch eager {torch_ms:.1f} ms/chunk -> ORT/eager "
-                  f"{ort_ms[name] / torch_ms:.2f}x (goal <= 0.5x)")
-            if name == "dense":
-                step_gflop = graph_cost(folder / "bundle" / "denoise.onnx")[0]
+            print(
+                f'[{name}] {params:.1f} M params, {engine.spec.num_flow_steps} flow steps, horizon '
+                f'{engine.spec.horizon}: ORT CPU {ort_ms[name]:.1f} ms/chunk (prefix {stages["prefix"]:.1f}, '
+                f'denoise {stages["denoise"]:.1f}), PyTorch eager {torch_ms:.1f} ms/chunk -> ORT/eager '
+                f'{ort_ms[name] / torch_ms:.2f}x (goal <= 0.5x)'
+            )
+            if name == 'dense':
+                step_gflop = graph_cost(folder / 'bundle' / 'denoise.onnx')[0]
                 ffn_flops, ffn_bytes, num_layers = ffn_cost(policy, engine.spec.horizon)
-        print(f"AdaMoE (4 experts top-1 + shared) vs dense base, ORT CPU per chunk: "
-              f"{ort_ms['adamoe']:.1f} / {ort_ms['dense']:.1f} ms = {ort_ms['adamoe'] / ort_ms['dense']:.2f}x "
-              f"(goal <= 1.3x); all-experts graph: {ort_ms['adamoe-dense-graph'] / ort_ms['dense']:.2f}x")
+        print(
+            f'AdaMoE (4 experts top-1 + shared) vs dense base, ORT CPU per chunk: '
+            f'{ort_ms["adamoe"]:.1f} / {ort_ms["dense"]:.1f} ms = {ort_ms["adamoe"] / ort_ms["dense"]:.2f}x '
+            f'(goal <= 1.3x); all-experts graph: {ort_ms["adamoe-dense-graph"] / ort_ms["dense"]:.2f}x'
+        )
         experts = 4
-        print(f"why (per denoise step, {num_layers} expert layers, {engine.spec.horizon} action tokens; whole dense "
-              f"step {step_gflop * 1e3:.1f} MFLOP):")
-        print(f"  dense base FFN:            {num_layers * ffn_flops / 1e6:7.1f} MFLOP, "
-              f"{num_layers * ffn_bytes / 1e6:6.2f} MB of FFN weights read")
-        print(f"  AdaMoE, unrolled top-1:    {num_layers * 2 * ffn_flops / 1e6:7.1f} MFLOP (shared + 1 routed), "
-              f"<= {num_layers * (1 + experts) * ffn_bytes / 1e6:6.2f} MB (shared + every expert that got a token)")
-        print(f"  AdaMoE, all-experts graph: {num_layers * (1 + experts) * ffn_flops / 1e6:7.1f} MFLOP, "
-              f"{num_layers * (1 + experts) * ffn_bytes / 1e6:6.2f} MB")
-        print("  top-1 doubles the FFN FLOPs (shared + one routed expert); the bytes grow up to 5x, which matters "
-              "once weights leave the cache (SmolVLA size, GPUs). Routing ops (softmax, top-k, NonZero, gathers) "
-              "add per-layer overhead that dominates at these tiny sizes.")
-        gpu = [p for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") if p in ort.get_available_providers()]
+        print(
+            f'why (per denoise step, {num_layers} expert layers, {engine.spec.horizon} action tokens; whole dense '
+            f'step {step_gflop * 1e3:.1f} MFLOP):'
+        )
+        print(
+            f'  dense base FFN:            {num_layers * ffn_flops / 1e6:7.1f} MFLOP, '
+            f'{num_layers * ffn_bytes / 1e6:6.2f} MB of FFN weights read'
+        )
+        print(
+            f'  AdaMoE, unrolled top-1:    {num_layers * 2 * ffn_flops / 1e6:7.1f} MFLOP (shared + 1 routed), '
+            f'<= {num_layers * (1 + experts) * ffn_bytes / 1e6:6.2f} MB (shared + every expert that got a token)'
+        )
+        print(
+            f'  AdaMoE, all-experts graph: {num_layers * (1 + experts) * ffn_flops / 1e6:7.1f} MFLOP, '
+            f'{num_layers * (1 + experts) * ffn_bytes / 1e6:6.2f} MB'
+        )
+        print(
+            '  top-1 doubles the FFN FLOPs (shared + one routed expert); the bytes grow up to 5x, which matters '
+            'once weights leave the cache (SmolVLA size, GPUs). Routing ops (softmax, top-k, NonZero, gathers) '
+            'add per-layer overhead that dominates at these tiny sizes.'
+        )
+        gpu = [p for p in ('CUDAExecutionProvider', 'TensorrtExecutionProvider') if p in ort.get_available_providers()]
         if not gpu:
-            print(f"CUDA/TensorRT: not available in this onnxruntime ({ort.get_available_providers()}); skipped")
+            print(f'CUDA/TensorRT: not available in this onnxruntime ({ort.get_available_providers()}); skipped')
         for provider in gpu:
             for name, _mode, _graph in VARIANTS:
-                engine = PolicyEngine.from_bundle(Path(tmp) / name / "bundle",
-                                                  providers=[provider, "CPUExecutionProvider"])
-                obs = random_observation(engine, np.random.default_rng(0), "pick up the red cube")
+                engine = PolicyEngine.from_bundle(
+                    Path(tmp) / name / 'bundle', providers=[provider, 'CPUExecutionProvider']
+                )
+                obs = random_observation(engine, np.random.default_rng(0), 'pick up the red cube')
                 ms = median_ms(lambda e=engine, o=obs: e.infer(o, noise_seed=0), args.repeats)
-                print(f"[{name}] {provider}: {ms:.2f} ms per chunk")
+                print(f'[{name}] {provider}: {ms:.2f} ms per chunk')
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     main()

@@ -6,4 +6,4 @@ Importing the package registers the config type, the optimizer ("adamoe_adamw") 
 
 from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
 
-__all__ = ["AdaMoEConfig"]
+__all__ = ['AdaMoEConfig']

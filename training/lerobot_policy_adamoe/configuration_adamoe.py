@@ -15,23 +15,23 @@ from adamoe_contract.spec import ROUTING_MODES
 from lerobot_policy_adamoe.moe import MOE_EXECUTIONS
 from lerobot_policy_adamoe.optim import AdaMoEAdamWConfig, MultiGroupCosineSchedulerConfig, ParamGroupSchedule
 
-SUPPORTED_BASES = ("smolvla", "pi0", "pi05")
+SUPPORTED_BASES = ('smolvla', 'pi0', 'pi05')
 
 
-@PreTrainedConfig.register_subclass("adamoe")
+@PreTrainedConfig.register_subclass('adamoe')
 @dataclass
 class AdaMoEConfig(SmolVLAConfig):
     """SmolVLA config plus AdaMoE routing, balance-loss schedule, upcycling and three optimizer groups."""
 
     # Base VLA whose action expert gets the MoE. Only "smolvla" can be built by this policy class here;
     # pi0/pi05 layers are swapped by `modeling_adamoe.swap_pi0_expert_mlps` (the 4B model cannot run on CPU).
-    base: str = "smolvla"
+    base: str = 'smolvla'
     num_experts: int = 4
     top_k: int = 1
     # "adamoe": router selects, scale adapter adds to the weight; "vanilla": weight = router prob;
     # "dense": no MoE at all (the base model, for ablations).
-    routing_mode: str = "adamoe"
-    moe_execution: str = "auto"
+    routing_mode: str = 'adamoe'
+    moe_execution: str = 'auto'
     # Action-expert layer indices that get an MoE FFN; None = all layers (as in the reference).
     moe_layer_indices: list[int] | None = None
     # Upcycling: routed expert = dense FFN + N(0, noise_std^2); router and adapter ~ N(0, gating_init_std^2).
@@ -69,32 +69,35 @@ class AdaMoEConfig(SmolVLAConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.base not in SUPPORTED_BASES:
-            raise ValueError(f"base must be one of {SUPPORTED_BASES}, got {self.base!r}")
-        if self.base != "smolvla":
+            raise ValueError(f'base must be one of {SUPPORTED_BASES}, got {self.base!r}')
+        if self.base != 'smolvla':
             raise NotImplementedError(
-                f"base={self.base!r}: AdaMoEPolicy builds SmolVLA only; for PI0/PI05 use "
-                "modeling_adamoe.swap_pi0_expert_mlps on a PI0Policy (the 4B model does not run on this CPU)"
+                f'base={self.base!r}: AdaMoEPolicy builds SmolVLA only; for PI0/PI05 use '
+                'modeling_adamoe.swap_pi0_expert_mlps on a PI0Policy (the 4B model does not run on this CPU)'
             )
         if self.routing_mode not in ROUTING_MODES:
-            raise ValueError(f"routing_mode must be one of {ROUTING_MODES}, got {self.routing_mode!r}")
+            raise ValueError(f'routing_mode must be one of {ROUTING_MODES}, got {self.routing_mode!r}')
         if self.moe_execution not in MOE_EXECUTIONS:
-            raise ValueError(f"moe_execution must be one of {MOE_EXECUTIONS}, got {self.moe_execution!r}")
+            raise ValueError(f'moe_execution must be one of {MOE_EXECUTIONS}, got {self.moe_execution!r}')
         if self.num_experts < 1 or not 1 <= self.top_k <= self.num_experts:
-            raise ValueError(f"need 1 <= top_k <= num_experts, got top_k={self.top_k}, E={self.num_experts}")
+            raise ValueError(f'need 1 <= top_k <= num_experts, got top_k={self.top_k}, E={self.num_experts}')
         if self.noise_std < 0 or self.gating_init_std < 0:
-            raise ValueError("noise_std and gating_init_std must be >= 0")
-        if self.function_preserving_init and self.routing_mode != "adamoe":
+            raise ValueError('noise_std and gating_init_std must be >= 0')
+        if self.function_preserving_init and self.routing_mode != 'adamoe':
             raise ValueError("function_preserving_init needs routing_mode='adamoe'")
 
     def group_schedules(self) -> dict[str, ParamGroupSchedule]:
         """Peak LR, weight decay, warmup and final LR per optimizer group."""
         return {
-            "base": ParamGroupSchedule(self.base_lr, self.base_weight_decay, self.base_warmup_steps,
-                                       self.base_final_lr),
-            "experts": ParamGroupSchedule(self.experts_lr, self.experts_weight_decay, self.experts_warmup_steps,
-                                          self.experts_final_lr),
-            "router": ParamGroupSchedule(self.router_lr, self.router_weight_decay, self.router_warmup_steps,
-                                         self.router_final_lr),
+            'base': ParamGroupSchedule(
+                self.base_lr, self.base_weight_decay, self.base_warmup_steps, self.base_final_lr
+            ),
+            'experts': ParamGroupSchedule(
+                self.experts_lr, self.experts_weight_decay, self.experts_warmup_steps, self.experts_final_lr
+            ),
+            'router': ParamGroupSchedule(
+                self.router_lr, self.router_weight_decay, self.router_warmup_steps, self.router_final_lr
+            ),
         }
 
     def get_optimizer_preset(self) -> AdaMoEAdamWConfig:

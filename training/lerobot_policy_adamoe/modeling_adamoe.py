@@ -27,18 +27,18 @@ from lerobot_policy_adamoe.moe import (
 
 # Set while `from_pretrained` rebuilds a saved AdaMoE policy: its own weights follow, so the dense
 # checkpoint named in `upcycle_from` must not be read again (it may not even exist on this machine).
-_RESTORING = contextvars.ContextVar("adamoe_restoring", default=False)
+_RESTORING = contextvars.ContextVar('adamoe_restoring', default=False)
 
-DENSE_BASE_TYPES = ("smolvla", "adamoe")
+DENSE_BASE_TYPES = ('smolvla', 'adamoe')
 
 
 def param_group_of(name: str) -> str:
     """Optimizer group of a parameter: 'router' (router + scale adapter), 'experts' (routed) or 'base'."""
-    if ".router." in f".{name}" or ".scale_adapter." in f".{name}":
-        return "router"
-    if name.rsplit(".", 1)[-1].startswith("experts_"):
-        return "experts"
-    return "base"
+    if '.router.' in f'.{name}' or '.scale_adapter.' in f'.{name}':
+        return 'router'
+    if name.rsplit('.', 1)[-1].startswith('experts_'):
+        return 'experts'
+    return 'base'
 
 
 def swap_expert_mlps(
@@ -48,7 +48,7 @@ def swap_expert_mlps(
     indices = list(range(len(layers))) if layer_indices is None else list(layer_indices)
     for i in indices:
         if not 0 <= i < len(layers):
-            raise ValueError(f"moe layer index {i} out of range for an action expert with {len(layers)} layers")
+            raise ValueError(f'moe layer index {i} out of range for an action expert with {len(layers)} layers')
         layers[i].mlp = AdaMoEFeedForward(
             layers[i].mlp,
             num_experts=config.num_experts,
@@ -80,25 +80,25 @@ def swap_pi0_expert_mlps(policy: nn.Module, config: AdaMoEConfig) -> list[int]:
 def load_dense_checkpoint(policy: nn.Module, folder: str | Path) -> None:
     """Load every weight of a dense LeRobot `pretrained_model` folder into `policy` (before the MoE swap)."""
     folder = Path(folder)
-    weights, config_file = folder / "model.safetensors", folder / "config.json"
+    weights, config_file = folder / 'model.safetensors', folder / 'config.json'
     if not weights.is_file() or not config_file.is_file():
-        raise FileNotFoundError(f"upcycle_from={folder}: expected model.safetensors and config.json there")
-    base_type = json.loads(config_file.read_text()).get("type")
+        raise FileNotFoundError(f'upcycle_from={folder}: expected model.safetensors and config.json there')
+    base_type = json.loads(config_file.read_text()).get('type')
     if base_type not in DENSE_BASE_TYPES:
-        raise ValueError(f"upcycle_from={folder}: config type {base_type!r} is not one of {DENSE_BASE_TYPES}")
+        raise ValueError(f'upcycle_from={folder}: config type {base_type!r} is not one of {DENSE_BASE_TYPES}')
     state = load_file(str(weights))
     own = policy.state_dict()
     unexpected = sorted(set(state) - set(own))
-    missing = sorted(k for k in set(own) - set(state) if "lm_head" not in k)
+    missing = sorted(k for k in set(own) - set(state) if 'lm_head' not in k)
     if unexpected or missing:
         raise ValueError(
-            f"upcycle_from={weights}: checkpoint does not match the base model "
-            f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+            f'upcycle_from={weights}: checkpoint does not match the base model '
+            f'(missing {missing[:5]}{"..." if len(missing) > 5 else ""}, '
+            f'unexpected {unexpected[:5]}{"..." if len(unexpected) > 5 else ""})'
         )
     mismatched = [k for k, v in state.items() if own[k].shape != v.shape]
     if mismatched:
-        raise ValueError(f"upcycle_from={weights}: shape mismatch for {mismatched[:5]}")
+        raise ValueError(f'upcycle_from={weights}: shape mismatch for {mismatched[:5]}')
     policy.load_state_dict(state, strict=False)
 
 
@@ -115,7 +115,7 @@ class AdaMoEPolicy(SmolVLAPolicy):
     """SmolVLA flow-matching policy whose action-expert FFNs are AdaMoE layers (`--policy.type=adamoe`)."""
 
     config_class = AdaMoEConfig
-    name = "adamoe"
+    name = 'adamoe'
 
     def __init__(self, config: AdaMoEConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -123,12 +123,10 @@ class AdaMoEPolicy(SmolVLAPolicy):
         if config.upcycle_from and not _RESTORING.get():
             load_dense_checkpoint(self, config.upcycle_from)
         # Counts training forwards for the balance-loss schedule; saved with the weights so resume continues it.
-        self.register_buffer("moe_train_step", torch.zeros((), dtype=torch.long))
+        self.register_buffer('moe_train_step', torch.zeros((), dtype=torch.long))
         self.moe_layer_indices: list[int] = []
-        if config.routing_mode != "dense":
-            self.moe_layer_indices = swap_expert_mlps(
-                smolvla_expert_layers(self), config, config.moe_layer_indices
-            )
+        if config.routing_mode != 'dense':
+            self.moe_layer_indices = swap_expert_mlps(smolvla_expert_layers(self), config, config.moe_layer_indices)
 
     @classmethod
     def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> AdaMoEPolicy:
@@ -148,31 +146,36 @@ class AdaMoEPolicy(SmolVLAPolicy):
 
     def get_optim_params(self) -> list[dict[str, Any]]:
         """Three AdamW groups (base incl. shared expert, routed experts, router + adapter) with own schedules."""
-        buckets: dict[str, list[nn.Parameter]] = {"base": [], "experts": [], "router": []}
+        buckets: dict[str, list[nn.Parameter]] = {'base': [], 'experts': [], 'router': []}
         for name, param in self.named_parameters():
             if param.requires_grad:
                 buckets[param_group_of(name)].append(param)
         groups = []
         for group_name, schedule in self.config.group_schedules().items():
             if buckets[group_name]:
-                groups.append({
-                    "params": buckets[group_name],
-                    "group_name": group_name,
-                    "lr": schedule.peak_lr,
-                    "weight_decay": schedule.weight_decay,
-                    "warmup_steps": schedule.warmup_steps,
-                    "final_lr": schedule.final_lr,
-                })
+                groups.append(
+                    {
+                        'params': buckets[group_name],
+                        'group_name': group_name,
+                        'lr': schedule.peak_lr,
+                        'weight_decay': schedule.weight_decay,
+                        'warmup_steps': schedule.warmup_steps,
+                        'final_lr': schedule.final_lr,
+                    }
+                )
         return groups
 
     def forward(
-        self, batch: dict[str, Tensor], noise: Tensor | None = None, time: Tensor | None = None,
-        reduction: str = "mean",
+        self,
+        batch: dict[str, Tensor],
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        reduction: str = 'mean',
     ) -> tuple[Tensor, dict[str, Any]]:
         """Flow-matching loss + balance coefficient * balance loss (+ z-loss coefficient * z-loss)."""
         with capture_routing() as routing:
             flow_loss, loss_dict = super().forward(batch, noise=noise, time=time, reduction=reduction)
-        loss_dict["flow_loss"] = float(flow_loss.detach().mean())
+        loss_dict['flow_loss'] = float(flow_loss.detach().mean())
         if not self.moe_modules:
             return flow_loss, loss_dict
         (infos,) = routing.passes(self.moe_modules)  # a training forward runs each layer once
@@ -184,12 +187,14 @@ class AdaMoEPolicy(SmolVLAPolicy):
         if self.training:
             self.moe_train_step += 1
         stats = routing_statistics(infos)
-        loss_dict.update({
-            "loss": float(loss.detach().mean()),
-            "balance_loss": float(balance.detach()),
-            "z_loss": float(z_loss.detach()),
-            "balance_coef": coef,
-        })
+        loss_dict.update(
+            {
+                'loss': float(loss.detach().mean()),
+                'balance_loss': float(balance.detach()),
+                'z_loss': float(z_loss.detach()),
+                'balance_coef': coef,
+            }
+        )
         for expert, share in enumerate(stats.token_fraction.mean(dim=0).tolist()):
-            loss_dict[f"expert{expert}_share"] = share
+            loss_dict[f'expert{expert}_share'] = share
         return loss, loss_dict

@@ -31,9 +31,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-RoutingMode = Literal["adamoe", "vanilla"]
-ExecutionMode = Literal["auto", "dense", "sparse"]
-MOE_EXECUTIONS = ("auto", "dense", "sparse")
+RoutingMode = Literal['adamoe', 'vanilla']
+ExecutionMode = Literal['auto', 'dense', 'sparse']
+MOE_EXECUTIONS = ('auto', 'dense', 'sparse')
 
 # On accelerators, below this many tokens the sparse path's per-expert launches and host syncs
 # (nonzero) cost more than the dense path's extra FLOPs; on CPU sparse wins at every size we measured
@@ -85,24 +85,24 @@ class AdaMoEFeedForward(nn.Module):
         dense_ffn: nn.Module,
         num_experts: int = 4,
         top_k: int = 1,
-        routing_mode: RoutingMode = "adamoe",
-        execution: ExecutionMode = "auto",
+        routing_mode: RoutingMode = 'adamoe',
+        execution: ExecutionMode = 'auto',
         noise_std: float = 0.0,
         gating_init_std: float = 0.006,
         function_preserving_init: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        for name in ("gate_proj", "up_proj", "down_proj", "act_fn"):
+        for name in ('gate_proj', 'up_proj', 'down_proj', 'act_fn'):
             if not hasattr(dense_ffn, name):
                 raise TypeError(f"dense_ffn {type(dense_ffn).__name__} has no '{name}': not a gated FFN")
-        if routing_mode not in ("adamoe", "vanilla"):
+        if routing_mode not in ('adamoe', 'vanilla'):
             raise ValueError(f"routing_mode must be 'adamoe' or 'vanilla' (dense = keep the FFN), got {routing_mode!r}")
         if not 1 <= top_k <= num_experts:
-            raise ValueError(f"top_k must be in 1..num_experts={num_experts}, got {top_k}")
+            raise ValueError(f'top_k must be in 1..num_experts={num_experts}, got {top_k}')
         if execution not in MOE_EXECUTIONS:
-            raise ValueError(f"execution must be one of {MOE_EXECUTIONS}, got {execution!r}")
-        if function_preserving_init and routing_mode != "adamoe":
+            raise ValueError(f'execution must be one of {MOE_EXECUTIONS}, got {execution!r}')
+        if function_preserving_init and routing_mode != 'adamoe':
             raise ValueError("function_preserving_init needs routing_mode='adamoe' (it uses the scale adapter)")
         self.num_experts = num_experts
         self.top_k = top_k
@@ -116,7 +116,7 @@ class AdaMoEFeedForward(nn.Module):
         self.act_fn: Callable[[Tensor], Tensor] = dense_ffn.act_fn
         hidden, inter = self.gate_proj.in_features, self.gate_proj.out_features
         weight = self.gate_proj.weight
-        factory = {"dtype": weight.dtype, "device": weight.device}
+        factory = {'dtype': weight.dtype, 'device': weight.device}
         # Stacked expert weights, laid out for x @ W (einsum-friendly, one matmul per expert in sparse mode).
         self.experts_gate = nn.Parameter(torch.empty(num_experts, hidden, inter, **factory))
         self.experts_up = nn.Parameter(torch.empty(num_experts, hidden, inter, **factory))
@@ -161,7 +161,7 @@ class AdaMoEFeedForward(nn.Module):
         logits = self.router(x_flat)
         probs = torch.softmax(logits.float(), dim=-1).to(x_flat.dtype)
         topk_prob, topk_idx = torch.topk(probs, self.top_k, dim=-1)
-        if self.routing_mode == "adamoe":
+        if self.routing_mode == 'adamoe':
             weights = probs + self.scale_adapter(x_flat)
             topk_weight = torch.gather(weights, 1, topk_idx)
         else:
@@ -175,18 +175,18 @@ class AdaMoEFeedForward(nn.Module):
         )
 
     def _use_sparse(self, num_tokens: int, device: torch.device) -> bool:
-        if self.execution != "auto":
-            return self.execution == "sparse"
+        if self.execution != 'auto':
+            return self.execution == 'sparse'
         exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
         if exporting or self.top_k == self.num_experts:
             return False  # static shapes for export; with k == E nothing is skipped anyway
-        return device.type == "cpu" or num_tokens >= _SPARSE_MIN_TOKENS_ACCELERATOR
+        return device.type == 'cpu' or num_tokens >= _SPARSE_MIN_TOKENS_ACCELERATOR
 
     def routed_dense(self, x_flat: Tensor, routing: RoutingInfo) -> Tensor:
         """All experts on all tokens (batched einsum), then gather the top-k: static shapes, export-friendly."""
-        gate = torch.einsum("nd,edh->neh", x_flat, self.experts_gate)
-        up = torch.einsum("nd,edh->neh", x_flat, self.experts_up)
-        expert_out = torch.einsum("neh,ehd->ned", self.act_fn(gate) * up, self.experts_down)
+        gate = torch.einsum('nd,edh->neh', x_flat, self.experts_gate)
+        up = torch.einsum('nd,edh->neh', x_flat, self.experts_up)
+        expert_out = torch.einsum('neh,ehd->ned', self.act_fn(gate) * up, self.experts_down)
         index = routing.topk_idx.unsqueeze(-1).expand(-1, -1, expert_out.shape[-1])
         selected = torch.gather(expert_out, 1, index)  # (N, k, D)
         return (selected * routing.topk_weight.unsqueeze(-1)).sum(dim=1)
@@ -255,12 +255,12 @@ class RoutingCapture:
         per_layer = [self.of(layer) for layer in layers]
         if len({len(calls) for calls in per_layer}) > 1:
             counts = [len(calls) for calls in per_layer]
-            raise RuntimeError(f"AdaMoE layers were called unequally often ({counts}); passes are ambiguous")
+            raise RuntimeError(f'AdaMoE layers were called unequally often ({counts}); passes are ambiguous')
         return [list(step) for step in zip(*per_layer, strict=True)]
 
 
 _CAPTURES: contextvars.ContextVar[tuple[RoutingCapture, ...]] = contextvars.ContextVar(
-    "adamoe_routing_captures", default=()
+    'adamoe_routing_captures', default=()
 )
 
 
@@ -276,7 +276,7 @@ def capture_routing() -> Iterator[RoutingCapture]:
 
 
 def _normal_like(t: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
-    noise = torch.randn(t.shape, generator=generator, dtype=torch.float32, device="cpu")
+    noise = torch.randn(t.shape, generator=generator, dtype=torch.float32, device='cpu')
     return (noise * std).to(dtype=t.dtype, device=t.device)
 
 
@@ -288,7 +288,7 @@ def moe_layers(model: nn.Module) -> list[AdaMoEFeedForward]:
 def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -> RouterStats:
     """Turn one pass's per-layer routing (an entry of `RoutingCapture.passes`) into per-layer stats."""
     if not infos:
-        raise ValueError("routing_statistics needs at least one RoutingInfo")
+        raise ValueError('routing_statistics needs at least one RoutingInfo')
     fractions, weights, balances, zs = [], [], [], []
     for info in infos:
         idx = info.topk_idx.detach().reshape(-1).cpu()
@@ -314,7 +314,7 @@ def routing_statistics(infos: Sequence[RoutingInfo], top_k: int | None = None) -
 def mean_balance_loss(infos: Sequence[RoutingInfo]) -> tuple[Tensor, Tensor]:
     """Mean balance loss and z-loss over one pass's layers (as the reference averages over layers)."""
     if not infos:
-        raise ValueError("mean_balance_loss needs the routing of at least one layer")
+        raise ValueError('mean_balance_loss needs the routing of at least one layer')
     balance = torch.stack([i.balance_loss for i in infos]).mean()
     z = torch.stack([i.z_loss for i in infos]).mean()
     return balance, z
@@ -326,16 +326,16 @@ def expected_upcycled_factor(info: RoutingInfo) -> Tensor:
 
 
 __all__ = [
-    "MOE_EXECUTIONS",
-    "AdaMoEFeedForward",
-    "RouterStats",
-    "RoutingCapture",
-    "RoutingInfo",
-    "balance_loss",
-    "capture_routing",
-    "expected_upcycled_factor",
-    "mean_balance_loss",
-    "moe_layers",
-    "router_z_loss",
-    "routing_statistics",
+    'MOE_EXECUTIONS',
+    'AdaMoEFeedForward',
+    'RouterStats',
+    'RoutingCapture',
+    'RoutingInfo',
+    'balance_loss',
+    'capture_routing',
+    'expected_upcycled_factor',
+    'mean_balance_loss',
+    'moe_layers',
+    'router_z_loss',
+    'routing_statistics',
 ]

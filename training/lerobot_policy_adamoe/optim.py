@@ -40,7 +40,7 @@ def warmup_cosine_lr(step: int, schedule: ParamGroupSchedule, decay_steps: int) 
     return schedule.final_lr + (peak - schedule.final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-@OptimizerConfig.register_subclass("adamoe_adamw")
+@OptimizerConfig.register_subclass('adamoe_adamw')
 @dataclass
 class AdaMoEAdamWConfig(AdamWConfig):
     """AdamW whose param groups (with their own lr/weight_decay) come from the policy."""
@@ -49,14 +49,14 @@ class AdaMoEAdamWConfig(AdamWConfig):
         """Build torch AdamW; group-level lr/weight_decay override the defaults here."""
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
-            groups = [{"params": groups}]
+            groups = [{'params': groups}]
         for group in groups:
-            group.setdefault("warmup_steps", 0)
-            group.setdefault("final_lr", group.get("lr", self.lr))
+            group.setdefault('warmup_steps', 0)
+            group.setdefault('final_lr', group.get('lr', self.lr))
         return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
 
 
-@LRSchedulerConfig.register_subclass("adamoe_multigroup_cosine")
+@LRSchedulerConfig.register_subclass('adamoe_multigroup_cosine')
 @dataclass
 class MultiGroupCosineSchedulerConfig(LRSchedulerConfig):
     """Per-group warmup + cosine decay; warmup/decay are scaled down when training is shorter than decay."""
@@ -69,16 +69,20 @@ class MultiGroupCosineSchedulerConfig(LRSchedulerConfig):
         scale = min(1.0, num_training_steps / self.num_decay_steps) if self.num_decay_steps > 0 else 1.0
         decay_steps = max(1, round(self.num_decay_steps * scale))
         if scale < 1.0:
-            logging.info("AdaMoE scheduler: %d training steps < %d decay steps, schedule scaled by %.3g",
-                         num_training_steps, self.num_decay_steps, scale)
+            logging.info(
+                'AdaMoE scheduler: %d training steps < %d decay steps, schedule scaled by %.3g',
+                num_training_steps,
+                self.num_decay_steps,
+                scale,
+            )
         lambdas: list[Callable[[int], float]] = []
         for group in optimizer.param_groups:
-            peak = group.get("initial_lr", group["lr"])
+            peak = group.get('initial_lr', group['lr'])
             schedule = ParamGroupSchedule(
                 peak_lr=peak,
-                weight_decay=group["weight_decay"],
-                warmup_steps=int(round(group.get("warmup_steps", 0) * scale)),
-                final_lr=group.get("final_lr", peak),
+                weight_decay=group['weight_decay'],
+                warmup_steps=int(round(group.get('warmup_steps', 0) * scale)),
+                final_lr=group.get('final_lr', peak),
             )
             lambdas.append(_relative_lambda(schedule, decay_steps))
         return LambdaLR(optimizer, lambdas, -1)

@@ -8,32 +8,32 @@ import numpy as np
 
 from adamoe_contract.robots import load_robot_profile
 
-SO101 = load_robot_profile("so101")
+SO101 = load_robot_profile('so101')
 JOINTS = SO101.joint_names
 CAMERAS = SO101.camera_names  # the first sees the scene, the others a shifted copy of it
-TASKS = ("pick up the red cube", "push the block to the left")
+TASKS = ('pick up the red cube', 'push the block to the left')
 
 
-def synthetic_features(image_hw: tuple[int, int] = (96, 128), image_dtype: str = "image") -> dict[str, dict]:
+def synthetic_features(image_hw: tuple[int, int] = (96, 128), image_dtype: str = 'image') -> dict[str, dict]:
     """LeRobot feature spec of the synthetic dataset."""
-    cam = {"dtype": image_dtype, "shape": (*image_hw, 3), "names": ["height", "width", "channels"]}
-    vec = {"dtype": "float32", "shape": (len(JOINTS),), "names": list(JOINTS)}
+    cam = {'dtype': image_dtype, 'shape': (*image_hw, 3), 'names': ['height', 'width', 'channels']}
+    vec = {'dtype': 'float32', 'shape': (len(JOINTS),), 'names': list(JOINTS)}
     return {
-        **{f"observation.images.{name}": dict(cam) for name in CAMERAS},
-        "observation.state": vec,
-        "action": dict(vec),
+        **{f'observation.images.{name}': dict(cam) for name in CAMERAS},
+        'observation.state': vec,
+        'action': dict(vec),
     }
 
 
 def make_synthetic_dataset(
     root: Path,
-    repo_id: str = "local/adamoe_synthetic",
+    repo_id: str = 'local/adamoe_synthetic',
     *,
     num_episodes: int = 2,
     frames_per_episode: int = 30,
     image_hw: tuple[int, int] = (96, 128),
     fps: int = 10,
-    image_dtype: str = "image",
+    image_dtype: str = 'image',
     seed: int = 0,
 ):
     """Create and finalize a LeRobotDataset whose action is a smooth, learnable function of time and task."""
@@ -41,8 +41,12 @@ def make_synthetic_dataset(
 
     rng = np.random.default_rng(seed)
     dataset = LeRobotDataset.create(
-        repo_id, fps=fps, features=synthetic_features(image_hw, image_dtype), root=root, robot_type="so101",
-        use_videos=image_dtype == "video",
+        repo_id,
+        fps=fps,
+        features=synthetic_features(image_hw, image_dtype),
+        root=root,
+        robot_type='so101',
+        use_videos=image_dtype == 'video',
     )
     h, w = image_hw
     yy, xx = np.mgrid[0:h, 0:w]
@@ -53,18 +57,22 @@ def make_synthetic_dataset(
             for t in range(frames_per_episode):
                 angle = phase + 0.2 * t
                 state = (0.5 * np.sin(angle + np.arange(len(JOINTS)))).astype(np.float32)
-                action = (0.5 * np.sin(angle + 0.2 + np.arange(len(JOINTS))) * (1 if task_id == 0 else -1))
+                action = 0.5 * np.sin(angle + 0.2 + np.arange(len(JOINTS))) * (1 if task_id == 0 else -1)
                 # A bright blob that moves with the state, so images carry information.
                 cy, cx = int(h / 2 + h / 4 * state[0]), int(w / 2 + w / 4 * state[1])
                 blob = (((yy - cy) ** 2 + (xx - cx) ** 2) < (h // 8) ** 2).astype(np.uint8) * 200
                 scene = np.stack([blob, np.full_like(blob, 40 * task_id), 255 - blob], axis=-1)
-                dataset.add_frame({
-                    **{f"observation.images.{name}": np.roll(scene, shift=i * w // 4, axis=1)
-                       for i, name in enumerate(CAMERAS)},
-                    "observation.state": state,
-                    "action": action.astype(np.float32),
-                    "task": TASKS[task_id],
-                })
+                dataset.add_frame(
+                    {
+                        **{
+                            f'observation.images.{name}': np.roll(scene, shift=i * w // 4, axis=1)
+                            for i, name in enumerate(CAMERAS)
+                        },
+                        'observation.state': state,
+                        'action': action.astype(np.float32),
+                        'task': TASKS[task_id],
+                    }
+                )
             dataset.save_episode()
     finally:
         dataset.finalize()

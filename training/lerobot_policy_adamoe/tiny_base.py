@@ -13,31 +13,31 @@ from typing import Any
 
 # Small corpus: enough merges that instructions become a handful of tokens, not a byte per character.
 _INSTRUCTION_CORPUS = [
-    "pick up the red cube",
-    "pick the cube and place it in the bowl",
-    "place the cube on the plate",
-    "push the block to the left",
-    "push the block to the right",
-    "move the arm to the home position",
-    "grasp the green block and lift it",
-    "put the blue cube into the box",
-    "open the gripper",
-    "close the gripper",
-    "stack the red cube on the blue cube",
-    "pick up the object and put it down",
-    "reach for the cube",
-    "lift the cube above the table",
-    "move the cube to the target",
-    "do nothing",
+    'pick up the red cube',
+    'pick the cube and place it in the bowl',
+    'place the cube on the plate',
+    'push the block to the left',
+    'push the block to the right',
+    'move the arm to the home position',
+    'grasp the green block and lift it',
+    'put the blue cube into the box',
+    'open the gripper',
+    'close the gripper',
+    'stack the red cube on the blue cube',
+    'pick up the object and put it down',
+    'reach for the cube',
+    'lift the cube above the table',
+    'move the cube to the target',
+    'do nothing',
 ]
 
 _SPECIAL_TOKENS = {
-    "fake_image_token": "<fake_token_around_image>",
-    "image_token": "<image>",
-    "global_image_token": "<global-img>",
-    "end_of_utterance_token": "<end_of_utterance>",
+    'fake_image_token': '<fake_token_around_image>',
+    'image_token': '<image>',
+    'global_image_token': '<global-img>',
+    'end_of_utterance_token': '<end_of_utterance>',
 }
-_BASIC_TOKENS = ["<|endoftext|>", "<|im_start|>", "<pad>"]
+_BASIC_TOKENS = ['<|endoftext|>', '<|im_start|>', '<pad>']
 
 
 def _train_tokenizer(vocab_size: int) -> Any:
@@ -48,7 +48,7 @@ def _train_tokenizer(vocab_size: int) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     # Grid tokens <row_i_col_j> are referenced by the SmolVLM processor when images are split.
-    grid_tokens = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
+    grid_tokens = [f'<row_{r}_col_{c}>' for r in range(1, 7) for c in range(1, 7)]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=_BASIC_TOKENS + list(_SPECIAL_TOKENS.values()) + grid_tokens,
@@ -87,20 +87,19 @@ def make_tiny_backbone(
 
     if image_size % (patch_size * scale_factor) != 0:
         raise ValueError(
-            f"image_size {image_size} must be a multiple of patch_size*scale_factor "
-            f"= {patch_size * scale_factor}"
+            f'image_size {image_size} must be a multiple of patch_size*scale_factor = {patch_size * scale_factor}'
         )
     if text_hidden % text_heads != 0:
-        raise ValueError(f"text_hidden {text_hidden} is not divisible by text_heads {text_heads}")
+        raise ValueError(f'text_hidden {text_hidden} is not divisible by text_heads {text_heads}')
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     tok = PreTrainedTokenizerFast(
         tokenizer_object=_train_tokenizer(vocab_size),
-        bos_token="<|im_start|>",
-        eos_token="<end_of_utterance>",
-        pad_token="<pad>",
-        unk_token="<|endoftext|>",
+        bos_token='<|im_start|>',
+        eos_token='<end_of_utterance>',
+        pad_token='<pad>',
+        unk_token='<|endoftext|>',
         extra_special_tokens=dict(_SPECIAL_TOKENS),
     )
     # Image tokens per image after pixel shuffle: (side/patch)^2 / scale^2.
@@ -108,8 +107,8 @@ def make_tiny_backbone(
     image_processor = SmolVLMImageProcessor(
         do_resize=False,
         do_image_splitting=False,
-        size={"longest_edge": image_size},
-        max_image_size={"longest_edge": image_size},
+        size={'longest_edge': image_size},
+        max_image_size={'longest_edge': image_size},
     )
     processor = SmolVLMProcessor(
         image_processor=image_processor,
@@ -119,27 +118,27 @@ def make_tiny_backbone(
     )
     config = SmolVLMConfig(
         text_config={
-            "model_type": "llama",
-            "hidden_size": text_hidden,
-            "intermediate_size": text_intermediate,
-            "num_hidden_layers": layers,
-            "num_attention_heads": text_heads,
-            "num_key_value_heads": text_kv_heads,
-            "head_dim": text_hidden // text_heads,
-            "vocab_size": len(tok),
-            "max_position_embeddings": 2048,
+            'model_type': 'llama',
+            'hidden_size': text_hidden,
+            'intermediate_size': text_intermediate,
+            'num_hidden_layers': layers,
+            'num_attention_heads': text_heads,
+            'num_key_value_heads': text_kv_heads,
+            'head_dim': text_hidden // text_heads,
+            'vocab_size': len(tok),
+            'max_position_embeddings': 2048,
         },
         vision_config={
-            "model_type": "smolvlm_vision",
-            "hidden_size": vision_hidden,
-            "intermediate_size": vision_intermediate,
-            "num_hidden_layers": vision_layers,
-            "num_attention_heads": vision_heads,
-            "patch_size": patch_size,
-            "image_size": image_size,
+            'model_type': 'smolvlm_vision',
+            'hidden_size': vision_hidden,
+            'intermediate_size': vision_intermediate,
+            'num_hidden_layers': vision_layers,
+            'num_attention_heads': vision_heads,
+            'patch_size': patch_size,
+            'image_size': image_size,
         },
         scale_factor=scale_factor,
-        image_token_id=tok.convert_tokens_to_ids(_SPECIAL_TOKENS["image_token"]),
+        image_token_id=tok.convert_tokens_to_ids(_SPECIAL_TOKENS['image_token']),
         vocab_size=len(tok),
     )
     config.save_pretrained(out_dir)
@@ -150,16 +149,16 @@ def make_tiny_backbone(
 def tiny_smolvla_kwargs(backbone_dir: Path) -> dict[str, Any]:
     """SmolVLA config fields for a tiny, random-init, CPU model on `backbone_dir`."""
     return {
-        "vlm_model_name": str(backbone_dir),
-        "load_vlm_weights": False,
-        "device": "cpu",
-        "resize_imgs_with_padding": (128, 128),
-        "chunk_size": 16,
-        "n_action_steps": 16,
-        "num_steps": 10,
-        "num_vlm_layers": 2,
-        "tokenizer_max_length": 24,
-        "push_to_hub": False,
+        'vlm_model_name': str(backbone_dir),
+        'load_vlm_weights': False,
+        'device': 'cpu',
+        'resize_imgs_with_padding': (128, 128),
+        'chunk_size': 16,
+        'n_action_steps': 16,
+        'num_steps': 10,
+        'num_vlm_layers': 2,
+        'tokenizer_max_length': 24,
+        'push_to_hub': False,
     }
 
 

@@ -12,12 +12,12 @@ def _few_threads():
     torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def tiny_backbone(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny_smolvlm")
+    return make_tiny_backbone(tmp_path_factory.mktemp('backbone') / 'tiny_smolvlm')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def synthetic_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("datasets") / "synthetic"
+    root = tmp_path_factory.mktemp('datasets') / 'synthetic'
     return make_synthetic_dataset(root, num_episodes=2, frames_per_episode=30)

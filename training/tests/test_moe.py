@@ -36,7 +36,7 @@ def hand_layer(mode: str, top_k: int) -> AdaMoEFeedForward:
         ffn.gate_proj.weight.copy_(torch.tensor([[1.0, 0.0]]))
         ffn.up_proj.weight.copy_(torch.tensor([[0.0, 1.0]]))
         ffn.down_proj.weight.copy_(torch.tensor([[1.0], [1.0]]))
-    layer = AdaMoEFeedForward(ffn, num_experts=2, top_k=top_k, routing_mode=mode, execution="dense")
+    layer = AdaMoEFeedForward(ffn, num_experts=2, top_k=top_k, routing_mode=mode, execution='dense')
     with torch.no_grad():
         # expert 0: gate.x = 2, up.x = 3 -> h = 6, out = [0, 6]; expert 1: h = 1 * 2 = 2, out = [6, 0]
         layer.experts_gate.copy_(torch.tensor([[[0.0], [1.0]], [[1.0], [0.0]]]))
@@ -51,17 +51,17 @@ X = torch.tensor([[1.0, 2.0]])
 
 
 @pytest.mark.parametrize(
-    ("mode", "top_k", "expected", "weights"),
+    ('mode', 'top_k', 'expected', 'weights'),
     [
-        ("adamoe", 1, [2.95, 1.0], [0.65]),  # 0.5*[2,2] + 0.5*(0.75-0.1)*[6,0]
-        ("vanilla", 1, [3.25, 1.0], [0.75]),  # 0.5*[2,2] + 0.5*0.75*[6,0]
-        ("adamoe", 2, [2.95, 2.05], [0.65, 0.35]),  # + 0.5*(0.25+0.1)*[0,6]
-        ("vanilla", 2, [3.25, 1.75], [0.75, 0.25]),
+        ('adamoe', 1, [2.95, 1.0], [0.65]),  # 0.5*[2,2] + 0.5*(0.75-0.1)*[6,0]
+        ('vanilla', 1, [3.25, 1.0], [0.75]),  # 0.5*[2,2] + 0.5*0.75*[6,0]
+        ('adamoe', 2, [2.95, 2.05], [0.65, 0.35]),  # + 0.5*(0.25+0.1)*[0,6]
+        ('vanilla', 2, [3.25, 1.75], [0.75, 0.25]),
     ],
 )
 def test_layer_matches_hand_computed_values(mode, top_k, expected, weights):
     layer = hand_layer(mode, top_k)
-    for execution in ("dense", "sparse"):
+    for execution in ('dense', 'sparse'):
         layer.execution = execution
         out, info = layer.forward_with_routing(X)
         torch.testing.assert_close(out, torch.tensor([expected]), atol=1e-6, rtol=0)
@@ -76,61 +76,63 @@ def test_layer_matches_hand_computed_values(mode, top_k, expected, weights):
 
 def test_invalid_configuration_is_rejected():
     ffn = GatedFFN(4, 8)
-    with pytest.raises(ValueError, match="top_k"):
+    with pytest.raises(ValueError, match='top_k'):
         AdaMoEFeedForward(ffn, num_experts=4, top_k=5)
-    with pytest.raises(ValueError, match="routing_mode"):
-        AdaMoEFeedForward(ffn, routing_mode="dense")
-    with pytest.raises(ValueError, match="function_preserving_init"):
-        AdaMoEFeedForward(ffn, routing_mode="vanilla", function_preserving_init=True)
-    with pytest.raises(TypeError, match="gated FFN"):
+    with pytest.raises(ValueError, match='routing_mode'):
+        AdaMoEFeedForward(ffn, routing_mode='dense')
+    with pytest.raises(ValueError, match='function_preserving_init'):
+        AdaMoEFeedForward(ffn, routing_mode='vanilla', function_preserving_init=True)
+    with pytest.raises(TypeError, match='gated FFN'):
         AdaMoEFeedForward(nn.Linear(4, 4))
 
 
-@pytest.mark.parametrize("mode", ["adamoe", "vanilla"])
-@pytest.mark.parametrize("top_k", [1, 2, 4])
+@pytest.mark.parametrize('mode', ['adamoe', 'vanilla'])
+@pytest.mark.parametrize('top_k', [1, 2, 4])
 def test_dense_and_sparse_paths_agree(mode, top_k):
     gen = torch.Generator().manual_seed(top_k)
     ffn = GatedFFN(16, 32).double()
-    layer = AdaMoEFeedForward(ffn, num_experts=4, top_k=top_k, routing_mode=mode, noise_std=0.05,
-                              gating_init_std=0.3, generator=gen)
+    layer = AdaMoEFeedForward(
+        ffn, num_experts=4, top_k=top_k, routing_mode=mode, noise_std=0.05, gating_init_std=0.3, generator=gen
+    )
     x = torch.randn(3, 100, 16, dtype=torch.float64, generator=gen)
     outputs, grads = {}, {}
-    for execution in ("dense", "sparse"):
+    for execution in ('dense', 'sparse'):
         layer.zero_grad()
         layer.execution = execution
         out, info = layer.forward_with_routing(x)
         out.pow(2).sum().backward()
         outputs[execution] = out
         grads[execution] = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
-    torch.testing.assert_close(outputs["dense"], outputs["sparse"], atol=1e-12, rtol=1e-12)
-    assert grads["dense"].keys() == grads["sparse"].keys()
-    for name in grads["dense"]:
-        torch.testing.assert_close(grads["dense"][name], grads["sparse"][name], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(outputs['dense'], outputs['sparse'], atol=1e-12, rtol=1e-12)
+    assert grads['dense'].keys() == grads['sparse'].keys()
+    for name in grads['dense']:
+        torch.testing.assert_close(grads['dense'][name], grads['sparse'][name], atol=1e-10, rtol=1e-10)
     # routing must really spread over experts for this comparison to mean anything
     assert len(info.topk_idx.unique()) == 4
 
 
 def test_auto_execution_uses_dense_path_while_tracing():
     layer = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=1)
-    assert layer._use_sparse(10, torch.device("cpu"))
-    assert layer._use_sparse(1000, torch.device("cuda"))
-    assert not layer._use_sparse(10, torch.device("cuda"))
+    assert layer._use_sparse(10, torch.device('cpu'))
+    assert layer._use_sparse(1000, torch.device('cuda'))
+    assert not layer._use_sparse(10, torch.device('cuda'))
     full = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=2, top_k=2)
-    assert not full._use_sparse(1000, torch.device("cpu"))
+    assert not full._use_sparse(1000, torch.device('cpu'))
     traced = torch.jit.trace(layer, torch.randn(1, 300, 8))
     graph = str(traced.graph)
-    assert "einsum" in graph and "nonzero" not in graph
+    assert 'einsum' in graph and 'nonzero' not in graph
 
 
 def test_adamoe_router_gradient_flows_only_through_probabilities_and_balance_loss():
     torch.manual_seed(0)
-    layer = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=2, gating_init_std=0.5, execution="dense")
+    layer = AdaMoEFeedForward(GatedFFN(8, 16), num_experts=4, top_k=2, gating_init_std=0.5, execution='dense')
     x = torch.randn(40, 8)
     target = torch.randn(40, 8)
     out, info = layer.forward_with_routing(x)
     task_loss = (out - target).pow(2).mean()
-    router_grad, adapter_grad = torch.autograd.grad(task_loss, [layer.router.weight, layer.scale_adapter.weight],
-                                                    retain_graph=True)
+    router_grad, adapter_grad = torch.autograd.grad(
+        task_loss, [layer.router.weight, layer.scale_adapter.weight], retain_graph=True
+    )
     assert adapter_grad.abs().sum() > 0
     # Task-loss gradient of the router must equal the gradient through the selected p_i alone.
     dl_dweight = torch.autograd.grad(task_loss, info.topk_weight, retain_graph=True)[0]
@@ -139,7 +141,8 @@ def test_adamoe_router_gradient_flows_only_through_probabilities_and_balance_los
     torch.testing.assert_close(router_grad, expected)
     # Balance loss: f is a constant count, the gradient comes from P_i only; the adapter is untouched.
     balance_router, balance_adapter = torch.autograd.grad(
-        info.balance_loss, [layer.router.weight, layer.scale_adapter.weight], allow_unused=True)
+        info.balance_loss, [layer.router.weight, layer.scale_adapter.weight], allow_unused=True
+    )
     assert balance_adapter is None
     counts = torch.bincount(info.topk_idx.reshape(-1), minlength=4).float() / 40
     mean_p = torch.softmax(x @ layer.router.weight.t(), dim=-1).mean(0)
@@ -148,7 +151,7 @@ def test_adamoe_router_gradient_flows_only_through_probabilities_and_balance_los
 
 
 def test_vanilla_mode_leaves_scale_adapter_unused():
-    layer = AdaMoEFeedForward(GatedFFN(8, 16), routing_mode="vanilla")
+    layer = AdaMoEFeedForward(GatedFFN(8, 16), routing_mode='vanilla')
     layer(torch.randn(5, 8)).sum().backward()
     assert layer.scale_adapter.weight.grad is None
     assert layer.router.weight.grad.abs().sum() > 0
@@ -160,8 +163,11 @@ def test_upcycled_layer_scales_dense_output_by_selected_weights():
     x = torch.randn(2, 30, 16)
     dense_out = ffn(x).detach()
     layer = AdaMoEFeedForward(ffn, num_experts=4, top_k=2, noise_std=0.0)
-    for stacked, dense in ((layer.experts_gate, ffn.gate_proj), (layer.experts_up, ffn.up_proj),
-                           (layer.experts_down, ffn.down_proj)):
+    for stacked, dense in (
+        (layer.experts_gate, ffn.gate_proj),
+        (layer.experts_up, ffn.up_proj),
+        (layer.experts_down, ffn.down_proj),
+    ):
         for e in range(4):
             assert torch.equal(stacked[e], dense.weight.t())
     assert layer.gate_proj is ffn.gate_proj
@@ -219,6 +225,6 @@ def test_forward_hands_routing_to_every_open_capture_and_only_inside_it():
     torch.testing.assert_close(out, expected_out)
     assert len(outer.of(first)) == 4 and len(outer.of(second)) == 3 and len(inner.of(first)) == 1
     assert torch.equal(outer.of(second)[-1].topk_idx, expected_info.topk_idx)
-    with pytest.raises(RuntimeError, match="unequally"):
+    with pytest.raises(RuntimeError, match='unequally'):
         outer.passes([first, second])
     assert [len(p) for p in inner.passes([first])] == [1]

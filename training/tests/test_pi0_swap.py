@@ -13,10 +13,18 @@ from lerobot_policy_adamoe.tiny_base import make_tiny_adamoe_config
 
 
 def tiny_gemma_expert(use_adarms: bool) -> PiGemmaForCausalLM:
-    config = CONFIG_MAPPING["gemma"](
-        head_dim=16, hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2,
-        num_key_value_heads=1, vocab_size=16, hidden_activation="gelu_pytorch_tanh", dtype="float32",
-        use_adarms=use_adarms, adarms_cond_dim=32 if use_adarms else None,
+    config = CONFIG_MAPPING['gemma'](
+        head_dim=16,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        num_key_value_heads=1,
+        vocab_size=16,
+        hidden_activation='gelu_pytorch_tanh',
+        dtype='float32',
+        use_adarms=use_adarms,
+        adarms_cond_dim=32 if use_adarms else None,
     )
     torch.manual_seed(0)
     model = PiGemmaForCausalLM(config=config)
@@ -25,7 +33,7 @@ def tiny_gemma_expert(use_adarms: bool) -> PiGemmaForCausalLM:
 
 
 def run(model, x, cond=None):
-    kwargs = {"adarms_cond": cond} if cond is not None else {}
+    kwargs = {'adarms_cond': cond} if cond is not None else {}
     return model.model(inputs_embeds=x, **kwargs).last_hidden_state
 
 

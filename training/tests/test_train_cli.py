@@ -12,54 +12,83 @@ from lerobot_policy_adamoe.train import main
 
 
 def common_args(ds, out, backbone):
-    return ["--dataset-root", str(ds.root), "--repo-id", ds.repo_id, "--output-dir", str(out),
-            "--backbone", str(backbone), "--batch-size", "4", "--threads", "1", "--lr-scale", "40"]
+    return [
+        '--dataset-root',
+        str(ds.root),
+        '--repo-id',
+        ds.repo_id,
+        '--output-dir',
+        str(out),
+        '--backbone',
+        str(backbone),
+        '--batch-size',
+        '4',
+        '--threads',
+        '1',
+        '--lr-scale',
+        '40',
+    ]
 
 
 def test_train_logs_checkpoints_and_resumes(tiny_backbone, synthetic_dataset, tmp_path):
-    out = tmp_path / "run"
+    out = tmp_path / 'run'
     args = common_args(synthetic_dataset, out, tiny_backbone)
-    assert main([*args, "--steps", "6", "--top-k", "2", "--log-every", "3", "--save-every", "3"]) == 0
-    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [3, 6]
+    assert main([*args, '--steps', '6', '--top-k', '2', '--log-every', '3', '--save-every', '3']) == 0
+    records = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in records] == [3, 6]
     last = records[-1]
-    assert {"loss", "flow_loss", "balance_loss", "z_loss", "grad_norm"} <= set(last)
-    assert set(last["lr"]) == {"base", "experts", "router"}
-    fractions = torch.tensor(last["routing"]["token_fraction"])
+    assert {'loss', 'flow_loss', 'balance_loss', 'z_loss', 'grad_norm'} <= set(last)
+    assert set(last['lr']) == {'base', 'experts', 'router'}
+    fractions = torch.tensor(last['routing']['token_fraction'])
     assert fractions.shape == (2, 4)
     torch.testing.assert_close(fractions.sum(1), torch.full((2,), 2.0), atol=1e-3, rtol=0)
-    assert (out / "checkpoints" / "last").resolve().name == "000006"
-    policy = AdaMoEPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
+    assert (out / 'checkpoints' / 'last').resolve().name == '000006'
+    policy = AdaMoEPolicy.from_pretrained(out / 'checkpoints' / 'last' / 'pretrained_model')
     assert policy.config.top_k == 2 and int(policy.moe_train_step) == 6
 
-    with pytest.raises(FileExistsError, match="--resume"):
-        main([*args, "--steps", "8"])
-    assert main([*args, "--steps", "8", "--resume", "--log-every", "2"]) == 0
-    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert records[-1]["step"] == 8
-    resumed = AdaMoEPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
+    with pytest.raises(FileExistsError, match='--resume'):
+        main([*args, '--steps', '8'])
+    assert main([*args, '--steps', '8', '--resume', '--log-every', '2']) == 0
+    records = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert records[-1]['step'] == 8
+    resumed = AdaMoEPolicy.from_pretrained(out / 'checkpoints' / 'last' / 'pretrained_model')
     assert int(resumed.moe_train_step) == 8
 
 
 def test_train_upcycles_from_dense_checkpoint(tiny_backbone, synthetic_dataset, tmp_path):
-    dense = make_policy(make_tiny_smolvla_config(tiny_backbone, chunk_size=8, n_action_steps=8),
-                        ds_meta=synthetic_dataset.meta)
-    dense.save_pretrained(tmp_path / "dense")
-    out = tmp_path / "up"
+    dense = make_policy(
+        make_tiny_smolvla_config(tiny_backbone, chunk_size=8, n_action_steps=8), ds_meta=synthetic_dataset.meta
+    )
+    dense.save_pretrained(tmp_path / 'dense')
+    out = tmp_path / 'up'
     args = common_args(synthetic_dataset, out, tiny_backbone)
-    assert main([*args, "--steps", "2", "--upcycle-from", str(tmp_path / "dense"), "--routing-mode", "vanilla",
-                 "--set", "balance_loss_coef=0.02"]) == 0
-    policy = AdaMoEPolicy.from_pretrained(out / "checkpoints" / "last" / "pretrained_model")
+    assert (
+        main(
+            [
+                *args,
+                '--steps',
+                '2',
+                '--upcycle-from',
+                str(tmp_path / 'dense'),
+                '--routing-mode',
+                'vanilla',
+                '--set',
+                'balance_loss_coef=0.02',
+            ]
+        )
+        == 0
+    )
+    policy = AdaMoEPolicy.from_pretrained(out / 'checkpoints' / 'last' / 'pretrained_model')
     assert policy.config.chunk_size == 8  # base fields come from the dense checkpoint
-    assert policy.config.routing_mode == "vanilla" and policy.config.balance_loss_coef == 0.02
-    assert policy.config.upcycle_from == str(tmp_path / "dense")
+    assert policy.config.routing_mode == 'vanilla' and policy.config.balance_loss_coef == 0.02
+    assert policy.config.upcycle_from == str(tmp_path / 'dense')
 
 
 def test_train_rejects_bad_input(tiny_backbone, synthetic_dataset, tmp_path):
-    args = common_args(synthetic_dataset, tmp_path / "bad", tiny_backbone)
+    args = common_args(synthetic_dataset, tmp_path / 'bad', tiny_backbone)
     with pytest.raises(ValueError, match="no field 'not_a_field'"):
-        main([*args, "--steps", "1", "--set", "not_a_field=1"])
+        main([*args, '--steps', '1', '--set', 'not_a_field=1'])
     with pytest.raises(SystemExit):
-        main([*args, "--steps", "0"])
-    with pytest.raises(FileNotFoundError, match="--resume"):
-        main([*common_args(synthetic_dataset, tmp_path / "none", tiny_backbone), "--resume"])
+        main([*args, '--steps', '0'])
+    with pytest.raises(FileNotFoundError, match='--resume'):
+        main([*common_args(synthetic_dataset, tmp_path / 'none', tiny_backbone), '--resume'])

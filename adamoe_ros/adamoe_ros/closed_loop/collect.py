@@ -6,6 +6,7 @@ saves the episode if the physics says the task was solved, else discards it.
 
     python -m adamoe_ros.closed_loop.collect --episodes 40 --root data/so101_demos
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,17 +22,31 @@ from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
 
-def collect(root: Path, episodes: int, first_seed: int = 0, real_time_factor: float = 3.0,
-            repo_id: str = 'local/so101_demos', image_size: int = 128, fps: int = 10,
-            max_attempts_factor: float = 1.5) -> dict[str, int]:
+def collect(
+    root: Path,
+    episodes: int,
+    first_seed: int = 0,
+    real_time_factor: float = 3.0,
+    repo_id: str = 'local/so101_demos',
+    image_size: int = 128,
+    fps: int = 10,
+    max_attempts_factor: float = 1.5,
+) -> dict[str, int]:
     """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts."""
-    sim_params = {'real_time_factor': real_time_factor, 'image_height': image_size, 'image_width': image_size,
-                  'camera_rate': float(fps), 'seed': first_seed}
+    sim_params = {
+        'real_time_factor': real_time_factor,
+        'image_height': image_size,
+        'image_width': image_size,
+        'camera_rate': float(fps),
+        'seed': first_seed,
+    }
     specs = [
         NodeSpec('sim_bridge_node', parameters=sim_params),
         NodeSpec('scripted_expert', parameters={'use_sim_time': True, 'control_rate': float(fps)}),
-        NodeSpec('recorder_node', parameters={'use_sim_time': True, 'dataset_root': str(root), 'repo_id': repo_id,
-                                              'fps': fps}),
+        NodeSpec(
+            'recorder_node',
+            parameters={'use_sim_time': True, 'dataset_root': str(root), 'repo_id': repo_id, 'fps': fps},
+        ),
     ]
     counts = {'saved': 0, 'discarded': 0}
     launch = InProcessLaunch(specs)
@@ -40,9 +55,16 @@ def collect(root: Path, episodes: int, first_seed: int = 0, real_time_factor: fl
         expert = launch.nodes['scripted_expert']
         harness = Node('collector', context=launch.context)
         launch.executor.add_node(harness)
-        clients = {name: harness.create_client(srv, name) for name, srv in (
-            ('sim/reset', ResetSim), ('sim/task_status', GetTaskStatus), ('recorder/start', Trigger),
-            ('recorder/save', Trigger), ('recorder/discard', Trigger))}
+        clients = {
+            name: harness.create_client(srv, name)
+            for name, srv in (
+                ('sim/reset', ResetSim),
+                ('sim/task_status', GetTaskStatus),
+                ('recorder/start', Trigger),
+                ('recorder/save', Trigger),
+                ('recorder/discard', Trigger),
+            )
+        }
         seed = first_seed
         start = time.monotonic()
         while counts['saved'] < episodes and seed - first_seed < max_attempts_factor * episodes:
@@ -62,8 +84,11 @@ def collect(root: Path, episodes: int, first_seed: int = 0, real_time_factor: fl
             else:
                 _check(call_service(clients['recorder/discard'], Trigger.Request()), 'recorder/discard')
                 counts['discarded'] += 1
-            print(f'seed {seed}: {"saved" if status.success else "discarded (" + status.message + ")"}; '
-                  f'{counts["saved"]}/{episodes} saved, {time.monotonic() - start:.0f} s', flush=True)
+            print(
+                f'seed {seed}: {"saved" if status.success else "discarded (" + status.message + ")"}; '
+                f'{counts["saved"]}/{episodes} saved, {time.monotonic() - start:.0f} s',
+                flush=True,
+            )
             seed += 1
         harness.destroy_node()
     finally:

@@ -4,6 +4,7 @@ Imports no rclpy (test_visualization checks it), so it runs where ROS is not ins
 
 python -m adamoe_ros.closed_loop.direct_eval --bundle outputs/pipeline/bundle --episodes 50 --out r.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,26 +35,47 @@ def main(argv: list[str] | None = None) -> None:
     episodes = []
     try:
         for i in range(args.episodes):
-            result = run_policy_episode(engine, sim, args.first_seed + i, SO101.default_instruction,
-                                        max_time=args.max_time, noise_seed=args.noise_seed)
+            result = run_policy_episode(
+                engine,
+                sim,
+                args.first_seed + i,
+                SO101.default_instruction,
+                max_time=args.max_time,
+                noise_seed=args.noise_seed,
+            )
             episodes.append(result)
             wins = sum(e.success for e in episodes)
-            print(f'episode {i + 1}/{args.episodes} seed {result.seed}: {"success" if result.success else "fail"}'
-                  f' ({wins}/{i + 1}), {time.monotonic() - start:.0f} s', flush=True)
+            print(
+                f'episode {i + 1}/{args.episodes} seed {result.seed}: {"success" if result.success else "fail"}'
+                f' ({wins}/{i + 1}), {time.monotonic() - start:.0f} s',
+                flush=True,
+            )
     finally:
         sim.close()
     summary = summarize(episodes, engine.spec.routing.top_k)
     summary['wall_time_s'] = round(time.monotonic() - start, 1)
-    write_json(args.out, {'bundle': str(args.bundle), 'bundle_id': engine.spec.bundle_id, 'summary': summary,
-                          'episodes': episode_table(episodes)})
+    write_json(
+        args.out,
+        {
+            'bundle': str(args.bundle),
+            'bundle_id': engine.spec.bundle_id,
+            'summary': summary,
+            'episodes': episode_table(episodes),
+        },
+    )
     if args.plot:
         plot_expert_usage(episodes, args.plot, title=f'expert usage, {args.bundle.name}')
         first = episodes[0]
-        plot_token_routing(first.routing, args.plot.with_name(args.plot.stem + '_tokens.png'),
-                           title=f'{args.bundle.name}: routing per action token, seed {first.seed}')
+        plot_token_routing(
+            first.routing,
+            args.plot.with_name(args.plot.stem + '_tokens.png'),
+            title=f'{args.bundle.name}: routing per action token, seed {first.seed}',
+        )
     low, high = summary['success_ci95']
-    print(f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}), '
-          f'inference p50 {summary["inference"]["p50_ms"]:.1f} ms -> {args.out}')
+    print(
+        f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}), '
+        f'inference p50 {summary["inference"]["p50_ms"]:.1f} ms -> {args.out}'
+    )
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
 """Task phase of a pick-and-place state, for the expert-usage-per-phase plots."""
+
 import numpy as np
 
 from adamoe_ros.sim.task import TaskStatus
@@ -8,8 +9,7 @@ PHASES: tuple[str, ...] = ('reach', 'grasp', 'lift', 'place')
 GRASP_DISTANCE = 0.045
 
 
-def task_phase(status: TaskStatus, gripper_to_cube: float, cube_to_goal_xy: float,
-               place_radius: float = 0.05) -> str:
+def task_phase(status: TaskStatus, gripper_to_cube: float, cube_to_goal_xy: float, place_radius: float = 0.05) -> str:
     """Label the state: reach (moving to the cube), grasp (at the cube), lift (carrying), place (at the goal)."""
     if status.lifted and (status.placed or cube_to_goal_xy < place_radius):
         return 'place'

@@ -1,4 +1,5 @@
 """Turn evaluated episodes into a summary, a contact sheet / video of the cameras and expert-usage plots."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
     times = [e.episode_time for e in episodes if e.success]
     inference = [t for e in episodes for t in e.inference_times]
     summary: dict[str, Any] = {
-        'episodes': n, 'successes': wins, 'success_rate': wins / n if n else float('nan'),
-        'success_ci95': [low, high], 'lift_rate': sum(e.lifted for e in episodes) / n if n else float('nan'),
+        'episodes': n,
+        'successes': wins,
+        'success_rate': wins / n if n else float('nan'),
+        'success_ci95': [low, high],
+        'lift_rate': sum(e.lifted for e in episodes) / n if n else float('nan'),
         'mean_success_time_s': float(np.mean(times)) if times else None,
         'inference': percentiles_ms(inference),
     }
@@ -33,9 +37,11 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
     usage = usage_by_phase(episodes)
     if usage and next(iter(usage.values())).size:
         overall = np.mean([r.token_fraction for e in episodes for r in e.routing], axis=0)
-        summary['expert_usage'] = {'overall_token_fraction': overall.round(4).tolist(),
-                                   'usage_entropy': usage_entropy(overall, top_k),
-                                   'by_phase': {p: u.round(4).tolist() for p, u in usage.items()}}
+        summary['expert_usage'] = {
+            'overall_token_fraction': overall.round(4).tolist(),
+            'usage_entropy': usage_entropy(overall, top_k),
+            'by_phase': {p: u.round(4).tolist() for p, u in usage.items()},
+        }
     return summary
 
 
@@ -50,8 +56,17 @@ def usage_by_phase(episodes: Sequence[EpisodeResult]) -> dict[str, np.ndarray]:
 
 def episode_table(episodes: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
     """One row per episode for the results file."""
-    return [{'seed': e.seed, 'success': e.success, 'lifted': e.lifted, 'episode_time_s': round(e.episode_time, 2),
-             'chunks': len(e.inference_times), 'commands': getattr(e, 'commands', None)} for e in episodes]
+    return [
+        {
+            'seed': e.seed,
+            'success': e.success,
+            'lifted': e.lifted,
+            'episode_time_s': round(e.episode_time, 2),
+            'chunks': len(e.inference_times),
+            'commands': getattr(e, 'commands', None),
+        }
+        for e in episodes
+    ]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -60,14 +75,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=float) + '\n')
 
 
-def contact_sheet(episodes: Sequence[EpisodeResult], path: Path, max_frames: int = 8,
-                  max_episodes: int = 4) -> Path | None:
+def contact_sheet(
+    episodes: Sequence[EpisodeResult], path: Path, max_frames: int = 8, max_episodes: int = 4
+) -> Path | None:
     """Grid image: one row per episode, frames over time, cameras side by side within each cell."""
     rows = []
     for episode in [e for e in episodes if e.frames][:max_episodes]:
         picks = np.linspace(0, len(episode.frames) - 1, min(max_frames, len(episode.frames))).round().astype(int)
-        cells = [np.concatenate([episode.frames[i][cam] for cam in sorted(episode.frames[i])], axis=1)
-                 for i in picks]
+        cells = [np.concatenate([episode.frames[i][cam] for cam in sorted(episode.frames[i])], axis=1) for i in picks]
         row = np.concatenate(cells, axis=1)
         label = f'seed {episode.seed}: {"success" if episode.success else "fail"}'
         bar = np.full((18, row.shape[1], 3), 255, np.uint8)
@@ -76,8 +91,9 @@ def contact_sheet(episodes: Sequence[EpisodeResult], path: Path, max_frames: int
     if not rows:
         return None
     width = max(r.shape[1] for r in rows)
-    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-                            for r in rows], axis=0)
+    sheet = np.concatenate(
+        [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows], axis=0
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return path
@@ -99,8 +115,10 @@ def write_video(episode: EpisodeResult, path: Path, fps: float = 4.0) -> Path | 
 
 def _pyplot():  # noqa: ANN202 - matplotlib is imported lazily: plotting is optional for the runtime
     import matplotlib  # noqa: PLC0415
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # noqa: PLC0415
+
     return plt
 
 
@@ -134,7 +152,7 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
     times = np.array([r.time for r in first.routing])
     by_phase = usage_by_phase(episodes)
     for layer in range(layers):
-        share = np.stack([r.token_fraction[layer] for r in first.routing])       # (chunks, E)
+        share = np.stack([r.token_fraction[layer] for r in first.routing])  # (chunks, E)
         weight = np.stack([r.mean_weight[layer] for r in first.routing])
         ax = axes[layer, 0]
         ax.stackplot(times, share.T, colors=colors[:experts], labels=[f'expert {e}' for e in range(experts)])
@@ -165,7 +183,7 @@ def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str 
     plt = _pyplot()
     from matplotlib.colors import ListedColormap  # noqa: PLC0415
 
-    experts = np.stack([r.token_expert for r in records], axis=-1)     # (L, T, chunks)
+    experts = np.stack([r.token_expert for r in records], axis=-1)  # (L, T, chunks)
     weights = np.stack([r.token_weight for r in records], axis=-1)
     layers, tokens, _ = experts.shape
     num_experts = records[0].token_fraction.shape[1]
@@ -175,8 +193,15 @@ def plot_token_routing(records: Sequence[RoutingRecord], path: Path, title: str 
     cmap = ListedColormap(plt.get_cmap('tab10').colors[:num_experts])
     for layer in range(layers):
         ax = axes[layer, 0]
-        im = ax.imshow(experts[layer], aspect='auto', cmap=cmap, vmin=-0.5, vmax=num_experts - 0.5,
-                       interpolation='nearest', extent=extent)
+        im = ax.imshow(
+            experts[layer],
+            aspect='auto',
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=num_experts - 0.5,
+            interpolation='nearest',
+            extent=extent,
+        )
         ax.set_ylabel(f'layer {layer}\naction token')
         _mark_phases(ax, records, 1.02)
         fig.colorbar(im, ax=ax, ticks=range(num_experts), label='expert')

@@ -3,6 +3,7 @@
 The sim is paused while a chunk is computed, so these numbers measure the policy alone; the ROS path
 (`ros_eval`) measures the deployed system with real latency.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ class RoutingRecord:
     phase: str
     token_fraction: np.ndarray
     mean_weight: np.ndarray
-    token_expert: np.ndarray | None = None   # (L, T) first-choice expert per action token, last flow step
+    token_expert: np.ndarray | None = None  # (L, T) first-choice expert per action token, last flow step
     token_weight: np.ndarray | None = None
 
 
@@ -54,9 +55,17 @@ def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) 
     return np.asarray(values, dtype=np.float32)
 
 
-def run_policy_episode(engine: PolicyBackend, sim: So101PickPlaceSim, seed: int, instruction: str, *,
-                       max_time: float = 25.0, refill_threshold: float = 0.5, noise_seed: int | None = None,
-                       frame_every: int = 0) -> EpisodeResult:
+def run_policy_episode(
+    engine: PolicyBackend,
+    sim: So101PickPlaceSim,
+    seed: int,
+    instruction: str,
+    *,
+    max_time: float = 25.0,
+    refill_threshold: float = 0.5,
+    noise_seed: int | None = None,
+    frame_every: int = 0,
+) -> EpisodeResult:
     """Reset with a seed and execute chunks ('latest' mode) until the task is solved or max_time passes."""
     spec = engine.spec
     sim.reset(seed)
@@ -69,17 +78,24 @@ def run_policy_episode(engine: PolicyBackend, sim: So101PickPlaceSim, seed: int,
         if frame_every and tick % frame_every == 0:
             result.frames.append(images)
         if len(queue) <= refill_threshold * spec.horizon:
-            out = engine.infer(Observation(images=images, state=sim_state(sim, spec.state_names),
-                                           instruction=instruction),
-                               noise_seed=None if noise_seed is None else noise_seed + tick)
+            out = engine.infer(
+                Observation(images=images, state=sim_state(sim, spec.state_names), instruction=instruction),
+                noise_seed=None if noise_seed is None else noise_seed + tick,
+            )
             queue = list(out.actions)
             result.inference_times.append(out.timings['total'])
             status = sim.task_status()
             goal_dist = float(np.linalg.norm(sim.cube_position()[:2] - sim.goal_position()[:2]))
-            result.routing.append(RoutingRecord(
-                time=sim.time, phase=task_phase(status, gripper_cube_distance(sim), goal_dist),
-                token_fraction=out.routing.token_fraction, mean_weight=out.routing.mean_weight,
-                token_expert=out.routing.token_expert, token_weight=out.routing.token_weight))
+            result.routing.append(
+                RoutingRecord(
+                    time=sim.time,
+                    phase=task_phase(status, gripper_cube_distance(sim), goal_dist),
+                    token_fraction=out.routing.token_fraction,
+                    mean_weight=out.routing.mean_weight,
+                    token_expert=out.routing.token_expert,
+                    token_weight=out.routing.token_weight,
+                )
+            )
         sim.set_joint_targets(queue.pop(0))
         sim.step(steps_per_tick)
         tick += 1

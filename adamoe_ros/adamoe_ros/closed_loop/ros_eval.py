@@ -4,6 +4,7 @@ One process, one executor (the runner): sim_bridge_node + policy_node + an evalu
 through its service, activates the policy per episode, polls the physics-based task status and collects the
 policy's ActionChunk / ExpertUsage messages and camera frames.
 """
+
 from __future__ import annotations
 
 import threading
@@ -37,11 +38,11 @@ class RosEvalConfig:
     bundle: Path
     episodes: int = 5
     first_seed: int = 2000
-    max_time: float = 25.0            # sim seconds per episode
-    real_time_factor: float = 1.0     # 1.0: the policy sees its real latency in sim time
+    max_time: float = 25.0  # sim seconds per episode
+    real_time_factor: float = 1.0  # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
     instruction: str = SO101.default_instruction
-    frame_every: float = 1.0          # sim seconds between frames kept for the contact sheet (0: none)
+    frame_every: float = 1.0  # sim seconds between frames kept for the contact sheet (0: none)
     policy_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -72,8 +73,9 @@ class _Evaluator(Node):
         self._num_cameras = len(camera_topics)
         self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
         self.create_subscription(ExpertUsage, 'policy/expert_usage', self._on_usage, RELIABLE_QOS)
-        self.create_subscription(Float64MultiArray, 'forward_position_controller/commands', self._on_command,
-                                 RELIABLE_QOS)
+        self.create_subscription(
+            Float64MultiArray, 'forward_position_controller/commands', self._on_command, RELIABLE_QOS
+        )
         for cam, topic in camera_topics.items():
             self.create_subscription(Image, topic, lambda msg, c=cam: self._on_image(c, msg), SENSOR_QOS)
 
@@ -88,9 +90,12 @@ class _Evaluator(Node):
         if msg.num_layers == 0:
             return
         shape = (msg.num_layers, msg.num_experts)
-        record = RoutingRecord(time=self.sim_time(), phase=self.phase_of(),
-                               token_fraction=np.asarray(msg.token_fraction, np.float32).reshape(shape),
-                               mean_weight=np.asarray(msg.mean_weight, np.float32).reshape(shape))
+        record = RoutingRecord(
+            time=self.sim_time(),
+            phase=self.phase_of(),
+            token_fraction=np.asarray(msg.token_fraction, np.float32).reshape(shape),
+            mean_weight=np.asarray(msg.mean_weight, np.float32).reshape(shape),
+        )
         with self.lock:
             if self.episode is not None:
                 self.episode.routing.append(record)
@@ -138,12 +143,26 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     height, width = spec.image_size[spec.camera_names[0]]
     # The policy clamps to the SO-101 profile's limits, which test_robot_profile checks against the sim's MJCF.
     policy_params = {
-        'bundle_path': str(cfg.bundle), 'robot_profile': SO101.name, 'use_sim_time': True,
-        'execution_mode': cfg.execution_mode, 'publish_trajectory': False, 'command_stream': 'float64_array',
-        'control_rate': 1.0 / spec.dt, 'intra_op_threads': 1, **cfg.policy_overrides}
+        'bundle_path': str(cfg.bundle),
+        'robot_profile': SO101.name,
+        'use_sim_time': True,
+        'execution_mode': cfg.execution_mode,
+        'publish_trajectory': False,
+        'command_stream': 'float64_array',
+        'control_rate': 1.0 / spec.dt,
+        'intra_op_threads': 1,
+        **cfg.policy_overrides,
+    }
     specs = [
-        NodeSpec('sim_bridge_node', parameters={'real_time_factor': cfg.real_time_factor, 'image_height': height,
-                                                'image_width': width, 'camera_rate': 1.0 / spec.dt}),
+        NodeSpec(
+            'sim_bridge_node',
+            parameters={
+                'real_time_factor': cfg.real_time_factor,
+                'image_height': height,
+                'image_width': width,
+                'camera_rate': 1.0 / spec.dt,
+            },
+        ),
         NodeSpec('policy_node', parameters=policy_params, autostart=False),
     ]
     launch = InProcessLaunch(specs)
@@ -163,10 +182,12 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
             seed = cfg.first_seed + i
             episode = _run_episode(cfg, evaluator, policy, seed)
             results.append(episode)
-            log(f'episode {i + 1}/{cfg.episodes} seed {seed}: '
+            log(
+                f'episode {i + 1}/{cfg.episodes} seed {seed}: '
                 f'{"SUCCESS" if episode.success else "fail   "} in {episode.episode_time:5.1f} s sim, '
                 f'{episode.chunks} chunks, {episode.commands} commands, '
-                f'inference p50 {1e3 * float(np.median(episode.inference_times or [np.nan])):.0f} ms')
+                f'inference p50 {1e3 * float(np.median(episode.inference_times or [np.nan])):.0f} ms'
+            )
         evaluator.destroy_node()
     finally:
         launch.shutdown()
@@ -201,5 +222,3 @@ def _run_episode(cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, seed: i
         policy.trigger_deactivate()
         evaluator.end_episode()
     return episode
-
-

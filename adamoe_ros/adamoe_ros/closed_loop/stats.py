@@ -1,4 +1,5 @@
 """Small statistics for evaluation reports: Wilson intervals, percentiles, usage entropy."""
+
 import math
 
 import numpy as np
@@ -20,8 +21,12 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     if not seconds:
         return {'p50_ms': float('nan'), 'p99_ms': float('nan'), 'mean_ms': float('nan'), 'count': 0}
     arr = np.asarray(seconds) * 1e3
-    return {'p50_ms': float(np.percentile(arr, 50)), 'p99_ms': float(np.percentile(arr, 99)),
-            'mean_ms': float(arr.mean()), 'count': int(arr.size)}
+    return {
+        'p50_ms': float(np.percentile(arr, 50)),
+        'p99_ms': float(np.percentile(arr, 99)),
+        'mean_ms': float(arr.mean()),
+        'count': int(arr.size),
+    }
 
 
 def usage_entropy(token_fraction: np.ndarray, top_k: int) -> float:

@@ -5,6 +5,7 @@
 The bundle is run on every frame of the episode (images, state and task from the dataset); task phases come from
 the recorded state (cube height, gripper opening, distance of the cube to the goal).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,10 @@ from adamoe_ros.engine import Observation, PolicyEngine
 from adamoe_ros.sim.task import DEFAULT_GOAL_XY
 
 # State-based phase rule for the SO-101 demo state (joints, then cube_x, cube_y, cube_z).
-GRIPPER_CLOSING = 0.4     # rad: below this the jaws are closing on (or holding) the cube
-CUBE_REST_Z = 0.02        # m: cube centre resting on the table
+GRIPPER_CLOSING = 0.4  # rad: below this the jaws are closing on (or holding) the cube
+CUBE_REST_Z = 0.02  # m: cube centre resting on the table
 LIFTED_Z = CUBE_REST_Z + 0.01
-PLACE_RADIUS = 0.05       # m from the goal
+PLACE_RADIUS = 0.05  # m from the goal
 
 
 def phase_from_state(state: dict[str, float], was_lifted: bool) -> str:
@@ -43,16 +44,24 @@ def replay_episode(engine: PolicyEngine, dataset: object, episode: int, every: i
     lifted = False
     for index in range(start, end, every):
         item = dataset[index]
-        images = {cam: (item[f'observation.images.{cam}'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
-                  for cam in spec.camera_names}
+        images = {
+            cam: (item[f'observation.images.{cam}'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+            for cam in spec.camera_names
+        }
         state = item['observation.state'].numpy().astype(np.float32)
         named = dict(zip(spec.state_names, state.tolist(), strict=True))
         lifted |= named['cube_z'] > LIFTED_Z
         out = engine.infer(Observation(images=images, state=state, instruction=item['task']), noise_seed=index)
-        result.routing.append(RoutingRecord(
-            time=float(item['timestamp']), phase=phase_from_state(named, lifted),
-            token_fraction=out.routing.token_fraction, mean_weight=out.routing.mean_weight,
-            token_expert=out.routing.token_expert, token_weight=out.routing.token_weight))
+        result.routing.append(
+            RoutingRecord(
+                time=float(item['timestamp']),
+                phase=phase_from_state(named, lifted),
+                token_fraction=out.routing.token_fraction,
+                mean_weight=out.routing.mean_weight,
+                token_expert=out.routing.token_expert,
+                token_weight=out.routing.token_weight,
+            )
+        )
         result.inference_times.append(out.timings['total'])
     result.lifted = lifted
     result.episode_time = result.routing[-1].time if result.routing else 0.0

@@ -11,14 +11,14 @@ from adamoe_ros.engine.engine import PolicyEngine
 from adamoe_ros.engine.providers import ProviderError
 
 __all__ = [
-    "BundleError",
-    "BundleSpec",
-    "InferenceResult",
-    "Observation",
-    "PolicyBackend",
-    "PolicyEngine",
-    "ProviderError",
-    "RoutingSpec",
-    "RoutingStats",
-    "RtcOptions",
+    'BundleError',
+    'BundleSpec',
+    'InferenceResult',
+    'Observation',
+    'PolicyBackend',
+    'PolicyEngine',
+    'ProviderError',
+    'RoutingSpec',
+    'RoutingStats',
+    'RtcOptions',
 ]

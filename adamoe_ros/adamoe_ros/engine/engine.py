@@ -26,12 +26,12 @@ from adamoe_ros.engine.flow import euler_integrate, rtc_prefix_weights
 from adamoe_ros.engine.providers import create_session, resolve_providers
 from adamoe_ros.engine.tokenizer import InstructionTokenizer
 
-_log = logging.getLogger("adamoe_ros.engine")
+_log = logging.getLogger('adamoe_ros.engine')
 _ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(int64)": "int64",
-    "tensor(bool)": "bool",
+    'tensor(float)': 'float32',
+    'tensor(float16)': 'float16',
+    'tensor(int64)': 'int64',
+    'tensor(bool)': 'bool',
 }
 
 
@@ -72,25 +72,28 @@ class PolicyEngine:
         spec = load_spec(folder)
         for name in (fmt.PREFIX_FILE, fmt.DENOISE_FILE, spec.tokenizer.file):
             if not (folder / name).is_file():
-                raise BundleError(f"{folder / name}: missing from the bundle")
+                raise BundleError(f'{folder / name}: missing from the bundle')
         if verify_hash:
             actual = fmt.content_hash(folder)
             if actual != spec.bundle_id:
                 raise BundleError(
                     f"{folder / fmt.METADATA_FILE}: bundle_id {spec.bundle_id[:12]}... does not match the files' "
-                    f"content hash {actual[:12]}... (a file was modified after export)"
+                    f'content hash {actual[:12]}... (a file was modified after export)'
                 )
         rtc = rtc or RtcOptions()
         chosen = resolve_providers(providers)
         strict = providers is not None
         prefix = create_session(folder / fmt.PREFIX_FILE, chosen, intra_op_threads, strict=strict)
         denoise = create_session(folder / fmt.DENOISE_FILE, chosen, intra_op_threads, strict=strict)
-        _check_graph(folder / fmt.PREFIX_FILE, prefix, spec.graphs["prefix"], _expected_prefix(spec))
-        _check_graph(folder / fmt.DENOISE_FILE, denoise, spec.graphs["denoise"], _expected_denoise(spec))
+        _check_graph(folder / fmt.PREFIX_FILE, prefix, spec.graphs['prefix'], _expected_prefix(spec))
+        _check_graph(folder / fmt.DENOISE_FILE, denoise, spec.graphs['denoise'], _expected_denoise(spec))
         engine = cls(spec, prefix, denoise, InstructionTokenizer(folder, spec.tokenizer), rtc)
         _log.info(
-            "loaded bundle %s (%s, %s routing) on %s",
-            folder, spec.bundle_id[:12], spec.routing.mode, engine.providers[0],
+            'loaded bundle %s (%s, %s routing) on %s',
+            folder,
+            spec.bundle_id[:12],
+            spec.routing.mode,
+            engine.providers[0],
         )
         if warmup:
             engine.warmup()
@@ -100,9 +103,9 @@ class PolicyEngine:
         """Run one inference on a blank observation so the first real call is not slow."""
         images = {cam: np.zeros((*self.spec.image_size[cam], 3), dtype=np.uint8) for cam in self.spec.camera_names}
         state = np.zeros(self.spec.state_dim, dtype=np.float32)
-        if self.spec.state_norm.mode == "MEAN_STD":
+        if self.spec.state_norm.mode == 'MEAN_STD':
             state = self.spec.state_norm.mean.copy()
-        self.infer(Observation(images=images, state=state, instruction=""), noise_seed=0)
+        self.infer(Observation(images=images, state=state, instruction=''), noise_seed=0)
 
     def infer(
         self,
@@ -123,7 +126,7 @@ class PolicyEngine:
         cache_feeds = dict(zip(self._cache_names, prefix_out[1:], strict=True))
         cache_feeds[fmt.PREFIX_PAD_MASK] = prefix_out[0]
         routing = RoutingAccumulator(self.spec.routing)
-        dtype = np.float16 if self.spec.precision == "fp16" else np.float32
+        dtype = np.float16 if self.spec.precision == 'fp16' else np.float32
 
         def velocity(x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
             outputs = self._denoise.run(None, {fmt.X_T: x_t.astype(dtype), fmt.TIME: t.astype(dtype), **cache_feeds})
@@ -131,19 +134,17 @@ class PolicyEngine:
                 routing.add(outputs[1], outputs[2])
             return outputs[0].astype(np.float32)
 
-        x_0 = euler_integrate(
-            velocity, noise, self.spec.num_flow_steps, target, mask, self.rtc.max_guidance_weight
-        )
+        x_0 = euler_integrate(velocity, noise, self.spec.num_flow_steps, target, mask, self.rtc.max_guidance_weight)
         t_denoise = time.perf_counter()
         actions = unnormalize(x_0[0, :, : self.spec.action_dim], self.spec.action_norm).astype(np.float32)
         if not np.all(np.isfinite(actions)):
-            raise FloatingPointError("policy produced non-finite actions; refusing to return them")
+            raise FloatingPointError('policy produced non-finite actions; refusing to return them')
         end = time.perf_counter()
         timings = {
-            "preprocess": t_pre - start,
-            "prefix": t_prefix - t_pre,
-            "denoise": t_denoise - t_prefix,
-            "total": end - start,
+            'preprocess': t_pre - start,
+            'prefix': t_prefix - t_pre,
+            'denoise': t_denoise - t_prefix,
+            'total': end - start,
         }
         return InferenceResult(actions=actions, timings=timings, routing=routing.result(), noise=noise)
 
@@ -164,7 +165,7 @@ class PolicyEngine:
 
     @property
     def _float_dtype(self) -> type:
-        return np.float16 if self.spec.precision == "fp16" else np.float32
+        return np.float16 if self.spec.precision == 'fp16' else np.float32
 
     def _rtc_target(
         self, prefix_actions: np.ndarray | None, inference_delay: int
@@ -203,25 +204,25 @@ def _check_graph(
     expected_inputs: dict[str, tuple[int, ...]],
 ) -> None:
     """Graph I/O must equal bundle.json's declaration, which must agree with the spec's dimensions."""
-    for kind, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+    for kind, nodes in (('inputs', session.get_inputs()), ('outputs', session.get_outputs())):
         actual = {n.name: (tuple(n.shape), _ORT_DTYPES.get(n.type, n.type)) for n in nodes}
         wanted = {name: (t.shape, t.dtype) for name, t in declared[kind].items()}
         if set(actual) != set(wanted):
             raise BundleError(
-                f"{file}: graph {kind} {sorted(actual)} differ from bundle.json "
-                f"graphs.{file.stem}.{kind} {sorted(wanted)}"
+                f'{file}: graph {kind} {sorted(actual)} differ from bundle.json '
+                f'graphs.{file.stem}.{kind} {sorted(wanted)}'
             )
         for name, (shape, dtype) in actual.items():
             if (shape, dtype) != wanted[name]:
                 raise BundleError(
                     f"{file}: {kind[:-1]} '{name}' is {dtype}{list(shape)} but bundle.json declares "
-                    f"{wanted[name][1]}{list(wanted[name][0])}"
+                    f'{wanted[name][1]}{list(wanted[name][0])}'
                 )
     for name, shape in expected_inputs.items():
-        if name not in declared["inputs"]:
+        if name not in declared['inputs']:
             raise BundleError(f"{file}: required input '{name}' is missing")
-        if declared["inputs"][name].shape != shape:
+        if declared['inputs'][name].shape != shape:
             raise BundleError(
                 f"{file}: input '{name}' has shape {list(declared['inputs'][name].shape)} but the bundle's "
-                f"dimensions need {list(shape)}"
+                f'dimensions need {list(shape)}'
             )

@@ -22,16 +22,16 @@ def rtc_prefix_weights(inference_delay: int, execution_horizon: int, horizon: in
     start = min(inference_delay, execution_horizon)
     end = execution_horizon
     weights = np.zeros(horizon, dtype=np.float32)
-    if schedule == "ZEROS":
+    if schedule == 'ZEROS':
         weights[:start] = 1.0
         return weights
-    if schedule == "ONES":
+    if schedule == 'ONES':
         weights[:end] = 1.0
         return weights
     span = min(end, horizon) - start
     if span > 0 and end > start:
         ramp = np.linspace(1.0, 0.0, span + 2, dtype=np.float32)[1:-1]
-        if schedule == "EXP":
+        if schedule == 'EXP':
             ramp = ramp * np.expm1(ramp) / (math.e - 1)
         weights[start : start + span] = ramp
     weights[: min(start, horizon)] = 1.0

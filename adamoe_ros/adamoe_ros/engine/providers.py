@@ -10,8 +10,8 @@ import onnxruntime as ort
 
 from adamoe_contract.spec import BundleError
 
-PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_log = logging.getLogger("adamoe_ros.engine")
+PREFERRED_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider')
+_log = logging.getLogger('adamoe_ros.engine')
 
 
 class ProviderError(RuntimeError):
@@ -25,9 +25,9 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
         return [p for p in PREFERRED_PROVIDERS if p in available]
     missing = [p for p in requested if p not in available]
     if missing:
-        raise ProviderError(f"execution providers {missing} are not available in this onnxruntime ({available})")
+        raise ProviderError(f'execution providers {missing} are not available in this onnxruntime ({available})')
     if not requested:
-        raise ProviderError("providers list is empty")
+        raise ProviderError('providers list is empty')
     return list(requested)
 
 
@@ -44,14 +44,14 @@ def create_session(
         session = ort.InferenceSession(str(file), sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated classes for unreadable models
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problem = f"ONNX Runtime cannot load it (corrupted or not an ONNX model): {first_line}"
-        raise BundleError(f"{file}: {problem}") from exc
+        problem = f'ONNX Runtime cannot load it (corrupted or not an ONNX model): {first_line}'
+        raise BundleError(f'{file}: {problem}') from exc
     active = session.get_providers()
     # ONNX Runtime silently falls back to CPU when a GPU provider fails to initialise: refuse that.
     if active[0] != providers[0]:
-        message = f"{file.name}: requested {providers[0]} but ONNX Runtime runs {active[0]} (fallback)"
+        message = f'{file.name}: requested {providers[0]} but ONNX Runtime runs {active[0]} (fallback)'
         if strict:
             raise ProviderError(message)
         _log.warning(message)
-    _log.info("%s runs on %s", file.name, active[0])
+    _log.info('%s runs on %s', file.name, active[0])
     return session

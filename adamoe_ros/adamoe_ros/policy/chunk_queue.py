@@ -1,4 +1,5 @@
 """Time-stamped queue of future joint targets, merged chunk by chunk in rtc, blend or latest mode."""
+
 import threading
 from dataclasses import dataclass
 
@@ -117,7 +118,7 @@ class ActionQueue:
                 frac = (now_ns - t0) / (t1 - t0) if t1 > t0 else 1.0
                 target = actions[after - 1] + frac * (actions[after] - actions[after - 1])
                 # Keep the entry before now: it is the left end of the next interpolation.
-                self._times, self._actions = times[after - 1:], actions[after - 1:]
+                self._times, self._actions = times[after - 1 :], actions[after - 1 :]
             self._anchor = (now_ns, target.copy())
             return target
 

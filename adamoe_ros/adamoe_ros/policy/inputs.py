@@ -15,6 +15,7 @@ A value is measured at its stamp, or at its arrival if that came first (a stamp 
 A stream is fresh while its newest value was measured no longer than its maximum age ago; the instruction never
 goes stale once received.
 """
+
 import threading
 from dataclasses import dataclass
 
@@ -79,16 +80,21 @@ class ObservationBuffer:
             raise InputRejectedError('no header stamp: the age of the measurement is unknown')
         lead_ns = stamp_ns - now_ns
         if lead_ns > self._max_future_ns:
-            raise InputRejectedError(f'stamp {_s(stamp_ns)} s is {_s(lead_ns)} s ahead of the node clock '
-                                     f'(max_future_stamp {_s(self._max_future_ns)} s)')
+            raise InputRejectedError(
+                f'stamp {_s(stamp_ns)} s is {_s(lead_ns)} s ahead of the node clock '
+                f'(max_future_stamp {_s(self._max_future_ns)} s)'
+            )
         if -lead_ns > self._max_age_ns[stream]:
-            raise InputRejectedError(f'stamp {_s(stamp_ns)} s is {_s(-lead_ns)} s old, beyond the maximum age '
-                                     f'{_s(self._max_age_ns[stream])} s')
+            raise InputRejectedError(
+                f'stamp {_s(stamp_ns)} s is {_s(-lead_ns)} s old, beyond the maximum age '
+                f'{_s(self._max_age_ns[stream])} s'
+            )
         with self._lock:
             newest = self._latest.get(stream)
             if newest is not None and stamp_ns < newest.stamp_ns:
                 raise InputRejectedError(
-                    f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s')
+                    f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s'
+                )
             self._latest[stream] = _Value(value, min(stamp_ns, now_ns), stamp_ns)
 
     def put(self, stream: str, value: object, now_ns: int) -> None:
@@ -140,8 +146,9 @@ class ObservationBuffer:
 
     def _stale(self, latest: dict[str, _Value], now_ns: int) -> list[str]:
         stale = [INSTRUCTION_STREAM] if INSTRUCTION_STREAM not in latest else []
-        return stale + [name for name in self._max_age_ns
-                        if name not in latest or not self._is_fresh(name, latest[name], now_ns)]
+        return stale + [
+            name for name in self._max_age_ns if name not in latest or not self._is_fresh(name, latest[name], now_ns)
+        ]
 
     def _is_fresh(self, stream: str, value: _Value, now_ns: int) -> bool:
         # A value measured after now dates from before a backward clock jump: not fresh either.

@@ -1,4 +1,5 @@
 """The messages the policy node publishes, built by pure functions from plain values."""
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
@@ -10,8 +11,16 @@ from adamoe_ros.ros_env import NS_PER_S, ns_to_stamp
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage, PolicyStatus
 
 
-def chunk_message(actions: np.ndarray, start_ns: int, dt_ns: int, joint_names: list[str], index: int,
-                  latency_s: float, inference_s: float, bundle_id: str) -> ActionChunk:
+def chunk_message(
+    actions: np.ndarray,
+    start_ns: int,
+    dt_ns: int,
+    joint_names: list[str],
+    index: int,
+    latency_s: float,
+    inference_s: float,
+    bundle_id: str,
+) -> ActionChunk:
     """Build a chunk stamped with its observation time, the base of its action times (i at start + (i+1) dt)."""
     msg = ActionChunk()
     msg.header.stamp = ns_to_stamp(start_ns)
@@ -43,8 +52,9 @@ def usage_message(routing: RoutingStats, stamp_ns: int, index: int, bundle_id: s
     return msg
 
 
-def trajectory_message(now_ns: int, times_ns: np.ndarray, positions: np.ndarray,
-                       joint_names: list[str]) -> JointTrajectory:
+def trajectory_message(
+    now_ns: int, times_ns: np.ndarray, positions: np.ndarray, joint_names: list[str]
+) -> JointTrajectory:
     """Build a JointTrajectory of future targets starting now, for a joint_trajectory_controller."""
     msg = JointTrajectory()
     msg.header.stamp = ns_to_stamp(now_ns)
@@ -69,8 +79,9 @@ def joint_command(command: np.ndarray, joint_names: list[str], stamp_ns: int) ->
     return msg
 
 
-def diagnostics_message(status: PolicyStatus, name: str, hardware_id: str, problem: str,
-                        active: bool) -> DiagnosticArray:
+def diagnostics_message(
+    status: PolicyStatus, name: str, hardware_id: str, problem: str, active: bool
+) -> DiagnosticArray:
     """Build the /diagnostics entry of a status: ERROR on a problem, WARN on stale inputs while active, else OK."""
     diag = DiagnosticStatus(name=name, hardware_id=hardware_id)
     if problem:
@@ -79,8 +90,15 @@ def diagnostics_message(status: PolicyStatus, name: str, hardware_id: str, probl
         diag.level, diag.message = DiagnosticStatus.WARN, f'stale inputs: {", ".join(status.stale_inputs)}'
     else:
         diag.level, diag.message = DiagnosticStatus.OK, status.state
-    diag.values = [KeyValue(key=k, value=str(v)) for k, v in (
-        ('state', status.state), ('commanding', status.commanding), ('chunks', status.chunks_published),
-        ('p95_inference_time', f'{status.p95_inference_time:.4f}'),
-        ('rejected_messages', status.rejected_messages), ('stale_events', status.stale_events))]
+    diag.values = [
+        KeyValue(key=k, value=str(v))
+        for k, v in (
+            ('state', status.state),
+            ('commanding', status.commanding),
+            ('chunks', status.chunks_published),
+            ('p95_inference_time', f'{status.p95_inference_time:.4f}'),
+            ('rejected_messages', status.rejected_messages),
+            ('stale_events', status.stale_events),
+        )
+    ]
     return DiagnosticArray(header=status.header, status=[diag])

@@ -9,6 +9,7 @@ When commanding stops (an input went stale, the node clock jumped back), the que
 together with any chunk still being planned from them; commanding restarts from a chunk planned afterwards,
 ramping from a fresh measurement taken since the last command.
 """
+
 import math
 import threading
 import time
@@ -143,7 +144,8 @@ class PolicyNode(LifecycleNode):
         self.get_logger().info(
             f'configured bundle {spec.bundle_id[:12]} ({len(self._cameras)} cameras, {spec.action_dim} joints, '
             f'horizon {spec.horizon}, dt {spec.dt} s), mode {self._params.execution_mode}'
-            f'{", DRY RUN" if self._params.dry_run else ""}')
+            f'{", DRY RUN" if self._params.dry_run else ""}'
+        )
         self._state_label = 'inactive'
         self._publish_status()
         return TransitionCallbackReturn.SUCCESS
@@ -155,8 +157,9 @@ class PolicyNode(LifecycleNode):
             self._last_command_ns = None
             self._chunks_published = 0
         result = super().on_activate(state)  # lifecycle publishers first, then the timer may use them
-        self._worker = InferenceWorker(self._infer_once, self._on_worker_error, name='policy_inference',
-                                       nice=self._params.inference_thread_nice)
+        self._worker = InferenceWorker(
+            self._infer_once, self._on_worker_error, name='policy_inference', nice=self._params.inference_thread_nice
+        )
         self._active = True
         self._state_label = 'active'
         self._publish_status()
@@ -222,12 +225,13 @@ class PolicyNode(LifecycleNode):
         joints = list(spec.joint_names)
         self._joint_names = joints
         state_names = list(spec.state_names)
-        if state_names[:len(joints)] != joints:
+        if state_names[: len(joints)] != joints:
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
-        self._extra_names = state_names[len(joints):]
+        self._extra_names = state_names[len(joints) :]
         dof = len(joints)
-        self._safety = SafetyFilter(np.array(fit.robot.lower_limits), np.array(fit.robot.upper_limits),
-                                    np.array(fit.robot.max_velocity))
+        self._safety = SafetyFilter(
+            np.array(fit.robot.lower_limits), np.array(fit.robot.upper_limits), np.array(fit.robot.max_velocity)
+        )
         self._dt_ns = int(round(spec.dt * NS_PER_S))
         self._horizon = int(spec.horizon)
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
@@ -236,8 +240,7 @@ class PolicyNode(LifecycleNode):
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
-            self._buffer.put(INSTRUCTION_STREAM, check_instruction(p.default_instruction,
-                                                                   p.max_instruction_length), 0)
+            self._buffer.put(INSTRUCTION_STREAM, check_instruction(p.default_instruction, p.max_instruction_length), 0)
 
     def _create_interfaces(self, p: PolicyParams) -> None:
         inputs = MutuallyExclusiveCallbackGroup()
@@ -246,15 +249,27 @@ class PolicyNode(LifecycleNode):
         subs = self._subscriptions_made
         for camera, topic, transport in zip(self._cameras, self._camera_topics, self._camera_transports):
             msg_type = CompressedImage if transport == 'compressed' else Image
-            subs.append(self.create_subscription(
-                msg_type, topic, partial(self._on_camera, camera, topic), SENSOR_QOS, callback_group=inputs))
-        subs.append(self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, SENSOR_QOS,
-                                             callback_group=inputs))
-        subs.append(self.create_subscription(String, p.instruction_topic, self._on_instruction, LATCHED_QOS,
-                                             callback_group=inputs))
+            subs.append(
+                self.create_subscription(
+                    msg_type, topic, partial(self._on_camera, camera, topic), SENSOR_QOS, callback_group=inputs
+                )
+            )
+        subs.append(
+            self.create_subscription(
+                JointState, p.joint_states_topic, self._on_joint_state, SENSOR_QOS, callback_group=inputs
+            )
+        )
+        subs.append(
+            self.create_subscription(
+                String, p.instruction_topic, self._on_instruction, LATCHED_QOS, callback_group=inputs
+            )
+        )
         if self._extra_names:
-            subs.append(self.create_subscription(Float64MultiArray, p.extra_state_topic, self._on_extra_state,
-                                                 SENSOR_QOS, callback_group=inputs))
+            subs.append(
+                self.create_subscription(
+                    Float64MultiArray, p.extra_state_topic, self._on_extra_state, SENSOR_QOS, callback_group=inputs
+                )
+            )
         self._chunk_pub = self.create_lifecycle_publisher(ActionChunk, 'policy/action_chunk', RELIABLE_QOS)
         self._usage_pub = self.create_lifecycle_publisher(ExpertUsage, 'policy/expert_usage', RELIABLE_QOS)
         self._trajectory_pub = self.create_lifecycle_publisher(JointTrajectory, p.trajectory_topic, RELIABLE_QOS)
@@ -263,10 +278,8 @@ class PolicyNode(LifecycleNode):
         # Status and diagnostics also speak while inactive, so they are plain publishers.
         self._status_pub = self.create_publisher(PolicyStatus, 'policy/status', RELIABLE_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', RELIABLE_QOS)
-        self._timers_made.append(self.create_timer(1.0 / p.control_rate, self._on_control_tick,
-                                                   callback_group=control))
-        self._timers_made.append(self.create_timer(1.0 / p.status_rate, self._publish_status,
-                                                   callback_group=status))
+        self._timers_made.append(self.create_timer(1.0 / p.control_rate, self._on_control_tick, callback_group=control))
+        self._timers_made.append(self.create_timer(1.0 / p.status_rate, self._publish_status, callback_group=status))
         self._clock_jump = self.get_clock().create_jump_callback(CLOCK_JUMP, post_callback=self._on_clock_jump)
 
     def _release(self) -> None:
@@ -277,8 +290,7 @@ class PolicyNode(LifecycleNode):
             self.destroy_timer(timer)
         for sub in self._subscriptions_made:
             self.destroy_subscription(sub)
-        for pub in (self._chunk_pub, self._usage_pub, self._trajectory_pub, self._command_pub,
-                    self._joint_command_pub):
+        for pub in (self._chunk_pub, self._usage_pub, self._trajectory_pub, self._command_pub, self._joint_command_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
         for pub in (self._status_pub, self._diagnostics_pub):
@@ -321,8 +333,7 @@ class PolicyNode(LifecycleNode):
     def _on_joint_state(self, msg: JointState) -> None:
         try:
             positions = self._matcher.positions(msg)
-            self._buffer.put_measurement(JOINT_STATE_STREAM, positions, stamp_to_ns(msg.header.stamp),
-                                         self._now_ns())
+            self._buffer.put_measurement(JOINT_STATE_STREAM, positions, stamp_to_ns(msg.header.stamp), self._now_ns())
         except (InputRejectedError, JointStateError) as err:
             self._rejections.reject(self._params.joint_states_topic, str(err))
 
@@ -352,8 +363,10 @@ class PolicyNode(LifecycleNode):
             self._buffer.forget_measurements()
             self._stop_on_stale()
             self._last_command_ns = None
-        self.get_logger().warning(f'node clock jumped by {jump.delta.nanoseconds / NS_PER_S:.3f} s: inputs and '
-                                  'queued actions dropped, commanding resumes on fresh inputs')
+        self.get_logger().warning(
+            f'node clock jumped by {jump.delta.nanoseconds / NS_PER_S:.3f} s: inputs and '
+            'queued actions dropped, commanding resumes on fresh inputs'
+        )
 
     def _warn(self, text: str) -> None:
         self.get_logger().warning(text)
@@ -368,8 +381,9 @@ class PolicyNode(LifecycleNode):
         now = self._now_ns()
         stale = self._buffer.stale_streams(now)
         if stale and stale != self._stale_inputs:
-            self.get_logger().warning(f'inputs stale or missing: {stale}; no commands',
-                                      throttle_duration_sec=p.warn_throttle)
+            self.get_logger().warning(
+                f'inputs stale or missing: {stale}; no commands', throttle_duration_sec=p.warn_throttle
+            )
         self._stale_inputs = stale
         if stale:
             with self._lock:
@@ -473,14 +487,18 @@ class PolicyNode(LifecycleNode):
             Observation(images=snapshot.images, state=snapshot.state, instruction=snapshot.instruction),
             prefix_actions=None if prefix is None else prefix.actions,
             inference_delay=0 if prefix is None else prefix.inference_delay,
-            noise_seed=seed)
+            noise_seed=seed,
+        )
         engine_s = (time.perf_counter_ns() - engine_start) * 1e-9
         if not self._active or not self._queue.merge(result.actions, start_ns, self._dt_ns, plan):
             return
         index, total_s, bundle_id = self._chunks_published, result.timings['total'], self._engine.spec.bundle_id
         latency_s = max(self._now_ns() - start_ns, 0) / NS_PER_S
-        self._chunk_pub.publish(chunk_message(result.actions, start_ns, self._dt_ns, self._joint_names, index,
-                                              latency_s, total_s, bundle_id))
+        self._chunk_pub.publish(
+            chunk_message(
+                result.actions, start_ns, self._dt_ns, self._joint_names, index, latency_s, total_s, bundle_id
+            )
+        )
         self._usage_pub.publish(usage_message(result.routing, start_ns, index, bundle_id))
         self.timings.chunk_published(trigger_perf, engine_s, total_s)
         if p.publish_trajectory and not p.dry_run:
@@ -538,8 +556,11 @@ class PolicyNode(LifecycleNode):
             return
         status = self.status_message()
         self._status_pub.publish(status)
-        self._diagnostics_pub.publish(diagnostics_message(
-            status, f'{self.get_name()}: policy', self.get_fully_qualified_name(), self._problem, self._active))
+        self._diagnostics_pub.publish(
+            diagnostics_message(
+                status, f'{self.get_name()}: policy', self.get_fully_qualified_name(), self._problem, self._active
+            )
+        )
 
 
 def resolve_bundle_path(bundle_path: str) -> Path:
@@ -555,8 +576,12 @@ def resolve_bundle_path(bundle_path: str) -> Path:
 
 def _load_engine(p: PolicyParams) -> PolicyEngine:
     """Load the bundle with the runtime engine; BundleError messages name the file and the problem."""
-    return PolicyEngine.from_bundle(resolve_bundle_path(p.bundle_path), providers=p.providers or None,
-                                    intra_op_threads=p.intra_op_threads, warmup=True)
+    return PolicyEngine.from_bundle(
+        resolve_bundle_path(p.bundle_path),
+        providers=p.providers or None,
+        intra_op_threads=p.intra_op_threads,
+        warmup=True,
+    )
 
 
 def main(args: list[str] | None = None) -> int:

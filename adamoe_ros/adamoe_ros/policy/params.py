@@ -3,6 +3,7 @@
 The node reads them at every configure, so they stay writable: `ros2 param set` validates each value and it
 applies from the next configure.
 """
+
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,17 +25,23 @@ class PolicyParams(ParameterTable):
     READ_ONLY: ClassVar[bool] = False
 
     bundle_path: str = param('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).')
-    robot_profile: str = param('', "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
-                                   "'aloha') or a profile YAML path. Its joints must be the bundle's, in order.")
+    robot_profile: str = param(
+        '',
+        "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
+        "'aloha') or a profile YAML path. Its joints must be the bundle's, in order.",
+    )
     camera_names: tuple[str, ...] = param((), 'Bundle camera names to subscribe (default: all).')
     camera_topics: tuple[str, ...] = param(
-        (), 'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).')
+        (), 'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).'
+    )
     camera_transports: tuple[str, ...] = param(
-        (), "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera.", choices=CAMERA_TRANSPORTS)
+        (), "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera.", choices=CAMERA_TRANSPORTS
+    )
     joint_states_topic: str = param('joint_states', 'sensor_msgs/JointState with the measured joint positions.')
     instruction_topic: str = param('instruction', 'std_msgs/String task instruction (reliable, transient local).')
     extra_state_topic: str = param(
-        'sim/cube_position', 'std_msgs/Float64MultiArray with the bundle extra state (used when it has any).')
+        'sim/cube_position', 'std_msgs/Float64MultiArray with the bundle extra state (used when it has any).'
+    )
     default_instruction: str = param('', 'Instruction used until one arrives on the topic (empty: wait for it).')
     max_instruction_length: int = param(256, 'Longer instructions are rejected (characters).', ge=1)
     max_image_side: int = param(4096, 'Images with a larger width or height are rejected (pixels).', ge=1)
@@ -43,19 +50,23 @@ class PolicyParams(ParameterTable):
     max_joint_state_age: float = param(0.25, 'Joint states older than this are stale: no commands (s).', gt=0.0)
     max_extra_state_age: float = param(0.5, 'Extra state older than this is stale: no commands (s).', gt=0.0)
     max_future_stamp: float = param(
-        0.1, 'Camera and joint-state stamps further ahead of the node clock are rejected (s).', gt=0.0)
+        0.1, 'Camera and joint-state stamps further ahead of the node clock are rejected (s).', gt=0.0
+    )
     control_rate: float = param(50.0, 'Rate of the per-step command stream (Hz).', gt=0.0)
     execution_mode: str = param(
-        'rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'.", choices=EXECUTION_MODES)
+        'rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'.", choices=EXECUTION_MODES
+    )
     refill_threshold: float = param(
-        0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.', gt=0.0, le=1.0)
+        0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.', gt=0.0, le=1.0
+    )
     blend_new_weight: float = param(
-        0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w).", ge=0.0, le=1.0)
+        0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w).", ge=0.0, le=1.0
+    )
     sync_inference_to_camera: bool = param(True, 'Start each inference on the next frame of the first camera.')
     dry_run: bool = param(False, 'Publish chunks, usage and status but never a command.')
     command_stream: str = param(
-        'float64_array', "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'.",
-        choices=COMMAND_STREAMS)
+        'float64_array', "Per-step commands: 'float64_array', 'joint_state', 'both' or 'none'.", choices=COMMAND_STREAMS
+    )
     publish_trajectory: bool = param(True, 'Publish each new chunk as trajectory_msgs/JointTrajectory.')
     command_topic: str = param('forward_position_controller/commands', 'Float64MultiArray command topic.')
     joint_command_topic: str = param('joint_command', 'JointState command topic.')
@@ -63,11 +74,11 @@ class PolicyParams(ParameterTable):
     status_rate: float = param(2.0, 'Rate of policy/status and /diagnostics (Hz).', gt=0.0)
     intra_op_threads: int = param(1, 'ONNX Runtime intra-op threads.', ge=1)
     inference_thread_nice: int = param(
-        10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).', ge=-20, le=19)
+        10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).', ge=-20, le=19
+    )
     providers: tuple[str, ...] = param((), 'ONNX Runtime execution providers (default: engine choice).')
     noise_seed: int = param(-1, 'Seed of the flow-matching noise per chunk (-1: random).', ge=-1)
-    warn_throttle: float = param(2.0, 'Minimum time between two warnings about the same topic and problem (s).',
-                                 ge=0.0)
+    warn_throttle: float = param(2.0, 'Minimum time between two warnings about the same topic and problem (s).', ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -102,11 +113,14 @@ def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
         if values and len(values) != len(cameras):
             raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {list(cameras)}')
     transports = p.camera_transports or ('raw',) * len(cameras)
-    default_topics = tuple(f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '')
-                           for c, t in zip(cameras, transports))
+    default_topics = tuple(
+        f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '') for c, t in zip(cameras, transports)
+    )
     robot = load_robot_profile(p.robot_profile)
     if robot.joint_names != tuple(spec.joint_names):
         # Commands are joint arrays in bundle order: another order would drive the wrong joints.
-        raise ValueError(f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
-                         f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)')
+        raise ValueError(
+            f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
+            f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)'
+        )
     return BundleFit(cameras, p.camera_topics or default_topics, transports, robot)

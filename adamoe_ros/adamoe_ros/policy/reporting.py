@@ -1,4 +1,5 @@
 """Counts rejected input messages and throttles the warnings about them per topic and problem."""
+
 import re
 import threading
 import time

@@ -1,4 +1,5 @@
 """The safety filter every command passes: finite, inside joint limits, bounded step from the last command."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """The policy node's timings in one object: engine time per chunk, chunk latency, command publish times."""
+
 import time
 from collections import deque
 from dataclasses import dataclass

@@ -2,6 +2,7 @@
 
 Each check runs once, on arrival: the buffer holds only values that passed (stamps are checked there).
 """
+
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -37,8 +38,9 @@ def check_instruction(text: str, max_length: int) -> str:
     if not stripped:
         raise InputRejectedError('empty instruction')
     if len(stripped) > max_length:
-        raise InputRejectedError(f'instruction of {len(stripped)} characters exceeds max_instruction_length '
-                            f'{max_length}')
+        raise InputRejectedError(
+            f'instruction of {len(stripped)} characters exceeds max_instruction_length {max_length}'
+        )
     if not stripped.isprintable():
         raise InputRejectedError('instruction contains control characters')
     return stripped

@@ -1,4 +1,5 @@
 """A thread that runs one inference per request, so the executor keeps serving timers meanwhile."""
+
 import os
 import threading
 from collections.abc import Callable
@@ -7,8 +8,9 @@ from collections.abc import Callable
 class InferenceWorker:
     """Runs `job` in its own thread each time `request()` is called while idle."""
 
-    def __init__(self, job: Callable[[], None], on_error: Callable[[BaseException], None], name: str,
-                 nice: int = 0) -> None:
+    def __init__(
+        self, job: Callable[[], None], on_error: Callable[[BaseException], None], name: str, nice: int = 0
+    ) -> None:
         """Start the thread; `on_error` receives any exception the job raises (the thread survives it).
 
         nice > 0 lowers the thread's CPU priority (Linux), so control timers win the CPU on a busy machine.

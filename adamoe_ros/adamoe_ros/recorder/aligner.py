@@ -5,6 +5,7 @@ is decided as soon as every stream has a sample stamped at or after it (so the n
 clock is `max_latency_ns` past it. It is rejected (and counted) when a stream has no sample within `tolerance_ns`.
 No ROS and no LeRobot here, so the same code runs live and offline on rosbag2 files.
 """
+
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +41,9 @@ class _Stream:
 class FrameAligner:
     """Nearest-stamp sampler of named streams on an fps grid, with a tolerance."""
 
-    def __init__(self, streams: list[str], fps: float, tolerance_s: float, max_latency_s: float,
-                 history_s: float = 2.0) -> None:
+    def __init__(
+        self, streams: list[str], fps: float, tolerance_s: float, max_latency_s: float, history_s: float = 2.0
+    ) -> None:
         if not streams or len(set(streams)) != len(streams):
             raise ValueError(f'streams must be unique and non-empty, got {streams}')
         if fps <= 0:
@@ -118,8 +120,12 @@ class FrameAligner:
                 return DroppedFrame(index, t_ns, f'no {name} received')
             stamp, value = min(buf.samples, key=lambda sample: abs(sample[0] - t_ns))
             if abs(stamp - t_ns) > self.tolerance_ns:
-                return DroppedFrame(index, t_ns, f'{name} is {(stamp - t_ns) / 1e6:+.1f} ms from the frame time '
-                                                 f'(tolerance {self.tolerance_ns / 1e6:.1f} ms)')
+                return DroppedFrame(
+                    index,
+                    t_ns,
+                    f'{name} is {(stamp - t_ns) / 1e6:+.1f} ms from the frame time '
+                    f'(tolerance {self.tolerance_ns / 1e6:.1f} ms)',
+                )
             values[name] = value
             stamps[name] = stamp
         return AlignedFrame(index, t_ns, values, stamps)

@@ -1,4 +1,5 @@
 """What the recorder records: topics, joint order, dataset location (shared by the node and the MCAP converter)."""
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,26 +40,30 @@ class RecorderConfig(ParameterTable):
     camera_topics: tuple[str, ...] = param(tuple(c.topic for c in SO101.cameras), 'topic per camera')
     camera_types: tuple[str, ...] = param(
         tuple('compressed' if c.transport == 'compressed' else 'image' for c in SO101.cameras),
-        "per camera: 'image' (sensor_msgs/Image) or 'compressed' (CompressedImage)", choices=CAMERA_TYPES)
+        "per camera: 'image' (sensor_msgs/Image) or 'compressed' (CompressedImage)",
+        choices=CAMERA_TYPES,
+    )
     joint_names: tuple[str, ...] = param(SO101.joint_names, 'joint order of observation.state and action')
     joint_states_topic: str = param('joint_states', 'sensor_msgs/JointState of the follower arm (observation.state)')
     extra_state_topic: str = param(
-        SO101.extra_state_topic, "std_msgs/Float64MultiArray appended to observation.state; '' disables")
+        SO101.extra_state_topic, "std_msgs/Float64MultiArray appended to observation.state; '' disables"
+    )
     extra_state_names: tuple[str, ...] = param(SO101.extra_state_names, 'names of the extra state values')
-    action_type: str = param('joint_state', 'joint_state (leader arm), joint_trajectory or float64_array',
-                             choices=ACTION_TYPES)
+    action_type: str = param(
+        'joint_state', 'joint_state (leader arm), joint_trajectory or float64_array', choices=ACTION_TYPES
+    )
     action_topic: str = param('leader/joint_states', 'teleop action topic')
     instruction_topic: str = param('instruction', 'std_msgs/String instruction: the LeRobot task')
     default_task: str = param('', 'task when no instruction arrived')
     fps: int = param(10, 'dataset frame rate (integer: LeRobot stores int fps)', ge=1)
     tolerance_s: float = param(
-        0.05, 'max distance of every stream stamp from the frame time (at most one frame period)', gt=0.0)
+        0.05, 'max distance of every stream stamp from the frame time (at most one frame period)', gt=0.0
+    )
     max_latency_s: float = param(0.25, 'decide a frame at the latest this long after its time', ge=0.0)
     repo_id: str = param('local/so101_teleop', 'LeRobot repo id (owner/name)')
     dataset_root: str = param('', "dataset folder; '' = $HF_LEROBOT_HOME/<repo_id>")
     robot_type: str = param(SO101.name, 'robot type stored in meta/info.json')
-    image_size: tuple[int, ...] = param((0, 0), '[height, width] of stored images; [0, 0] keeps the camera size',
-                                        ge=0)
+    image_size: tuple[int, ...] = param((0, 0), '[height, width] of stored images; [0, 0] keeps the camera size', ge=0)
     vcodec: str = param('libsvtav1', 'video codec (LeRobot default libsvtav1)')
     parallel_encoding: bool = param(False, 'encode cameras in parallel processes on save')
     status_rate_hz: float = param(2.0, 'recorder/status publish rate', gt=0.0)
@@ -67,8 +72,10 @@ class RecorderConfig(ParameterTable):
         """Check the relations between parameters; RecorderConfigError names the parameter."""
         names = self.camera_names
         if not len(names) == len(self.camera_topics) == len(self.camera_types):
-            raise RecorderConfigError(f'camera_names, camera_topics and camera_types must have the same length '
-                                      f'({len(names)}, {len(self.camera_topics)}, {len(self.camera_types)})')
+            raise RecorderConfigError(
+                f'camera_names, camera_topics and camera_types must have the same length '
+                f'({len(names)}, {len(self.camera_topics)}, {len(self.camera_types)})'
+            )
         if not names:
             raise RecorderConfigError('camera_names: at least one camera is needed (LeRobot video dataset)')
         if len(set(names)) != len(names):
@@ -86,10 +93,12 @@ class RecorderConfig(ParameterTable):
         # Above half a period a lagging stream's sample may serve two frames; above a period, frames would blur.
         if not self.tolerance_s <= 1.0 / self.fps + 1e-9:
             raise RecorderConfigError(
-                f'tolerance_s: must be in (0, {1.0 / self.fps:.3f}] (one frame period), got {self.tolerance_s}')
+                f'tolerance_s: must be in (0, {1.0 / self.fps:.3f}] (one frame period), got {self.tolerance_s}'
+            )
         if len(self.image_size) != 2 or (0 in self.image_size and any(self.image_size)):
             raise RecorderConfigError(
-                f'image_size: need [height, width] both > 0, or [0, 0], got {list(self.image_size)}')
+                f'image_size: need [height, width] both > 0, or [0, 0], got {list(self.image_size)}'
+            )
         if '/' not in self.repo_id:
             raise RecorderConfigError(f'repo_id: must look like "owner/name", got {self.repo_id!r}')
 

@@ -5,6 +5,7 @@ process would lose every episode of the session. Here each save is followed by f
 LeRobotDataset.resume(): resume starts new data/meta/video files, so an episode's files are closed once saved and a
 kill loses at most the episode being recorded.
 """
+
 import errno
 import json
 import logging
@@ -78,7 +79,7 @@ def integrity_problems(root: Path, info: dict) -> list[str]:
         if path.is_relative_to(root / 'meta'):
             episodes += metadata.num_rows
     if not problems and episodes != info.get('total_episodes', 0):
-        problems.append(f"meta/info.json counts {info.get('total_episodes')} episodes, meta/episodes holds {episodes}")
+        problems.append(f'meta/info.json counts {info.get("total_episodes")} episodes, meta/episodes holds {episodes}')
     return problems
 
 
@@ -103,8 +104,9 @@ def dataset_features(config: RecorderConfig, image_shapes: dict[str, tuple[int, 
     return features
 
 
-def frame_from_aligned(config: RecorderConfig, aligned: AlignedFrame, task: str,
-                       image_shapes: dict[str, tuple[int, int, int]] | None) -> dict:
+def frame_from_aligned(
+    config: RecorderConfig, aligned: AlignedFrame, task: str, image_shapes: dict[str, tuple[int, int, int]] | None
+) -> dict:
     """LeRobot frame dict of an aligned sample; images decoded to RGB and resized to the dataset's size."""
     frame: dict = {}
     for cam in config.cameras:
@@ -138,8 +140,10 @@ class EpisodeDatasetWriter:
         if (self.root / 'meta' / 'info.json').is_file():
             self._resume_existing()
         elif self.root.exists() and any(self.root.iterdir()):
-            raise DatasetMismatchError(f'{self.root} exists and is not a LeRobot dataset (no meta/info.json); '
-                                       'choose another dataset_root or empty it')
+            raise DatasetMismatchError(
+                f'{self.root} exists and is not a LeRobot dataset (no meta/info.json); '
+                'choose another dataset_root or empty it'
+            )
         elif any(config.image_size):
             self._create({cam.name: (*config.image_size, 3) for cam in config.cameras})
 
@@ -154,8 +158,9 @@ class EpisodeDatasetWriter:
         Raises DiskFullError, keeping the frames added before, when the disk cannot hold the frame.
         """
         frame = frame_from_aligned(self.config, aligned, task, self.image_shapes)
-        self._check_free_space(sum(frame[f'observation.images.{cam.name}'].nbytes for cam in self.config.cameras),
-                               'frame not staged')
+        self._check_free_space(
+            sum(frame[f'observation.images.{cam.name}'].nbytes for cam in self.config.cameras), 'frame not staged'
+        )
         if self._dataset is None:
             self._create({cam.name: frame[f'observation.images.{cam.name}'].shape for cam in self.config.cameras})
         self._dataset.add_frame(frame)
@@ -211,14 +216,22 @@ class EpisodeDatasetWriter:
     def _create(self, image_shapes: dict[str, tuple[int, int, int]]) -> None:
         small = {name: shape[:2] for name, shape in image_shapes.items() if min(shape[:2]) < MIN_IMAGE_SIDE}
         if small:
-            raise ValueError(f'camera images {small} are below {MIN_IMAGE_SIDE} px, which the video encoder cannot '
-                             'encode; set image_size to a larger [height, width]')
+            raise ValueError(
+                f'camera images {small} are below {MIN_IMAGE_SIDE} px, which the video encoder cannot '
+                'encode; set image_size to a larger [height, width]'
+            )
         self.image_shapes = {name: tuple(int(v) for v in shape) for name, shape in image_shapes.items()}
         if self.root.exists():
             self.root.rmdir()  # empty (checked in __init__); LeRobot insists on creating it
         self._dataset = LeRobotDataset.create(
-            self.config.repo_id, fps=self.config.fps, features=dataset_features(self.config, self.image_shapes),
-            root=self.root, robot_type=self.config.robot_type, use_videos=True, rgb_encoder=self._encoder)
+            self.config.repo_id,
+            fps=self.config.fps,
+            features=dataset_features(self.config, self.image_shapes),
+            root=self.root,
+            robot_type=self.config.robot_type,
+            use_videos=True,
+            rgb_encoder=self._encoder,
+        )
         _log.info('created dataset %s at %s', self.config.repo_id, self.root)
 
     def _resume_existing(self) -> None:
@@ -227,12 +240,15 @@ class EpisodeDatasetWriter:
         if problems:
             raise DatasetMismatchError(
                 f'dataset at {self.root} is damaged, probably by a process killed while saving an episode: '
-                + '; '.join(problems) + '. Record into another dataset_root (or repair/remove the last episode).')
+                + '; '.join(problems)
+                + '. Record into another dataset_root (or repair/remove the last episode).'
+            )
         self._check_compatible(info)
         # Frames staged by a killed session (PNG files of its unsaved episode) would be picked up by the next save.
         shutil.rmtree(self.root / 'images', ignore_errors=True)
-        self.image_shapes = {cam.name: tuple(info['features'][f'observation.images.{cam.name}']['shape'])
-                             for cam in self.config.cameras}
+        self.image_shapes = {
+            cam.name: tuple(info['features'][f'observation.images.{cam.name}']['shape']) for cam in self.config.cameras
+        }
         self._dataset = self._open_resume()
         _log.info('resuming dataset %s at %s (%d episodes)', self.config.repo_id, self.root, self.saved_episodes)
 
@@ -244,15 +260,16 @@ class EpisodeDatasetWriter:
         expected = dataset_features(self.config, {cam.name: (0, 0, 3) for cam in self.config.cameras})
         problems = []
         if info.get('fps') != self.config.fps:
-            problems.append(f"fps {info.get('fps')} != {self.config.fps}")
+            problems.append(f'fps {info.get("fps")} != {self.config.fps}')
         for key, feature in expected.items():
             if key not in features:
                 problems.append(f'missing feature {key}')
             elif feature['dtype'] != 'video' and list(features[key].get('names') or []) != feature['names']:
-                problems.append(f"{key} names {features[key].get('names')} != {feature['names']}")
+                problems.append(f'{key} names {features[key].get("names")} != {feature["names"]}')
         extra = sorted(k for k, f in features.items() if f.get('dtype') == 'video' and k not in expected)
         if extra:
             problems.append(f'cameras {extra} are not configured')
         if problems:
-            raise DatasetMismatchError(f'existing dataset at {self.root} does not match the configuration: '
-                                       + '; '.join(problems))
+            raise DatasetMismatchError(
+                f'existing dataset at {self.root} does not match the configuration: ' + '; '.join(problems)
+            )

@@ -1,4 +1,5 @@
 """Run slow dataset work (PNG staging, video encoding) on one worker thread and await it from rclpy callbacks."""
+
 import concurrent.futures
 from collections.abc import Callable
 from typing import Any, TypeVar

@@ -4,6 +4,7 @@ The topic mapping, the stamp alignment and the dataset writer are the recorder n
 followed by this converter gives the same dataset as recording live. Message stamps come from the headers; messages
 without one (Float64MultiArray) use the bag's log time, like the node uses its receive time.
 """
+
 import argparse
 import struct
 import sys
@@ -67,14 +68,17 @@ def _records(path: Path, truncated: list[str]) -> Iterator[object]:
             except StopIteration:
                 return
             except (McapError, struct.error) as error:
-                truncated.append(f'{path}: unreadable after this point ({error or type(error).__name__}); '
-                                 'converted the messages before it')
+                truncated.append(
+                    f'{path}: unreadable after this point ({error or type(error).__name__}); '
+                    'converted the messages before it'
+                )
                 return
             yield record
 
 
-def _messages(files: list[Path], sources: dict[str, StreamSource],
-              truncated: list[str]) -> Iterator[tuple[StreamSource, object, int]]:
+def _messages(
+    files: list[Path], sources: dict[str, StreamSource], truncated: list[str]
+) -> Iterator[tuple[StreamSource, object, int]]:
     """Yield (source, deserialized message, log time ns) of the mapped topics, in file order."""
     for path in files:
         schemas: dict[int, Schema] = {}
@@ -92,23 +96,31 @@ def _messages(files: list[Path], sources: dict[str, StreamSource],
                 expected = _type_name(source.msg_type)
                 schema = schemas.get(channel.schema_id)
                 if schema is not None and schema.name and schema.name != expected:
-                    raise BagConversionError(f'{path}: topic {channel.topic} has type {schema.name}, '
-                                             f'the mapping expects {expected}')
+                    raise BagConversionError(
+                        f'{path}: topic {channel.topic} has type {schema.name}, the mapping expects {expected}'
+                    )
                 yield source, deserialize_message(record.data, source.msg_type), record.log_time
 
 
 def _topic_map(config: RecorderConfig, namespace: str) -> dict[str, StreamSource]:
     prefix = '/' + namespace.strip('/') if namespace.strip('/') else ''
-    return {f'{prefix}/{source.topic.lstrip("/")}' if not source.topic.startswith('/') else source.topic: source
-            for source in stream_sources(config)}
+    return {
+        f'{prefix}/{source.topic.lstrip("/")}' if not source.topic.startswith('/') else source.topic: source
+        for source in stream_sources(config)
+    }
 
 
 def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', task: str = '') -> BagEpisode:
     """Convert one bag into one saved episode of `writer`'s dataset."""
     config = writer.config
     sources = _topic_map(config, namespace)
-    aligner = FrameAligner(config.stream_names, config.fps, config.tolerance_s, config.max_latency_s,
-                           history_s=max(2.0, 4 * config.max_latency_s))
+    aligner = FrameAligner(
+        config.stream_names,
+        config.fps,
+        config.tolerance_s,
+        config.max_latency_s,
+        history_s=max(2.0, 4 * config.max_latency_s),
+    )
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     instruction = ''
@@ -172,8 +184,14 @@ def load_params_file(path: Path, namespace: str = '', node_name: str = 'recorder
     rclpy.init(context=context)
     try:
         try:
-            node = Node(node_name, namespace=namespace, context=context, start_parameter_services=False,
-                        enable_rosout=False, cli_args=['--ros-args', '--params-file', str(path)])
+            node = Node(
+                node_name,
+                namespace=namespace,
+                context=context,
+                start_parameter_services=False,
+                enable_rosout=False,
+                cli_args=['--ros-args', '--params-file', str(path)],
+            )
         except RuntimeError as error:  # rcl's RCLInvalidROSArgsError: missing or malformed file
             raise RecorderConfigError(f'{path}: not a usable ROS params file ({error})') from None
         try:
@@ -213,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             episode = convert_bag(bag, writer, args.namespace, args.task)
             for note in episode.truncated:
                 print(f'warning: {note}', file=sys.stderr)
-            print(f'{bag}: episode {episode.saved.episode_index}, {episode.saved.num_frames} frames, '
-                  f'{episode.dropped_frames} dropped, {episode.bad_messages} bad messages, task {episode.task!r}',
-                  flush=True)
+            print(
+                f'{bag}: episode {episode.saved.episode_index}, {episode.saved.num_frames} frames, '
+                f'{episode.dropped_frames} dropped, {episode.bad_messages} bad messages, task {episode.task!r}',
+                flush=True,
+            )
         print(f'dataset {writer.config.repo_id} at {writer.root}: {writer.saved_episodes} episodes')
     except (RecorderConfigError, DatasetMismatchError, BagConversionError, OSError) as error:
         print(f'mcap_to_lerobot: {error}', file=sys.stderr)

@@ -3,6 +3,7 @@
 Services (std_srvs/Trigger): recorder/start, recorder/save (stop and save; returns once the episode is on disk),
 recorder/discard. Status: recorder/status (adamoe_ros_interfaces/RecorderStatus).
 """
+
 import threading
 import time
 from typing import Any
@@ -35,12 +36,14 @@ class RecorderNode(Node):
         self._closed = True  # until the writer exists: destroy_node may run on a node whose construction failed
         declare_parameters(self, RecorderConfig)
         self.config = read_parameters(self, RecorderConfig)
-        self._aligner = FrameAligner(self.config.stream_names, self.config.fps, self.config.tolerance_s,
-                                     self.config.max_latency_s)
+        self._aligner = FrameAligner(
+            self.config.stream_names, self.config.fps, self.config.tolerance_s, self.config.max_latency_s
+        )
         self._io = DatasetIoWorker()
         try:
             self._writer: EpisodeDatasetWriter = self._io.call(
-                EpisodeDatasetWriter, self.config, self.config.parallel_encoding)
+                EpisodeDatasetWriter, self.config, self.config.parallel_encoding
+            )
         except BaseException:
             self._io.shutdown()
             raise
@@ -71,7 +74,8 @@ class RecorderNode(Node):
         self.get_logger().info(
             f'recording {self.config.fps} fps into {self._writer.root} ({self._saved_episodes} episodes there); '
             f'cameras {[c.name for c in self.config.cameras]}, action from {self.config.action_topic} '
-            f'({self.config.action_type})')
+            f'({self.config.action_type})'
+        )
 
     # ---- streams -------------------------------------------------------------------------------------------
     def _make_callback(self, source: StreamSource):  # noqa: ANN202 (closure type is noise)
@@ -91,6 +95,7 @@ class RecorderNode(Node):
             stamp = sample_stamp_ns(msg, source.has_header, receive_ns)
             with self._lock:
                 self._aligner.push(source.stream, stamp, value)
+
         return on_message
 
     def _publication_time_ns(self, info: MessageInfo) -> int:
@@ -146,8 +151,10 @@ class RecorderNode(Node):
             if self._recording or self._busy:
                 response.message = 'already recording' if self._recording else 'a save is still in progress'
             elif not task:
-                response.message = (f'no instruction received on {self.config.instruction_topic} and default_task '
-                                    'is empty: the episode would have no task')
+                response.message = (
+                    f'no instruction received on {self.config.instruction_topic} and default_task '
+                    'is empty: the episode would have no task'
+                )
             elif now <= 0:
                 response.message = 'the clock is at 0 (use_sim_time without /clock?)'
             else:
@@ -196,8 +203,10 @@ class RecorderNode(Node):
             with self._lock:
                 dropped = self._dropped
             response.success = True
-            response.message = (f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                                f'{dropped} dropped, in {saved.seconds:.2f} s')
+            response.message = (
+                f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
+                f'{dropped} dropped, in {saved.seconds:.2f} s'
+            )
             self.get_logger().info(response.message)
         with self._lock:
             self._busy = False

@@ -1,4 +1,5 @@
 """Turn the recorded ROS messages into (stamp, value) samples for the aligner (live node and MCAP converter)."""
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,28 +77,50 @@ def stream_sources(config: RecorderConfig) -> list[StreamSource]:
     """Every topic to read for `config`, the instruction included."""
     joints = list(config.joint_names)
     sources = [
-        StreamSource(f'camera:{cam.name}', cam.topic, CompressedImage if cam.kind == 'compressed' else Image,
-                     lambda msg: msg, True)  # decoded only for the frames kept
+        StreamSource(
+            f'camera:{cam.name}',
+            cam.topic,
+            CompressedImage if cam.kind == 'compressed' else Image,
+            lambda msg: msg,
+            True,
+        )  # decoded only for the frames kept
         for cam in config.cameras
     ]
     # Other joints may be in the messages (a follower arm's extra axes): the recorder keeps the named ones.
     state_matcher = JointStateMatcher(joints, allow_extra_joints=True)
-    sources.append(StreamSource('joint_states', config.joint_states_topic, JointState,
-                                lambda msg: joint_positions(msg, state_matcher, config.joint_states_topic), True))
+    sources.append(
+        StreamSource(
+            'joint_states',
+            config.joint_states_topic,
+            JointState,
+            lambda msg: joint_positions(msg, state_matcher, config.joint_states_topic),
+            True,
+        )
+    )
     if config.extra_state_topic:
         size = len(config.extra_state_names)
-        sources.append(StreamSource('extra_state', config.extra_state_topic, Float64MultiArray,
-                                    lambda msg: array_values(msg, size, config.extra_state_topic), False))
+        sources.append(
+            StreamSource(
+                'extra_state',
+                config.extra_state_topic,
+                Float64MultiArray,
+                lambda msg: array_values(msg, size, config.extra_state_topic),
+                False,
+            )
+        )
     what = config.action_topic
     if config.action_type == 'joint_state':
         action_matcher = JointStateMatcher(joints, allow_extra_joints=True)
-        sources.append(StreamSource('action', what, JointState,
-                                    lambda msg: joint_positions(msg, action_matcher, what), True))
+        sources.append(
+            StreamSource('action', what, JointState, lambda msg: joint_positions(msg, action_matcher, what), True)
+        )
     elif config.action_type == 'joint_trajectory':
-        sources.append(StreamSource('action', what, JointTrajectory,
-                                    lambda msg: trajectory_positions(msg, joints, what), True))
+        sources.append(
+            StreamSource('action', what, JointTrajectory, lambda msg: trajectory_positions(msg, joints, what), True)
+        )
     else:
-        sources.append(StreamSource('action', what, Float64MultiArray,
-                                    lambda msg: array_values(msg, len(joints), what), False))
+        sources.append(
+            StreamSource('action', what, Float64MultiArray, lambda msg: array_values(msg, len(joints), what), False)
+        )
     sources.append(StreamSource('instruction', config.instruction_topic, String, lambda msg: msg.data, False))
     return sources

@@ -1,4 +1,5 @@
 """ROS 2 node that runs the SO-101 MuJoCo sim: clock, joint states, cameras, commands, reset and status."""
+
 import threading
 import time
 from typing import Any
@@ -42,8 +43,10 @@ class SimBridgeNode(Node):
         self._max_joint_speed = p.max_joint_speed
         self._seed = p.seed
 
-        self._sim = So101PickPlaceSim(randomize_goal=p.randomize_goal, scene_options=SceneOptions(
-            max_image_width=self._image_width, max_image_height=self._image_height))
+        self._sim = So101PickPlaceSim(
+            randomize_goal=p.randomize_goal,
+            scene_options=SceneOptions(max_image_width=self._image_width, max_image_height=self._image_height),
+        )
         self._tick_ns = int(round(self._physics_steps * self._sim.dt * NS_PER_S))
         self._joint_state_period_ns = int(NS_PER_S / p.joint_state_rate)
         self._camera_period_ns = int(NS_PER_S / p.camera_rate) if p.camera_rate > 0 else 0
@@ -52,12 +55,17 @@ class SimBridgeNode(Node):
         self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
         self._cube_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
         self._goal_pub = self.create_publisher(Float64MultiArray, 'sim/goal_position', LATCHED_QOS)
-        self._image_pubs = {camera.name: self.create_publisher(Image, camera.topic, SENSOR_QOS)
-                            for camera in SO101.cameras} if self._camera_period_ns else {}
-        self.create_subscription(JointTrajectory, 'joint_trajectory_controller/joint_trajectory',
-                                 self._on_trajectory, RELIABLE_QOS)
-        self.create_subscription(Float64MultiArray, 'forward_position_controller/commands',
-                                 self._on_forward_command, RELIABLE_QOS)
+        self._image_pubs = (
+            {camera.name: self.create_publisher(Image, camera.topic, SENSOR_QOS) for camera in SO101.cameras}
+            if self._camera_period_ns
+            else {}
+        )
+        self.create_subscription(
+            JointTrajectory, 'joint_trajectory_controller/joint_trajectory', self._on_trajectory, RELIABLE_QOS
+        )
+        self.create_subscription(
+            Float64MultiArray, 'forward_position_controller/commands', self._on_forward_command, RELIABLE_QOS
+        )
         # Services get their own group: with the stepping timer always overdue (a loaded machine), a shared
         # mutually exclusive group let the timer starve them. The lock keeps them between ticks instead.
         self._lock = threading.Lock()
@@ -65,14 +73,15 @@ class SimBridgeNode(Node):
         self.create_service(ResetSim, 'sim/reset', self._on_reset, callback_group=services)
         self.create_service(GetTaskStatus, 'sim/task_status', self._on_task_status, callback_group=services)
 
-        self._clock_offset_ns = 0   # sim time keeps increasing across resets: /clock never jumps back
+        self._clock_offset_ns = 0  # sim time keeps increasing across resets: /clock never jumps back
         self._reset_episode(self._seed)
         # Pacing uses the steady wall clock, so the node works whatever use_sim_time says.
         wall_period = max(self._tick_ns / NS_PER_S / self._rtf, 0.001)
         self._timer = self.create_timer(wall_period, self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f'SO-101 sim ready: tick {self._tick_ns / 1e6:.0f} ms, real_time_factor {self._rtf}, '
-            f'cameras {list(self._image_pubs)} at {p.camera_rate} Hz {self._image_width}x{self._image_height}')
+            f'cameras {list(self._image_pubs)} at {p.camera_rate} Hz {self._image_width}x{self._image_height}'
+        )
 
     @property
     def sim(self) -> So101PickPlaceSim:
@@ -91,7 +100,7 @@ class SimBridgeNode(Node):
         self._applied = self._desired.copy()
         self._trajectory: ActiveTrajectory | None = None
         self._next_joint_ns = self._next_camera_ns = self.now_ns()
-        self._wall_anchor: float | None = None   # set by the first timer call: setup time is not lag
+        self._wall_anchor: float | None = None  # set by the first timer call: setup time is not lag
         self._ticks_since_anchor = 0
         goal = self._sim.goal_position()
         self._goal_pub.publish(Float64MultiArray(data=[float(v) for v in goal]))
@@ -106,8 +115,9 @@ class SimBridgeNode(Node):
                 self._tick()
             if due - self._ticks_since_anchor > 10 * _MAX_TICKS_PER_CALLBACK:
                 # Too far behind: re-anchor instead of bursting, and say so once in a while.
-                self.get_logger().warn('sim cannot keep up with real_time_factor; running slower',
-                                       throttle_duration_sec=10.0)
+                self.get_logger().warn(
+                    'sim cannot keep up with real_time_factor; running slower', throttle_duration_sec=10.0
+                )
                 self._wall_anchor, self._ticks_since_anchor = time.monotonic(), 0
 
     def _tick(self) -> None:
@@ -127,17 +137,22 @@ class SimBridgeNode(Node):
         stamp = ns_to_stamp(now)
         self._clock_pub.publish(ClockMsg(clock=stamp))
         if now >= self._next_joint_ns:
-            self._next_joint_ns += self._joint_state_period_ns * max(1, (now - self._next_joint_ns)
-                                                                     // self._joint_state_period_ns + 1)
-            msg = JointState(name=list(self._sim.joint_names), position=self._sim.joint_positions().tolist(),
-                             velocity=self._sim.joint_velocities().tolist(),
-                             effort=self._sim.joint_efforts().tolist())
+            self._next_joint_ns += self._joint_state_period_ns * max(
+                1, (now - self._next_joint_ns) // self._joint_state_period_ns + 1
+            )
+            msg = JointState(
+                name=list(self._sim.joint_names),
+                position=self._sim.joint_positions().tolist(),
+                velocity=self._sim.joint_velocities().tolist(),
+                effort=self._sim.joint_efforts().tolist(),
+            )
             msg.header.stamp = stamp
             self._joint_pub.publish(msg)
             self._cube_pub.publish(Float64MultiArray(data=self._sim.cube_position().tolist()))
         if self._camera_period_ns and now >= self._next_camera_ns:
-            self._next_camera_ns += self._camera_period_ns * max(1, (now - self._next_camera_ns)
-                                                                 // self._camera_period_ns + 1)
+            self._next_camera_ns += self._camera_period_ns * max(
+                1, (now - self._next_camera_ns) // self._camera_period_ns + 1
+            )
             for camera, publisher in self._image_pubs.items():
                 frame = self._sim.render(camera, self._image_height, self._image_width)
                 msg = numpy_to_image(frame, 'rgb8')
@@ -147,8 +162,9 @@ class SimBridgeNode(Node):
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
-            self._trajectory = trajectory_from_msg(msg, self._sim.joint_names, self._desired, self._sim.joint_limits,
-                                                   self.now_ns())
+            self._trajectory = trajectory_from_msg(
+                msg, self._sim.joint_names, self._desired, self._sim.joint_limits, self.now_ns()
+            )
         except CommandError as error:
             self.get_logger().warn(f'rejected joint trajectory: {error}', throttle_duration_sec=1.0)
 
@@ -169,8 +185,9 @@ class SimBridgeNode(Node):
         self.get_logger().info(response.message)
         return response
 
-    def _on_task_status(self, request: GetTaskStatus.Request,
-                        response: GetTaskStatus.Response) -> GetTaskStatus.Response:
+    def _on_task_status(
+        self, request: GetTaskStatus.Request, response: GetTaskStatus.Response
+    ) -> GetTaskStatus.Response:
         with self._lock:
             status = self._sim.task_status()
         response.success = status.success

@@ -1,4 +1,5 @@
 """Joint command handling of the sim bridge: trajectory interpolation, validation and rate limiting."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +16,14 @@ class CommandError(ValueError):
 class ActiveTrajectory:
     """Piecewise-linear joint trajectory over absolute sim times (ns), in the bridge's joint order."""
 
-    times_ns: np.ndarray    # (k,) strictly increasing
-    positions: np.ndarray   # (k, n_joints)
+    times_ns: np.ndarray  # (k,) strictly increasing
+    positions: np.ndarray  # (k, n_joints)
 
     def sample(self, now_ns: int) -> np.ndarray:
         """Return positions at now_ns; before the first / after the last point the end points hold."""
-        return np.array([np.interp(now_ns, self.times_ns, self.positions[:, j])
-                         for j in range(self.positions.shape[1])])
+        return np.array(
+            [np.interp(now_ns, self.times_ns, self.positions[:, j]) for j in range(self.positions.shape[1])]
+        )
 
     def finished(self, now_ns: int) -> bool:
         """Tell whether now_ns is past the last point."""
@@ -38,8 +40,9 @@ def validate_positions(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
     return np.clip(values, limits[:, 0], limits[:, 1])
 
 
-def trajectory_from_msg(msg: JointTrajectory, joint_names: tuple[str, ...], current: np.ndarray,
-                        limits: np.ndarray, now_ns: int) -> ActiveTrajectory:
+def trajectory_from_msg(
+    msg: JointTrajectory, joint_names: tuple[str, ...], current: np.ndarray, limits: np.ndarray, now_ns: int
+) -> ActiveTrajectory:
     """Turn a JointTrajectory into an ActiveTrajectory starting from the current targets at now_ns.
 
     Like joint_trajectory_controller: time_from_start counts from header.stamp, or from receipt when the
@@ -48,8 +51,9 @@ def trajectory_from_msg(msg: JointTrajectory, joint_names: tuple[str, ...], curr
     """
     unknown = [name for name in msg.joint_names if name not in joint_names]
     if unknown or not msg.joint_names:
-        raise CommandError(f'unknown joints {unknown} (known: {list(joint_names)})' if unknown
-                           else 'trajectory names no joints')
+        raise CommandError(
+            f'unknown joints {unknown} (known: {list(joint_names)})' if unknown else 'trajectory names no joints'
+        )
     if len(set(msg.joint_names)) != len(msg.joint_names):
         raise CommandError(f'duplicate joint names {list(msg.joint_names)}')
     if not msg.points:

@@ -1,4 +1,5 @@
 """Scripted pick-and-place expert as a plain state machine: observations in, joint targets out."""
+
 import enum
 from dataclasses import dataclass
 
@@ -33,16 +34,16 @@ class PlanSettings:
     grasp_height: float = 0.012
     carry_height: float = 0.055
     release_clearance: float = 0.004
-    free_speed: float = 0.15          # m/s of the grasp-point target in free space
-    careful_speed: float = 0.06       # m/s next to the cube
+    free_speed: float = 0.15  # m/s of the grasp-point target in free space
+    careful_speed: float = 0.06  # m/s next to the cube
     position_tolerance: float = 0.008
     # The servos sag a few mm under gravity; once the target stopped moving, this long is enough to settle.
     settle_time: float = 0.5
-    gripper_open: float = 1.0         # rad
-    gripper_closed: float = -0.17     # rad; the cube stops the jaws at ~0.46 rad
-    close_time: float = 0.8           # s the jaws get to close / open with the arm still
+    gripper_open: float = 1.0  # rad
+    gripper_closed: float = -0.17  # rad; the cube stops the jaws at ~0.46 rad
+    close_time: float = 0.8  # s the jaws get to close / open with the arm still
     open_time: float = 0.6
-    phase_timeout: float = 4.0        # s; a moving phase ends even if the arm lags, so episodes always end
+    phase_timeout: float = 4.0  # s; a moving phase ends even if the arm lags, so episodes always end
 
 
 _MOVING_PHASES = (Phase.HOVER, Phase.DESCEND, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER, Phase.RETREAT)
@@ -65,7 +66,7 @@ class PickPlacePlan:
         self.phase = Phase.HOVER
         self._phase_time = 0.0
         self._commanded_point: np.ndarray | None = None
-        self._anchor: np.ndarray | None = None     # grasp point when the phase began
+        self._anchor: np.ndarray | None = None  # grasp point when the phase began
         self._settled_time = 0.0
         self._arm_command: np.ndarray | None = None
         self._table_z: float | None = None
@@ -129,8 +130,9 @@ class PickPlacePlan:
                 target = self._phase_target(grasp, cube, goal)
                 command_arrived = np.linalg.norm(target - self._commanded_point) < 1e-3
                 self._settled_time = self._settled_time + self._dt if command_arrived else 0.0
-                reached = command_arrived and (np.linalg.norm(target - grasp) < s.position_tolerance
-                                               or self._settled_time >= s.settle_time)
+                reached = command_arrived and (
+                    np.linalg.norm(target - grasp) < s.position_tolerance or self._settled_time >= s.settle_time
+                )
                 finished = reached or self._phase_time >= s.phase_timeout
             if not finished:
                 return
@@ -139,8 +141,13 @@ class PickPlacePlan:
             self._anchor = grasp.copy()
 
 
-def run_scripted_episode(sim: So101PickPlaceSim, seed: int, control_dt: float = 0.1, max_time: float = 30.0,
-                         settings: PlanSettings = PlanSettings()) -> TaskStatus:  # noqa: B008
+def run_scripted_episode(
+    sim: So101PickPlaceSim,
+    seed: int,
+    control_dt: float = 0.1,
+    max_time: float = 30.0,
+    settings: PlanSettings = PlanSettings(),
+) -> TaskStatus:  # noqa: B008
     """Reset the sim with a seed, let the plan drive it directly, and return the final TaskStatus."""
     sim.reset(seed)
     plan = PickPlacePlan(sim.model, control_dt, settings)

@@ -1,4 +1,5 @@
 """Top-down inverse kinematics for the SO-101 grasp point, on a private MjData of the sim model."""
+
 import mujoco
 import numpy as np
 
@@ -76,8 +77,9 @@ class TopDownIK:
                 break
         return best_q, float(np.linalg.norm(self.grasp_point(best_q) - np.asarray(target)))
 
-    def _solve_from(self, target: np.ndarray, seed_q: np.ndarray, iterations: int = 30,
-                    damping: float = 1e-4) -> np.ndarray:
+    def _solve_from(
+        self, target: np.ndarray, seed_q: np.ndarray, iterations: int = 30, damping: float = 1e-4
+    ) -> np.ndarray:
         q = np.clip(np.asarray(seed_q, dtype=np.float64).copy(), self._limits[:, 0], self._limits[:, 1])
         target = np.asarray(target, dtype=np.float64)
         for _ in range(iterations):

@@ -2,6 +2,7 @@
 
 Both nodes read them once, at construction: they are read-only.
 """
+
 from dataclasses import dataclass
 
 from adamoe_ros.parameters import ParameterTable, param

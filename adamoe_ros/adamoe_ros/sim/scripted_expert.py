@@ -1,4 +1,5 @@
 """Scripted teleoperator node: solves the pick-and-place through ROS topics only, like a leader arm."""
+
 import threading
 from typing import Any
 
@@ -37,8 +38,9 @@ class ScriptedExpertNode(Node):
         self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / p.control_rate)
 
         self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
-        self._command_pub = self.create_publisher(Float64MultiArray, 'forward_position_controller/commands',
-                                                  RELIABLE_QOS)
+        self._command_pub = self.create_publisher(
+            Float64MultiArray, 'forward_position_controller/commands', RELIABLE_QOS
+        )
         self._instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
         self._status_pub = self.create_publisher(String, 'expert/status', LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, SENSOR_QOS)
@@ -61,8 +63,15 @@ class ScriptedExpertNode(Node):
 
     def missing_inputs(self) -> list[str]:
         """Topics the expert has not heard yet (an episode can start once this is empty)."""
-        return [name for name, value in (('joint_states', self._joints), (SO101.extra_state_topic, self._cube),
-                                         ('sim/goal_position', self._goal)) if value is None]
+        return [
+            name
+            for name, value in (
+                ('joint_states', self._joints),
+                (SO101.extra_state_topic, self._cube),
+                ('sim/goal_position', self._goal),
+            )
+            if value is None
+        ]
 
     def start_episode(self) -> tuple[bool, str]:
         """Begin one pick-and-place from the current state; returns (started, why)."""

@@ -1,4 +1,5 @@
 """SO-101 pick-and-place physics and task state, independent of ROS (used by the bridge node and tests)."""
+
 import mujoco
 import numpy as np
 
@@ -16,8 +17,12 @@ class So101PickPlaceSim:
     joint_names: tuple[str, ...] = SO101.joint_names
     extra_state_names: tuple[str, ...] = SO101.extra_state_names  # the cube position, see cube_position()
 
-    def __init__(self, randomize_goal: bool = False, thresholds: TaskThresholds = TaskThresholds(),  # noqa: B008
-                 scene_options: SceneOptions = SceneOptions()) -> None:  # noqa: B008
+    def __init__(
+        self,
+        randomize_goal: bool = False,
+        thresholds: TaskThresholds = TaskThresholds(),  # noqa: B008
+        scene_options: SceneOptions = SceneOptions(),  # noqa: B008
+    ) -> None:
         """Build the model; call reset(seed) before use for a randomised layout."""
         self.model = build_model(scene_options)
         self.data = mujoco.MjData(self.model)
@@ -33,8 +38,9 @@ class So101PickPlaceSim:
         self._mocap_goal = self.model.body(GOAL_BODY).mocapid[0]
         # Every body of the arm: contacts between these and the cube mean the cube is still held.
         self._arm_body_ids = frozenset(
-            self.model.body(n).id for n in ('base', 'shoulder', 'upper_arm', 'lower_arm', 'wrist', 'gripper',
-                                            'moving_jaw_so101_v1'))
+            self.model.body(n).id
+            for n in ('base', 'shoulder', 'upper_arm', 'lower_arm', 'wrist', 'gripper', 'moving_jaw_so101_v1')
+        )
         self._renderer = CameraRenderer(self.model)
         self._rest_z = CUBE_HALF_SIZE
         self._lifted = False
@@ -60,7 +66,7 @@ class So101PickPlaceSim:
         self.data.qpos[self._qpos_adr] = HOME_POSITION
         self.data.ctrl[self._actuator_ids] = HOME_POSITION
         adr = self._cube_joint.qposadr[0]
-        self.data.qpos[adr:adr + 7] = [cube_xy[0], cube_xy[1], CUBE_HALF_SIZE, 1.0, 0.0, 0.0, 0.0]
+        self.data.qpos[adr : adr + 7] = [cube_xy[0], cube_xy[1], CUBE_HALF_SIZE, 1.0, 0.0, 0.0, 0.0]
         self.data.mocap_pos[self._mocap_goal] = [goal_xy[0], goal_xy[1], 0.0]
         mujoco.mj_forward(self.model, self.data)
         self._rest_z = float(self.data.xpos[self._cube_body_id][2])
@@ -124,7 +130,7 @@ class So101PickPlaceSim:
         return self.data.mocap_pos[self._mocap_goal].copy()
 
     def _cube_released(self) -> bool:
-        for contact in self.data.contact[:self.data.ncon]:
+        for contact in self.data.contact[: self.data.ncon]:
             bodies = {int(self.model.geom_bodyid[contact.geom1]), int(self.model.geom_bodyid[contact.geom2])}
             if self._cube_body_id in bodies and bodies & self._arm_body_ids:
                 return False
@@ -134,11 +140,16 @@ class So101PickPlaceSim:
         """Lifted/placed computed from the current physics state."""
         cube = self.cube_position()
         adr = self._cube_joint.dofadr[0]
-        speed = float(np.linalg.norm(self.data.qvel[adr:adr + 3]))
-        return evaluate(lifted=self._lifted, cube_lift=float(cube[2] - self._rest_z),
-                        distance_to_goal=float(np.linalg.norm(cube[:2] - self.goal_position()[:2])),
-                        cube_speed=speed, released=self._cube_released(), episode_time=self.time,
-                        thresholds=self.thresholds)
+        speed = float(np.linalg.norm(self.data.qvel[adr : adr + 3]))
+        return evaluate(
+            lifted=self._lifted,
+            cube_lift=float(cube[2] - self._rest_z),
+            distance_to_goal=float(np.linalg.norm(cube[:2] - self.goal_position()[:2])),
+            cube_speed=speed,
+            released=self._cube_released(),
+            episode_time=self.time,
+            thresholds=self.thresholds,
+        )
 
     def render(self, camera: str, height: int = 128, width: int = 128) -> np.ndarray:
         """Render an RGB uint8 frame from one of the profile's cameras (SO101.camera_names)."""

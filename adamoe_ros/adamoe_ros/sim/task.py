@@ -1,4 +1,5 @@
 """Pick-and-place task rules: where cubes and goals spawn and when the task counts as solved."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,19 +15,19 @@ MIN_CUBE_GOAL_DISTANCE = 0.08
 class TaskThresholds:
     """Physical criteria of lifting and placing (metres, metres per second)."""
 
-    lift_height: float = 0.03          # a cube pushed along the table never rises this high
-    place_distance: float = 0.03       # horizontal cube-goal distance that counts as on the goal
-    rest_tolerance: float = 0.01       # the placed cube must rest on the table, not hang above it
-    max_rest_speed: float = 0.02       # and be still
+    lift_height: float = 0.03  # a cube pushed along the table never rises this high
+    place_distance: float = 0.03  # horizontal cube-goal distance that counts as on the goal
+    rest_tolerance: float = 0.01  # the placed cube must rest on the table, not hang above it
+    max_rest_speed: float = 0.02  # and be still
 
 
 @dataclass(frozen=True)
 class TaskStatus:
     """Task outcome computed from the physics state."""
 
-    lifted: bool           # the cube was above lift_height at some time since reset
-    placed: bool           # lifted, then resting on the goal and released by the gripper
-    cube_lift: float       # current height of the cube centre above its resting height
+    lifted: bool  # the cube was above lift_height at some time since reset
+    placed: bool  # lifted, then resting on the goal and released by the gripper
+    cube_lift: float  # current height of the cube centre above its resting height
     distance_to_goal: float
     episode_time: float
     message: str
@@ -46,8 +47,15 @@ def sample_layout(rng: np.random.Generator, randomize_goal: bool) -> tuple[np.nd
             return cube, goal
 
 
-def evaluate(lifted: bool, cube_lift: float, distance_to_goal: float, cube_speed: float, released: bool,
-             episode_time: float, thresholds: TaskThresholds) -> TaskStatus:
+def evaluate(
+    lifted: bool,
+    cube_lift: float,
+    distance_to_goal: float,
+    cube_speed: float,
+    released: bool,
+    episode_time: float,
+    thresholds: TaskThresholds,
+) -> TaskStatus:
     """Combine the physical measurements into a TaskStatus."""
     resting = abs(cube_lift) < thresholds.rest_tolerance and cube_speed < thresholds.max_rest_speed
     on_goal = distance_to_goal < thresholds.place_distance
@@ -62,5 +70,11 @@ def evaluate(lifted: bool, cube_lift: float, distance_to_goal: float, cube_speed
         message = 'cube on the goal but still held'
     else:
         message = 'cube on the goal but not at rest'
-    return TaskStatus(lifted=lifted, placed=placed, cube_lift=cube_lift, distance_to_goal=distance_to_goal,
-                      episode_time=episode_time, message=message)
+    return TaskStatus(
+        lifted=lifted,
+        placed=placed,
+        cube_lift=cube_lift,
+        distance_to_goal=distance_to_goal,
+        episode_time=episode_time,
+        message=message,
+    )

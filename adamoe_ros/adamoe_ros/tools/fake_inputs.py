@@ -3,6 +3,7 @@
 Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
 between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic.
 """
+
 import argparse
 import time
 
@@ -29,8 +30,7 @@ class SyntheticInputs(Node):
         super().__init__('synthetic_inputs', **kwargs)
         self.args = args
         self.rng = np.random.default_rng(args.seed)
-        self.cameras = {c: self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS)
-                        for c in args.cameras}
+        self.cameras = {c: self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in args.cameras}
         self.joints_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
         self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
         self.extra_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
@@ -92,8 +92,13 @@ def random_image(rng: np.random.Generator) -> Image | CompressedImage:
     msg.step = int(rng.integers(0, 200))
     size = int(rng.integers(0, 600))
     msg.data = rng.integers(0, 255, size, dtype=np.uint8).tobytes()
-    if msg.encoding in ('rgb8', 'bgr8') and msg.height and msg.width and msg.step >= 3 * msg.width \
-            and len(msg.data) == msg.step * msg.height:
+    if (
+        msg.encoding in ('rgb8', 'bgr8')
+        and msg.height
+        and msg.width
+        and msg.step >= 3 * msg.width
+        and len(msg.data) == msg.step * msg.height
+    ):
         msg.data = msg.data[:-1]  # keep it malformed
     if msg.encoding in ('mono16', '32FC1') and rng.random() < 0.3:
         msg.height = msg.width = 70000  # oversized claims
@@ -134,8 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--cameras', nargs='+', default=list(SO101.camera_names))
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--height', type=int, default=48)
-    parser.add_argument('--positions', type=float, nargs=len(SO101.joint_names), default=[0.0] * len(SO101.joint_names),
-                        help='measured joint positions (rad, profile joint order)')
+    parser.add_argument(
+        '--positions',
+        type=float,
+        nargs=len(SO101.joint_names),
+        default=[0.0] * len(SO101.joint_names),
+        help='measured joint positions (rad, profile joint order)',
+    )
     parser.add_argument('--instruction', default='pick up the cube')
     parser.add_argument('--camera-gap', default='', help='START:END seconds without camera frames')
     parser.add_argument('--fuzz', type=int, default=0, help='malformed messages to send in total')

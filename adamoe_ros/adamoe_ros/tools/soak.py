@@ -14,6 +14,7 @@ Clock: the policy node runs on sim time (use_sim_time, /clock from the sim bridg
 control timer and its input ages then follow the physics even when the sim falls behind real time on a loaded
 machine. The driver measures the command and chunk rates on the same /clock.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,10 +72,17 @@ from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 RUNNER_YAML = Path(__file__).resolve().parents[2] / 'launch' / 'sim_policy.runner.yaml'
 SIM, POLICY = 'sim_bridge_node', 'policy_node'  # executables of the stack, as in the runner file
 # What the driver reads from the policy node: its robot profile gives the limits the node enforces.
-POLICY_PARAMETERS = ('control_rate', 'robot_profile', 'command_topic', 'command_stream', 'joint_states_topic',
-                     'instruction_topic', 'dry_run')
-POLL_S = 0.2          # main loop period: drain and check commands, poll the task status
-STARTUP_S = 120.0     # a cold start imports MuJoCo and ONNX Runtime and warms the engine up
+POLICY_PARAMETERS = (
+    'control_rate',
+    'robot_profile',
+    'command_topic',
+    'command_stream',
+    'joint_states_topic',
+    'instruction_topic',
+    'dry_run',
+)
+POLL_S = 0.2  # main loop period: drain and check commands, poll the task status
+STARTUP_S = 120.0  # a cold start imports MuJoCo and ONNX Runtime and warms the engine up
 STATUS_TIMEOUT_S = 1.0  # short, so a dead sim delays samples little
 
 
@@ -97,8 +105,9 @@ class SoakConfig:
         if not self.sample_period > 0:
             raise ValueError(f'sample period must be positive, got {self.sample_period}')
         if not 0 <= self.warmup_minutes < self.minutes:
-            raise ValueError(f'the warm-up ({self.warmup_minutes} min) must be shorter than the soak '
-                             f'({self.minutes} min)')
+            raise ValueError(
+                f'the warm-up ({self.warmup_minutes} min) must be shorter than the soak ({self.minutes} min)'
+            )
         if self.kill_sim_at is not None and not 0 < self.kill_sim_at < self.minutes:
             raise ValueError(f'--kill-sim-at {self.kill_sim_at} must fall inside the soak (0..{self.minutes} min)')
 
@@ -217,8 +226,9 @@ class SoakDriver(Node):
                 break
             except TimeoutError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f'{self.parameter_client.srv_name} did not answer in {STARTUP_S:.0f} s'
-                                       ) from None
+                    raise RuntimeError(
+                        f'{self.parameter_client.srv_name} did not answer in {STARTUP_S:.0f} s'
+                    ) from None
         missing = [n for n, v in zip(POLICY_PARAMETERS, response.values) if v.type == ParameterType.PARAMETER_NOT_SET]
         if missing:
             raise RuntimeError(f'the policy node has no parameter {missing}')
@@ -262,8 +272,9 @@ class SoakDriver(Node):
                 self.inputs_back_at, self._watching = time.monotonic(), False
 
     def _on_command(self, msg: Float64MultiArray) -> None:
-        command = _Command(time.monotonic(), self._now_ns(), self.run_id, np.asarray(msg.data, dtype=np.float64),
-                           self.measured)
+        command = _Command(
+            time.monotonic(), self._now_ns(), self.run_id, np.asarray(msg.data, dtype=np.float64), self.measured
+        )
         with self.lock:
             self.commands.append(command)
 
@@ -278,8 +289,9 @@ class SoakDriver(Node):
 class Soak:
     """The main thread's side: episodes, the sim-kill fault, command checks, samples and the verdict."""
 
-    def __init__(self, cfg: SoakConfig, driver: SoakDriver, processes: dict[str, NodeProcess],
-                 log: Any = print) -> None:
+    def __init__(
+        self, cfg: SoakConfig, driver: SoakDriver, processes: dict[str, NodeProcess], log: Any = print
+    ) -> None:
         """Hold the running stack; nothing happens before run()."""
         self.cfg, self.driver, self.processes, self.log = cfg, driver, processes, log
         self.goals = Goals(warmup_s=60.0 * cfg.warmup_minutes)
@@ -302,22 +314,27 @@ class Soak:
         """Configure the policy, run episodes until the time is up, then judge."""
         params = self.driver.policy_parameters()
         if params['dry_run'] or params['command_stream'] not in ('float64_array', 'both'):
-            raise RuntimeError('the soak checks the Float64MultiArray commands: the policy node must send them '
-                               f'(dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})')
+            raise RuntimeError(
+                'the soak checks the Float64MultiArray commands: the policy node must send them '
+                f'(dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})'
+            )
         self.control_rate = float(params['control_rate'])
         # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
         self.robot = load_robot_profile(params['robot_profile'])
-        self.limits = CommandLimits.at_rate(self.robot.lower_limits, self.robot.upper_limits,
-                                            self.robot.max_velocity, self.control_rate)
+        self.limits = CommandLimits.at_rate(
+            self.robot.lower_limits, self.robot.upper_limits, self.robot.max_velocity, self.control_rate
+        )
         self.driver.listen(params)
         self.driver.instruction_pub.publish(String(data=self.robot.default_instruction))
         self.driver.transition(Transition.TRANSITION_CONFIGURE)
         if not self.driver.reset_client.wait_for_service(timeout_sec=STARTUP_S):
             raise RuntimeError('sim/reset did not come up')
-        self.log(f'soak: {self.cfg.minutes:g} min, sample every {self.cfg.sample_period:g} s, control_rate '
-                 f'{self.control_rate:g} Hz (sim time), real_time_factor {self.cfg.real_time_factor:g}, '
-                 f'warm-up {self.cfg.warmup_minutes:g} min' +
-                 (f', sim killed at minute {self.cfg.kill_sim_at:g}' if self.cfg.kill_sim_at is not None else ''))
+        self.log(
+            f'soak: {self.cfg.minutes:g} min, sample every {self.cfg.sample_period:g} s, control_rate '
+            f'{self.control_rate:g} Hz (sim time), real_time_factor {self.cfg.real_time_factor:g}, '
+            f'warm-up {self.cfg.warmup_minutes:g} min'
+            + (f', sim killed at minute {self.cfg.kill_sim_at:g}' if self.cfg.kill_sim_at is not None else '')
+        )
         self.log(table_header(self.names))
         self.t0 = time.monotonic()
         self.end = self.t0 + 60.0 * self.cfg.minutes
@@ -352,13 +369,13 @@ class Soak:
         self._drain()
         self._check_processes()
         now = time.monotonic()
-        if (self.cfg.kill_sim_at is not None and self.fault is None
-                and now >= self.t0 + 60.0 * self.cfg.kill_sim_at):
+        if self.cfg.kill_sim_at is not None and self.fault is None and now >= self.t0 + 60.0 * self.cfg.kill_sim_at:
             self._kill_sim()
         if now >= self.next_sample or now >= self.end:  # the last sample too while active (inference thread)
             self._sample()
-            self.next_sample += self.cfg.sample_period * max(1, int((now - self.next_sample)
-                                                                    // self.cfg.sample_period) + 1)
+            self.next_sample += self.cfg.sample_period * max(
+                1, int((now - self.next_sample) // self.cfg.sample_period) + 1
+            )
         if now >= self.end:
             return True
         try:
@@ -412,13 +429,14 @@ class Soak:
     def _check_command(self, command: _Command) -> None:
         measured = self._in_joint_order(command.measured)
         previous = self._previous if self._previous is not None and self._previous.run == command.run else None
-        problem = command_problem(command.values, self.limits, None if previous is None else previous.values,
-                                  measured)
+        problem = command_problem(command.values, self.limits, None if previous is None else previous.values, measured)
         self.commands += 1
         if problem is not None:
             self.bad[problem] += 1
-            self.log(f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: {_rounded(command.values)} '
-                     f'(measured {_rounded(measured)}, previous {_rounded(previous and previous.values)})')
+            self.log(
+                f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: {_rounded(command.values)} '
+                f'(measured {_rounded(measured)}, previous {_rounded(previous and previous.values)})'
+            )
         if previous is not None and command.sim_ns >= previous.sim_ns:
             seconds = (command.sim_ns - previous.sim_ns) / NS_PER_S
             self.total_rate.add(seconds)
@@ -442,23 +460,36 @@ class Soak:
                 stats = read_process_stats(process.proc.pid)
             except OSError:
                 continue
-            processes[name] = ProcessSample(process.proc.pid, round(time.monotonic() - process.started_at, 1),
-                                            stats.rss_kb, stats.threads, stats.fds)
+            processes[name] = ProcessSample(
+                process.proc.pid,
+                round(time.monotonic() - process.started_at, 1),
+                stats.rss_kb,
+                stats.threads,
+                stats.fds,
+            )
         engine = self._window_chunks
         sample = Sample(
-            t_s=round(self._t(), 1), processes=processes, command_rate_hz=self.window_rate.rate(),
+            t_s=round(self._t(), 1),
+            processes=processes,
+            command_rate_hz=self.window_rate.rate(),
             chunk_rate_hz=len(engine) / sim_s if sim_s > 0 else None,
             engine_p99_ms=float(np.percentile(engine, 99) * 1e3) if engine else None,
-            stale_events=self.driver.stale_events, episodes=self.episodes, successes=self.successes,
-            bad_commands=sum(self.bad.values()))
+            stale_events=self.driver.stale_events,
+            episodes=self.episodes,
+            successes=self.successes,
+            bad_commands=sum(self.bad.values()),
+        )
         self.samples.append(sample)
         self.log(table_row(sample, self.names))
         self.window_rate, self._window_chunks, self._window_sim_ns = RateCounter(), [], now_ns
 
     def _judge(self) -> SoakResult:
-        checks = [*self.problems, *resource_checks(self.samples, self.names, self.goals),
-                  rate_check(self.total_rate.rate(), self.control_rate, self.goals),
-                  command_check(self.bad, self.commands)]
+        checks = [
+            *self.problems,
+            *resource_checks(self.samples, self.names, self.goals),
+            rate_check(self.total_rate.rate(), self.control_rate, self.goals),
+            command_check(self.bad, self.commands),
+        ]
         if self.fault is not None:
             checks += fault_checks(self.fault)
         return SoakResult(self.samples, checks, self.control_rate, self.commands, dict(self.bad), self.fault)
@@ -514,19 +545,62 @@ def write_outputs(cfg: SoakConfig, result: SoakResult) -> None:
     """samples.csv (one row per sample and process) and soak.json (configuration, samples, checks, verdict)."""
     with (cfg.out / 'samples.csv').open('w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['t_s', 'process', 'pid', 'age_s', 'rss_kb', 'threads', 'fds', 'command_rate_hz',
-                         'chunk_rate_hz', 'engine_p99_ms', 'stale_events', 'episodes', 'successes', 'bad_commands'])
+        writer.writerow(
+            [
+                't_s',
+                'process',
+                'pid',
+                'age_s',
+                'rss_kb',
+                'threads',
+                'fds',
+                'command_rate_hz',
+                'chunk_rate_hz',
+                'engine_p99_ms',
+                'stale_events',
+                'episodes',
+                'successes',
+                'bad_commands',
+            ]
+        )
         for s in result.samples:
             for name, p in s.processes.items():
-                writer.writerow([s.t_s, name, p.pid, p.age_s, p.rss_kb, p.threads, p.fds, s.command_rate_hz,
-                                 s.chunk_rate_hz, s.engine_p99_ms, s.stale_events, s.episodes, s.successes,
-                                 s.bad_commands])
+                writer.writerow(
+                    [
+                        s.t_s,
+                        name,
+                        p.pid,
+                        p.age_s,
+                        p.rss_kb,
+                        p.threads,
+                        p.fds,
+                        s.command_rate_hz,
+                        s.chunk_rate_hz,
+                        s.engine_p99_ms,
+                        s.stale_events,
+                        s.episodes,
+                        s.successes,
+                        s.bad_commands,
+                    ]
+                )
     config = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    (cfg.out / 'soak.json').write_text(json.dumps({
-        'config': config, 'control_rate': result.control_rate, 'commands': result.commands, 'bad': result.bad,
-        'samples': [asdict(s) for s in result.samples], 'checks': [asdict(c) for c in result.checks],
-        'fault': None if result.fault is None else asdict(result.fault), 'verdict': result.verdict,
-        'ok': result.ok}, indent=1, default=float))
+    (cfg.out / 'soak.json').write_text(
+        json.dumps(
+            {
+                'config': config,
+                'control_rate': result.control_rate,
+                'commands': result.commands,
+                'bad': result.bad,
+                'samples': [asdict(s) for s in result.samples],
+                'checks': [asdict(c) for c in result.checks],
+                'fault': None if result.fault is None else asdict(result.fault),
+                'verdict': result.verdict,
+                'ok': result.ok,
+            },
+            indent=1,
+            default=float,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -535,20 +609,40 @@ def main(argv: list[str] | None = None) -> None:
     defaults = SoakConfig()
     parser.add_argument('--minutes', type=float, default=defaults.minutes, help='length of the soak (wall time)')
     parser.add_argument('--sample-period', type=float, default=defaults.sample_period, help='seconds between samples')
-    parser.add_argument('--warmup', type=float, default=defaults.warmup_minutes,
-                        help='minutes after a process starts before its growth is judged')
+    parser.add_argument(
+        '--warmup',
+        type=float,
+        default=defaults.warmup_minutes,
+        help='minutes after a process starts before its growth is judged',
+    )
     parser.add_argument('--out', type=Path, default=defaults.out, help='folder for samples.csv, soak.json and logs')
-    parser.add_argument('--kill-sim-at', type=float, default=None, metavar='MINUTE',
-                        help='SIGKILL the sim bridge at this minute, restart it, and check the policy holds')
+    parser.add_argument(
+        '--kill-sim-at',
+        type=float,
+        default=None,
+        metavar='MINUTE',
+        help='SIGKILL the sim bridge at this minute, restart it, and check the policy holds',
+    )
     parser.add_argument('--stack', type=Path, default=defaults.stack, help='runner YAML naming the nodes')
     parser.add_argument('--real-time-factor', type=float, default=defaults.real_time_factor)
-    parser.add_argument('--episode-time', type=float, default=defaults.episode_time,
-                        help='sim seconds before an episode is given up and the sim reset')
+    parser.add_argument(
+        '--episode-time',
+        type=float,
+        default=defaults.episode_time,
+        help='sim seconds before an episode is given up and the sim reset',
+    )
     args = parser.parse_args(argv)
     try:
-        cfg = SoakConfig(minutes=args.minutes, sample_period=args.sample_period, warmup_minutes=args.warmup,
-                         out=args.out, kill_sim_at=args.kill_sim_at, stack=args.stack,
-                         real_time_factor=args.real_time_factor, episode_time=args.episode_time)
+        cfg = SoakConfig(
+            minutes=args.minutes,
+            sample_period=args.sample_period,
+            warmup_minutes=args.warmup,
+            out=args.out,
+            kill_sim_at=args.kill_sim_at,
+            stack=args.stack,
+            real_time_factor=args.real_time_factor,
+            episode_time=args.episode_time,
+        )
     except ValueError as err:
         parser.error(str(err))
     try:

@@ -2,6 +2,7 @@
 
 Plain records and functions without ROS, so the verdict machinery is tested on synthetic series.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ class CommandLimits:
     measured_tolerance: float = 0.01
 
     @classmethod
-    def at_rate(cls, lower: Sequence[float], upper: Sequence[float], max_velocity: Sequence[float],
-                control_rate: float) -> CommandLimits:
+    def at_rate(
+        cls, lower: Sequence[float], upper: Sequence[float], max_velocity: Sequence[float], control_rate: float
+    ) -> CommandLimits:
         """Limits of a robot (max_velocity: one value for all joints or one per joint) at a control rate."""
         lower_arr = np.asarray(lower, dtype=np.float64)
         velocity = np.broadcast_to(np.asarray(max_velocity, dtype=np.float64), lower_arr.shape)
@@ -38,8 +40,9 @@ class CommandLimits:
         return bool(np.all(np.abs(command - reference) <= self.max_step + tolerance))
 
 
-def command_problem(command: np.ndarray, limits: CommandLimits, previous: np.ndarray | None,
-                    measured: np.ndarray | None) -> str | None:
+def command_problem(
+    command: np.ndarray, limits: CommandLimits, previous: np.ndarray | None, measured: np.ndarray | None
+) -> str | None:
     """Classify a command as 'nan', 'out_of_limit' or 'jump'; None when it is safe.
 
     'nan' also covers a vector of the wrong length. A step is safe when it is within the velocity limit of the
@@ -91,8 +94,7 @@ class FaultRecord:
     resume_step_ok: bool = False
     resume_step: float = math.nan  # largest |command - measured| / allowed step of the first command after
 
-    def on_command(self, t_s: float, command: np.ndarray, measured: np.ndarray | None,
-                   limits: CommandLimits) -> None:
+    def on_command(self, t_s: float, command: np.ndarray, measured: np.ndarray | None, limits: CommandLimits) -> None:
         """Account one command received at t_s with the measured position at that moment."""
         if t_s <= self.killed_at + self.control_period:
             return
@@ -159,15 +161,21 @@ def resource_checks(samples: list[Sample], names: list[str], goals: Goals) -> li
         series = [s.processes[name] for s in samples if name in s.processes]
         judged = [p for p in series if p.pid == series[-1].pid and p.age_s >= goals.warmup_s]
         if len(judged) < 2:
-            checks.append(Check(f'{name} samples', False,
-                                f'{len(judged)} samples from {goals.warmup_s:.0f} s after start; need 2'))
+            checks.append(
+                Check(
+                    f'{name} samples', False, f'{len(judged)} samples from {goals.warmup_s:.0f} s after start; need 2'
+                )
+            )
             continue
         first, last = judged[0], judged[-1]
         growth = last.rss_kb / first.rss_kb - 1.0
         checks += [
-            Check(f'{name} RSS', growth < goals.max_rss_growth,
-                  f'{first.rss_kb / 1024:.1f} -> {last.rss_kb / 1024:.1f} MB ({growth:+.1%}; goal < '
-                  f'{goals.max_rss_growth:.0%})'),
+            Check(
+                f'{name} RSS',
+                growth < goals.max_rss_growth,
+                f'{first.rss_kb / 1024:.1f} -> {last.rss_kb / 1024:.1f} MB ({growth:+.1%}; goal < '
+                f'{goals.max_rss_growth:.0%})',
+            ),
             Check(f'{name} threads', last.threads <= first.threads, f'{first.threads} -> {last.threads}'),
             Check(f'{name} fds', last.fds <= first.fds, f'{first.fds} -> {last.fds}'),
         ]
@@ -179,35 +187,53 @@ def rate_check(rate_hz: float | None, control_rate: float, goals: Goals) -> Chec
     if rate_hz is None:
         return Check('command rate', False, 'no two consecutive commands seen')
     error = rate_hz / control_rate - 1.0
-    return Check('command rate', abs(error) <= goals.rate_tolerance,
-                 f'{rate_hz:.3f} Hz against control_rate {control_rate:g} Hz ({error:+.2%}; goal within '
-                 f'{goals.rate_tolerance:.0%})')
+    return Check(
+        'command rate',
+        abs(error) <= goals.rate_tolerance,
+        f'{rate_hz:.3f} Hz against control_rate {control_rate:g} Hz ({error:+.2%}; goal within '
+        f'{goals.rate_tolerance:.0%})',
+    )
 
 
 def command_check(bad: dict[str, int], total: int) -> Check:
     """Check commands were seen and none was NaN, out of limits or a jump."""
-    return Check('commands', total > 0 and not any(bad.values()),
-                 f'{total} checked: ' + ', '.join(f'{bad.get(kind, 0)} {kind}' for kind in BAD_KINDS))
+    return Check(
+        'commands',
+        total > 0 and not any(bad.values()),
+        f'{total} checked: ' + ', '.join(f'{bad.get(kind, 0)} {kind}' for kind in BAD_KINDS),
+    )
 
 
 def exit_check(exit_codes: dict[str, int | None]) -> Check:
     """Check every process exited with 0 when asked to stop (SIGINT) at the end."""
-    return Check('clean exit', all(code == 0 for code in exit_codes.values()),
-                 ', '.join(f'{name} {code}' for name, code in exit_codes.items()))
+    return Check(
+        'clean exit',
+        all(code == 0 for code in exit_codes.values()),
+        ', '.join(f'{name} {code}' for name, code in exit_codes.items()),
+    )
 
 
 def fault_checks(record: FaultRecord) -> list[Check]:
     """Check the policy sent nothing on stale inputs and its first command afterwards stepped from the robot."""
-    hold = Check('sim kill: hold', record.commands_while_down == 0,
-                 f'{record.commands_while_down} commands from one control period after the kill until the '
-                 'restarted sim published')
+    hold = Check(
+        'sim kill: hold',
+        record.commands_while_down == 0,
+        f'{record.commands_while_down} commands from one control period after the kill until the '
+        'restarted sim published',
+    )
     if record.inputs_back_at is None:
         return [hold, Check('sim kill: resume', False, 'the restarted sim never published joint states')]
     if record.resumed_at is None:
         return [hold, Check('sim kill: resume', False, 'no command after the restarted sim published')]
-    return [hold, Check('sim kill: resume', record.resume_step_ok,
-                        f'first command {record.resumed_at - record.inputs_back_at:.1f} s after inputs came back, '
-                        f'{record.resume_step:.2f} x the allowed step from the measured position')]
+    return [
+        hold,
+        Check(
+            'sim kill: resume',
+            record.resume_step_ok,
+            f'first command {record.resumed_at - record.inputs_back_at:.1f} s after inputs came back, '
+            f'{record.resume_step:.2f} x the allowed step from the measured position',
+        ),
+    ]
 
 
 def verdict_line(checks: list[Check]) -> str:
@@ -216,7 +242,8 @@ def verdict_line(checks: list[Check]) -> str:
     if not failed:
         return f'soak verdict: PASS ({len(checks)} checks)'
     return f'soak verdict: FAIL ({len(failed)} of {len(checks)} checks): ' + '; '.join(
-        f'{c.name}: {c.detail}' for c in failed)
+        f'{c.name}: {c.detail}' for c in failed
+    )
 
 
 def table_header(names: list[str]) -> str:
@@ -227,6 +254,7 @@ def table_header(names: list[str]) -> str:
 
 def table_row(sample: Sample, names: list[str]) -> str:
     """One sample as a row under table_header."""
+
     def number(value: float | None, width: int, digits: int) -> str:
         return ('-' if value is None else f'{value:.{digits}f}').rjust(width)
 
@@ -235,7 +263,12 @@ def table_row(sample: Sample, names: list[str]) -> str:
         p = sample.processes.get(name)
         text = '-' if p is None else f'{p.rss_kb / 1024:.1f}/{p.threads}/{p.fds}'
         cells.append(text.rjust(24))
-    cells += [number(sample.command_rate_hz, 6, 2), number(sample.chunk_rate_hz, 8, 2),
-              number(sample.engine_p99_ms, 6, 1), str(sample.stale_events).rjust(5),
-              f'{sample.successes}/{sample.episodes}'.rjust(8), str(sample.bad_commands).rjust(3)]
+    cells += [
+        number(sample.command_rate_hz, 6, 2),
+        number(sample.chunk_rate_hz, 8, 2),
+        number(sample.engine_p99_ms, 6, 1),
+        str(sample.stale_events).rjust(5),
+        f'{sample.successes}/{sample.episodes}'.rjust(8),
+        str(sample.bad_commands).rjust(3),
+    ]
     return '  '.join(cells)

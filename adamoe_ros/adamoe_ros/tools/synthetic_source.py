@@ -6,6 +6,7 @@ At `rate` Hz, tick k publishes (all stamped t_k): every camera as a flat image o
 (starting at 1 s), so stamps and the receiver's clock are sim time. --gap-every/--gap-length skip joint_states
 for a while to provoke rejected frames.
 """
+
 import argparse
 import time
 
@@ -38,10 +39,10 @@ class SyntheticTeleopSource(Node):
         super().__init__('synthetic_teleop_source')
         self._args = args
         self._tick = 0
-        self._images = [numpy_to_image(np.full((args.size, args.size, 3), grey_level(k), np.uint8), 'rgb8')
-                        for k in range(32)]
-        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', SENSOR_QOS)
-                      for name in args.cameras]
+        self._images = [
+            numpy_to_image(np.full((args.size, args.size, 3), grey_level(k), np.uint8), 'rgb8') for k in range(32)
+        ]
+        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', SENSOR_QOS) for name in args.cameras]
         self._joints = self.create_publisher(JointState, 'joint_states', RELIABLE_QOS)
         self._leader = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._cube = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, RELIABLE_QOS)

@@ -3,6 +3,7 @@
 A stop signal then almost always lands inside a publishing callback, which is where a context shut down under a
 running callback fails.
 """
+
 import time
 
 from rclpy.node import Node

@@ -1,4 +1,5 @@
 """Child process for cross-process tests: republishes every message of the given types from in/<T> to out/<T>."""
+
 import importlib
 import sys
 
@@ -29,6 +30,7 @@ def make_echo_node() -> Node:
 
 def main() -> int:
     return run_node(make_echo_node, args=[])
+
 
 if __name__ == '__main__':
     raise SystemExit(main())

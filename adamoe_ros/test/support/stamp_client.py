@@ -10,6 +10,7 @@ commands on stdin; each command is answered on stdout with `ok <command> <ROS ti
   gap SECONDS                  the well-behaved cameras send nothing for SECONDS
   quit
 """
+
 import queue
 import sys
 import threading

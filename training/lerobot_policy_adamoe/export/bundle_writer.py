@@ -21,12 +21,18 @@ Progress = Callable[[str], None]
 
 def normalization_entries(config: Any, stats: Mapping[str, Mapping[str, Any]], eps: float = 1e-8) -> dict[str, Any]:
     """State and action normalisation exactly as the policy's NormalizerProcessorStep applies it."""
-    mapping = {str(k): getattr(v, "value", v) for k, v in config.normalization_mapping.items()}
+    mapping = {str(k): getattr(v, 'value', v) for k, v in config.normalization_mapping.items()}
     return {
-        "state": norm_entry(mapping.get("STATE", "IDENTITY"), stats.get("observation.state"), eps,
-                            config.robot_state_feature.shape[0], "observation.state"),
-        "action": norm_entry(mapping.get("ACTION", "IDENTITY"), stats.get("action"), eps,
-                             config.action_feature.shape[0], "action"),
+        'state': norm_entry(
+            mapping.get('STATE', 'IDENTITY'),
+            stats.get('observation.state'),
+            eps,
+            config.robot_state_feature.shape[0],
+            'observation.state',
+        ),
+        'action': norm_entry(
+            mapping.get('ACTION', 'IDENTITY'), stats.get('action'), eps, config.action_feature.shape[0], 'action'
+        ),
     }
 
 
@@ -39,15 +45,15 @@ def tokenizer_entry(config: Any, out_dir: Path) -> dict[str, Any]:
     shutil.copyfile(source, out_dir / fmt.TOKENIZER_FILE)
     hf_tokenizer = AutoTokenizer.from_pretrained(str(backbone))
     if hf_tokenizer.pad_token_id is None:
-        raise ValueError(f"{backbone}: tokenizer has no pad token; SmolVLA pads instructions")
+        raise ValueError(f'{backbone}: tokenizer has no pad token; SmolVLA pads instructions')
     return {
-        "file": fmt.TOKENIZER_FILE,
-        "max_length": config.tokenizer_max_length,
-        "pad_token_id": int(hf_tokenizer.pad_token_id),
-        "padding_side": "right",
-        "truncation": True,
-        "append_newline": True,  # LeRobot's NewLineTaskProcessorStep
-        "add_special_tokens": True,
+        'file': fmt.TOKENIZER_FILE,
+        'max_length': config.tokenizer_max_length,
+        'pad_token_id': int(hf_tokenizer.pad_token_id),
+        'padding_side': 'right',
+        'truncation': True,
+        'append_newline': True,  # LeRobot's NewLineTaskProcessorStep
+        'add_special_tokens': True,
     }
 
 
@@ -68,24 +74,25 @@ def write_bundle(
     fp16: bool = False,
     eps: float = 1e-8,
     progress: Progress | None = None,
-    expert_graph: str = "sparse",
+    expert_graph: str = 'sparse',
 ) -> str:
     """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id."""
     report = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     policy.eval()
-    report("normalisation stats")
+    report('normalisation stats')
     normalization = normalization_entries(policy.config, stats, eps)
-    report("tokenizer")
+    report('tokenizer')
     tokenizer = tokenizer_entry(policy.config, out_dir)
-    report("ONNX graphs (prefix, denoise)")
-    graphs = export_graphs(half_precision_copy(policy) if fp16 else policy, out_dir, fp16=fp16,
-                           expert_graph=expert_graph)
-    metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, "fp16" if fp16 else "fp32")
-    if metadata["routing"]["mode"] != "dense":
-        metadata["routing"]["expert_graph"] = expert_graph
-    report("content hash")
-    metadata["bundle_id"] = fmt.content_hash(out_dir)
-    (out_dir / fmt.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    return metadata["bundle_id"]
+    report('ONNX graphs (prefix, denoise)')
+    graphs = export_graphs(
+        half_precision_copy(policy) if fp16 else policy, out_dir, fp16=fp16, expert_graph=expert_graph
+    )
+    metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, 'fp16' if fp16 else 'fp32')
+    if metadata['routing']['mode'] != 'dense':
+        metadata['routing']['expert_graph'] = expert_graph
+    report('content hash')
+    metadata['bundle_id'] = fmt.content_hash(out_dir)
+    (out_dir / fmt.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
+    return metadata['bundle_id']

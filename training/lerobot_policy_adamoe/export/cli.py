@@ -13,19 +13,26 @@ PARITY_TOLERANCE = 1e-4
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adamoe-export", description=__doc__)
-    parser.add_argument("checkpoint", type=Path, help="LeRobot pretrained_model folder")
-    parser.add_argument("bundle_dir", type=Path, help="output bundle folder (created or overwritten)")
-    parser.add_argument("--dataset-root", type=Path, help="dataset for state/action names and fps "
-                        "(default: the one in the checkpoint's train_config.json)")
-    parser.add_argument("--state-names", help="comma-separated state names (overrides the dataset)")
-    parser.add_argument("--joint-names", help="comma-separated action/joint names (overrides the dataset)")
-    parser.add_argument("--fps", type=float, help="control rate in Hz (overrides the dataset)")
-    parser.add_argument("--fp16", action="store_true", help="export float16 graphs (validated with a looser bound)")
-    parser.add_argument("--expert-graph", choices=("sparse", "dense"), default="sparse",
-                        help="MoE layers as unrolled per-expert token subsets (top-k FLOPs) or all experts densely")
-    parser.add_argument("--validate-cases", type=int, default=3, help="random observations for the parity check")
-    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
+    parser = argparse.ArgumentParser(prog='adamoe-export', description=__doc__)
+    parser.add_argument('checkpoint', type=Path, help='LeRobot pretrained_model folder')
+    parser.add_argument('bundle_dir', type=Path, help='output bundle folder (created or overwritten)')
+    parser.add_argument(
+        '--dataset-root',
+        type=Path,
+        help="dataset for state/action names and fps (default: the one in the checkpoint's train_config.json)",
+    )
+    parser.add_argument('--state-names', help='comma-separated state names (overrides the dataset)')
+    parser.add_argument('--joint-names', help='comma-separated action/joint names (overrides the dataset)')
+    parser.add_argument('--fps', type=float, help='control rate in Hz (overrides the dataset)')
+    parser.add_argument('--fp16', action='store_true', help='export float16 graphs (validated with a looser bound)')
+    parser.add_argument(
+        '--expert-graph',
+        choices=('sparse', 'dense'),
+        default='sparse',
+        help='MoE layers as unrolled per-expert token subsets (top-k FLOPs) or all experts densely',
+    )
+    parser.add_argument('--validate-cases', type=int, default=3, help='random observations for the parity check')
+    parser.add_argument('--threads', type=int, default=1, help='torch and ONNX Runtime threads')
     return parser
 
 
@@ -34,13 +41,15 @@ def _names(args: argparse.Namespace):  # noqa: ANN202
     from lerobot_policy_adamoe.export.metadata import DatasetNames
 
     root = args.dataset_root or dataset_root_from_checkpoint(args.checkpoint)
-    base = dataset_names_from_root(root) if root and (root / "meta" / "info.json").is_file() else None
-    state = args.state_names.split(",") if args.state_names else (base.state_names if base else None)
-    joints = args.joint_names.split(",") if args.joint_names else (base.joint_names if base else None)
+    base = dataset_names_from_root(root) if root and (root / 'meta' / 'info.json').is_file() else None
+    state = args.state_names.split(',') if args.state_names else (base.state_names if base else None)
+    joints = args.joint_names.split(',') if args.joint_names else (base.joint_names if base else None)
     fps = args.fps or (base.fps if base else None)
     if state is None or joints is None or fps is None:
-        raise SystemExit("adamoe-export: state/joint names and fps unknown: pass --dataset-root or "
-                         "--state-names, --joint-names and --fps")
+        raise SystemExit(
+            'adamoe-export: state/joint names and fps unknown: pass --dataset-root or '
+            '--state-names, --joint-names and --fps'
+        )
     return DatasetNames(state_names=state, joint_names=joints, fps=fps)
 
 
@@ -49,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=True)
     names = _names(args)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("importing torch / lerobot", total=None)
+    with Progress(SpinnerColumn(), TextColumn('{task.description}'), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task('importing torch / lerobot', total=None)
         import torch
 
         # The parity check runs the bundle in the runtime's own engine (optional dependency "runtime").
@@ -60,26 +69,39 @@ def main(argv: list[str] | None = None) -> int:
         from lerobot_policy_adamoe.export.reference import max_abs_difference
 
         torch.set_num_threads(args.threads)
-        bar.update(task, description=f"loading {args.checkpoint}")
+        bar.update(task, description=f'loading {args.checkpoint}')
         ckpt = load_checkpoint(args.checkpoint)
-        source = {"checkpoint": str(args.checkpoint.resolve())}
+        source = {'checkpoint': str(args.checkpoint.resolve())}
 
         def report(step: str) -> None:
-            bar.update(task, description=f"exporting: {step}")
+            bar.update(task, description=f'exporting: {step}')
 
-        bundle_id = write_bundle(ckpt.policy, args.bundle_dir, names, ckpt.stats, source, fp16=args.fp16,
-                                 eps=ckpt.eps, progress=report, expert_graph=args.expert_graph)
-        bar.update(task, description="validating: PyTorch vs ONNX Runtime")
+        bundle_id = write_bundle(
+            ckpt.policy,
+            args.bundle_dir,
+            names,
+            ckpt.stats,
+            source,
+            fp16=args.fp16,
+            eps=ckpt.eps,
+            progress=report,
+            expert_graph=args.expert_graph,
+        )
+        bar.update(task, description='validating: PyTorch vs ONNX Runtime')
         engine = PolicyEngine.from_bundle(args.bundle_dir, intra_op_threads=args.threads)
         diff = max_abs_difference(ckpt.policy, ckpt.preprocessor, ckpt.postprocessor, engine, args.validate_cases)
     tolerance = 5e-2 if args.fp16 else PARITY_TOLERANCE
-    verdict = "OK" if diff < tolerance else "MISMATCH"
-    print(f"bundle {args.bundle_dir} ({bundle_id[:12]}), routing {engine.spec.routing.mode}, "
-          f"provider {engine.providers[0]}")
-    print(f"max |ORT - PyTorch| of the action chunk over {args.validate_cases} cases: {diff:.3g} "
-          f"(tolerance {tolerance:g}) {verdict}")
-    return 0 if verdict == "OK" else 1
+    verdict = 'OK' if diff < tolerance else 'MISMATCH'
+    print(
+        f'bundle {args.bundle_dir} ({bundle_id[:12]}), routing {engine.spec.routing.mode}, '
+        f'provider {engine.providers[0]}'
+    )
+    print(
+        f'max |ORT - PyTorch| of the action chunk over {args.validate_cases} cases: {diff:.3g} '
+        f'(tolerance {tolerance:g}) {verdict}'
+    )
+    return 0 if verdict == 'OK' else 1
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

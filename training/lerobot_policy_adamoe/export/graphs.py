@@ -131,17 +131,17 @@ def traceable_vision(flow: nn.Module, image_hw: tuple[int, int]) -> Iterator[Non
         del embeddings.static_position_ids
 
 
-EXPERT_GRAPHS = ("sparse", "dense")
+EXPERT_GRAPHS = ('sparse', 'dense')
 
 
 @contextlib.contextmanager
-def export_experts(flow: nn.Module, expert_graph: str = "sparse") -> Iterator[None]:
+def export_experts(flow: nn.Module, expert_graph: str = 'sparse') -> Iterator[None]:
     """Trace the MoE layers' own 'sparse' path (every expert on its token subset, top-k FLOPs) or 'dense' one.
 
     'auto' would pick dense while tracing; the layer's sparse loop runs every expert, so a trace keeps them all.
     """
     if expert_graph not in EXPERT_GRAPHS:
-        raise ValueError(f"expert_graph must be one of {EXPERT_GRAPHS}, got {expert_graph!r}")
+        raise ValueError(f'expert_graph must be one of {EXPERT_GRAPHS}, got {expert_graph!r}')
     modules = [module for _, module in find_moe_layers(flow)]
     saved = [module.execution for module in modules]
     for module in modules:

@@ -16,7 +16,7 @@ from adamoe_contract import bundle_format as fmt
 from adamoe_contract.spec import NORMALIZATION_STATS
 from lerobot_policy_adamoe.export.graphs import find_moe_layers
 
-IMAGE_PREFIX = "observation.images."
+IMAGE_PREFIX = 'observation.images.'
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,10 @@ def camera_names(config: Any) -> list[str]:
 def norm_entry(mode: str, stats: Mapping[str, Any] | None, eps: float, dim: int, feature: str) -> dict[str, Any]:
     """bundle.json normalisation entry for one feature, exactly LeRobot's normaliser parameters."""
     if mode not in NORMALIZATION_STATS:
-        raise ValueError(f"{feature}: normalisation mode {mode} is not supported by the runtime "
-                         f"({list(NORMALIZATION_STATS)})")
-    entry: dict[str, Any] = {"mode": mode, "eps": float(eps)}
+        raise ValueError(
+            f'{feature}: normalisation mode {mode} is not supported by the runtime ({list(NORMALIZATION_STATS)})'
+        )
+    entry: dict[str, Any] = {'mode': mode, 'eps': float(eps)}
     for key in NORMALIZATION_STATS[mode]:
         if stats is None or key not in stats:
             raise ValueError(f"{feature}: {mode} normalisation needs '{key}' stats, none in the checkpoint")
@@ -53,24 +54,24 @@ def routing_entry(flow: nn.Module) -> dict[str, Any]:
     """Routing description read from the MoE layers actually present in the model."""
     layers = find_moe_layers(flow)
     if not layers:
-        return {"mode": "dense", "layer_indices": [], "num_experts": 0, "top_k": 0, "shared_expert": False}
+        return {'mode': 'dense', 'layer_indices': [], 'num_experts': 0, 'top_k': 0, 'shared_expert': False}
     modules = [m for _, m in layers]
     modes = {m.routing_mode for m in modules}
     if len(modes) != 1 or len({(m.num_experts, m.top_k) for m in modules}) != 1:
-        raise ValueError("MoE layers disagree on routing mode / experts / top_k; the bundle format needs one")
+        raise ValueError('MoE layers disagree on routing mode / experts / top_k; the bundle format needs one')
     return {
-        "mode": modes.pop(),
-        "layer_indices": [i for i, _ in layers],
-        "num_experts": modules[0].num_experts,
-        "top_k": modules[0].top_k,
-        "shared_expert": hasattr(modules[0], "shared_expert"),
+        'mode': modes.pop(),
+        'layer_indices': [i for i, _ in layers],
+        'num_experts': modules[0].num_experts,
+        'top_k': modules[0].top_k,
+        'shared_expert': hasattr(modules[0], 'shared_expert'),
     }
 
 
 def tensor_entry(array: np.ndarray | torch.Tensor) -> dict[str, Any]:
     """Describe a graph tensor's static shape and dtype for bundle.json."""
-    dtype = str(array.dtype).replace("torch.", "")
-    return {"shape": list(array.shape), "dtype": dtype}
+    dtype = str(array.dtype).replace('torch.', '')
+    return {'shape': list(array.shape), 'dtype': dtype}
 
 
 def build_metadata(
@@ -87,49 +88,57 @@ def build_metadata(
     cams = []
     for cam in camera_names(config):
         channels, height, width = config.image_features[IMAGE_PREFIX + cam].shape
-        cams.append({"name": cam, "height": height, "width": width, "channels": channels, "channel_order": "RGB",
-                     "dtype": "uint8"})
+        cams.append(
+            {
+                'name': cam,
+                'height': height,
+                'width': width,
+                'channels': channels,
+                'channel_order': 'RGB',
+                'dtype': 'uint8',
+            }
+        )
     state_dim = config.robot_state_feature.shape[0]
     action_dim = config.action_feature.shape[0]
     if len(names.state_names) != state_dim or len(names.joint_names) != action_dim:
         raise ValueError(
-            f"names do not fit the policy: {len(names.state_names)} state names for state dim {state_dim}, "
-            f"{len(names.joint_names)} joint names for action dim {action_dim}"
+            f'names do not fit the policy: {len(names.state_names)} state names for state dim {state_dim}, '
+            f'{len(names.joint_names)} joint names for action dim {action_dim}'
         )
     model_w, model_h = config.resize_imgs_with_padding  # SmolVLA stores (width, height)
     return {
-        "format_version": fmt.FORMAT_VERSION,
-        "bundle_id": "",
-        "cameras": cams,
-        "image_preprocessing": {
-            "resize": "resize_with_pad (bilinear, align_corners=False, pad left/top)",
-            "model_height": model_h,
-            "model_width": model_w,
-            "pad_value": 0.0,
-            "input_range": [0.0, 1.0],
-            "model_range": [-1.0, 1.0],
+        'format_version': fmt.FORMAT_VERSION,
+        'bundle_id': '',
+        'cameras': cams,
+        'image_preprocessing': {
+            'resize': 'resize_with_pad (bilinear, align_corners=False, pad left/top)',
+            'model_height': model_h,
+            'model_width': model_w,
+            'pad_value': 0.0,
+            'input_range': [0.0, 1.0],
+            'model_range': [-1.0, 1.0],
         },
-        "state_names": list(names.state_names),
-        "joint_names": list(names.joint_names),
-        "state_dim": state_dim,
-        "action_dim": action_dim,
-        "max_state_dim": config.max_state_dim,
-        "max_action_dim": config.max_action_dim,
-        "fps": float(names.fps),
-        "dt": 1.0 / float(names.fps),
-        "horizon": config.chunk_size,
-        "num_flow_steps": config.num_steps,
-        "flow": {"time_start": 1.0, "time_end": 0.0, "step": "x += dt * v, dt = -1/num_flow_steps"},
-        "normalization": normalization,
-        "tokenizer": tokenizer,
-        "routing": routing_entry(policy.model),
-        "graphs": graphs,
-        "precision": precision,
-        "source": {
+        'state_names': list(names.state_names),
+        'joint_names': list(names.joint_names),
+        'state_dim': state_dim,
+        'action_dim': action_dim,
+        'max_state_dim': config.max_state_dim,
+        'max_action_dim': config.max_action_dim,
+        'fps': float(names.fps),
+        'dt': 1.0 / float(names.fps),
+        'horizon': config.chunk_size,
+        'num_flow_steps': config.num_steps,
+        'flow': {'time_start': 1.0, 'time_end': 0.0, 'step': 'x += dt * v, dt = -1/num_flow_steps'},
+        'normalization': normalization,
+        'tokenizer': tokenizer,
+        'routing': routing_entry(policy.model),
+        'graphs': graphs,
+        'precision': precision,
+        'source': {
             **source,
-            "policy_type": config.type,
-            "torch_version": torch.__version__,
-            "lerobot_version": lerobot.__version__,
-            "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            'policy_type': config.type,
+            'torch_version': torch.__version__,
+            'lerobot_version': lerobot.__version__,
+            'exported_at': datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'),
         },
     }

@@ -38,7 +38,7 @@ def example_prefix_inputs(policy: nn.Module, dtype: torch.dtype) -> dict[str, Te
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: list[str], outputs: list[str]) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer warns about every Python-side shape read
+        warnings.simplefilter('ignore')  # the tracer warns about every Python-side shape read
         torch.onnx.export(
             module,
             args,
@@ -53,9 +53,7 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: lis
 
 
 @torch.no_grad()
-def export_graphs(
-    policy: nn.Module, out_dir: Path, fp16: bool = False, expert_graph: str = "sparse"
-) -> dict[str, Any]:
+def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False, expert_graph: str = 'sparse') -> dict[str, Any]:
     """Write prefix.onnx and denoise.onnx into out_dir; return their I/O declarations for bundle.json."""
     flow = policy.model
     dtype = torch.float16 if fp16 else torch.float32
@@ -67,8 +65,9 @@ def export_graphs(
         prefix_outputs = prefix(*prefix_inputs.values())
         num_layers = (len(prefix_outputs) - 1) // 2
         prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
-        _export(prefix, tuple(prefix_inputs.values()), out_dir / fmt.PREFIX_FILE, list(prefix_inputs),
-                prefix_output_names)
+        _export(
+            prefix, tuple(prefix_inputs.values()), out_dir / fmt.PREFIX_FILE, list(prefix_inputs), prefix_output_names
+        )
 
         denoise = DenoiseStepGraph(flow, num_layers).eval()
         config = policy.config
@@ -79,15 +78,20 @@ def export_graphs(
         denoise_output_names = [fmt.VELOCITY]
         if len(denoise_outputs) == 3:
             denoise_output_names += [fmt.ROUTING_INDICES, fmt.ROUTING_WEIGHTS]
-        _export(denoise, tuple(denoise_inputs.values()), out_dir / fmt.DENOISE_FILE, list(denoise_inputs),
-                denoise_output_names)
+        _export(
+            denoise,
+            tuple(denoise_inputs.values()),
+            out_dir / fmt.DENOISE_FILE,
+            list(denoise_inputs),
+            denoise_output_names,
+        )
     return {
-        "prefix": {
-            "inputs": {k: tensor_entry(v) for k, v in prefix_inputs.items()},
-            "outputs": {k: tensor_entry(v) for k, v in zip(prefix_output_names, prefix_outputs, strict=True)},
+        'prefix': {
+            'inputs': {k: tensor_entry(v) for k, v in prefix_inputs.items()},
+            'outputs': {k: tensor_entry(v) for k, v in zip(prefix_output_names, prefix_outputs, strict=True)},
         },
-        "denoise": {
-            "inputs": {k: tensor_entry(v) for k, v in denoise_inputs.items()},
-            "outputs": {k: tensor_entry(v) for k, v in zip(denoise_output_names, denoise_outputs, strict=True)},
+        'denoise': {
+            'inputs': {k: tensor_entry(v) for k, v in denoise_inputs.items()},
+            'outputs': {k: tensor_entry(v) for k, v in zip(denoise_output_names, denoise_outputs, strict=True)},
         },
     }

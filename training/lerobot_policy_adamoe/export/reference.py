@@ -12,10 +12,10 @@ from adamoe_contract.backend import Observation, PolicyBackend
 from lerobot_policy_adamoe.export.metadata import IMAGE_PREFIX
 
 INSTRUCTIONS = (
-    "pick up the red cube",
-    "push the block to the left and then stop",
-    "",
-    "stack the red cube on the blue cube, then open the gripper and move the arm to the home position twice",
+    'pick up the red cube',
+    'push the block to the left and then stop',
+    '',
+    'stack the red cube on the blue cube, then open the gripper and move the arm to the home position twice',
 )
 
 
@@ -25,8 +25,8 @@ def observation_to_batch(observation: Observation) -> dict[str, Any]:
         IMAGE_PREFIX + cam: torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
         for cam, img in observation.images.items()
     }
-    batch["observation.state"] = torch.from_numpy(np.asarray(observation.state, dtype=np.float32))[None]
-    batch["task"] = observation.instruction
+    batch['observation.state'] = torch.from_numpy(np.asarray(observation.state, dtype=np.float32))[None]
+    batch['task'] = observation.instruction
     return batch
 
 
@@ -46,8 +46,9 @@ def random_observation(engine: PolicyBackend, rng: np.random.Generator, instruct
     """Draw a random observation matching the bundle's cameras and state size."""
     spec = engine.spec
     images = {cam: rng.integers(0, 256, (*spec.image_size[cam], 3), dtype=np.uint8) for cam in spec.camera_names}
-    return Observation(images=images, state=rng.normal(0, 0.5, spec.state_dim).astype(np.float32),
-                       instruction=instruction)
+    return Observation(
+        images=images, state=rng.normal(0, 0.5, spec.state_dim).astype(np.float32), instruction=instruction
+    )
 
 
 def max_abs_difference(

@@ -9,24 +9,27 @@ import torch
 
 from lerobot_policy_adamoe.export.untrained import UntrainedSpec, make_tiny_adamoe_policy, untrained_stats
 
-TRAIN_INSTRUCTIONS = ("pick up the red cube", "push the block to the left", "open the gripper")
+TRAIN_INSTRUCTIONS = ('pick up the red cube', 'push the block to the left', 'open the gripper')
 
 
 def _synthetic_batch(spec: UntrainedSpec, batch_size: int, gen: torch.Generator) -> dict:
-    stats = untrained_stats(spec)["observation.state"]
-    state = stats["mean"] + stats["std"] * torch.randn(batch_size, stats["mean"].shape[0], generator=gen)
+    stats = untrained_stats(spec)['observation.state']
+    state = stats['mean'] + stats['std'] * torch.randn(batch_size, stats['mean'].shape[0], generator=gen)
     joints = len(spec.joint_names)
     # Actions continue the state smoothly, so a few steps move the model away from its random init.
     ramp = torch.linspace(0, 1, spec.horizon)[None, :, None]
     action = state[:, None, :joints] + 0.2 * ramp * torch.sign(state[:, None, :joints])
-    batch = {f"observation.images.{cam}": torch.rand(batch_size, 3, *spec.image_hw, generator=gen)
-             for cam in spec.cameras}
-    batch.update({
-        "observation.state": state,
-        "action": action,
-        "action_is_pad": torch.zeros(batch_size, spec.horizon, dtype=torch.bool),
-        "task": [TRAIN_INSTRUCTIONS[i % len(TRAIN_INSTRUCTIONS)] for i in range(batch_size)],
-    })
+    batch = {
+        f'observation.images.{cam}': torch.rand(batch_size, 3, *spec.image_hw, generator=gen) for cam in spec.cameras
+    }
+    batch.update(
+        {
+            'observation.state': state,
+            'action': action,
+            'action_is_pad': torch.zeros(batch_size, spec.horizon, dtype=torch.bool),
+            'task': [TRAIN_INSTRUCTIONS[i % len(TRAIN_INSTRUCTIONS)] for i in range(batch_size)],
+        }
+    )
     return batch
 
 
@@ -37,7 +40,7 @@ def train_tiny_checkpoint(
     from lerobot_policy_adamoe.processor_adamoe import make_adamoe_pre_post_processors
 
     out_dir = Path(out_dir)
-    backbone_dir = Path(backbone_dir or tempfile.mkdtemp(prefix="adamoe_backbone_")) / "backbone"
+    backbone_dir = Path(backbone_dir or tempfile.mkdtemp(prefix='adamoe_backbone_')) / 'backbone'
     policy = make_tiny_adamoe_policy(spec, backbone_dir)
     preprocessor, postprocessor = make_adamoe_pre_post_processors(policy.config, untrained_stats(spec))
     # Train everything (incl. the frozen-by-default VLM is irrelevant here): routers must move too.

@@ -30,7 +30,7 @@ from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata
 from lerobot_policy_adamoe.export.reference import observation_to_batch
 from lerobot_policy_adamoe.moe import capture_routing
 
-_NO_GRAPHS = {"prefix": {"inputs": {}, "outputs": {}}, "denoise": {"inputs": {}, "outputs": {}}}
+_NO_GRAPHS = {'prefix': {'inputs': {}, 'outputs': {}}, 'denoise': {'inputs': {}, 'outputs': {}}}
 
 
 class TorchPolicyEngine:
@@ -47,13 +47,24 @@ class TorchPolicyEngine:
         """Load a LeRobot pretrained_model folder; `names` gives what the checkpoint does not store."""
         checkpoint = load_checkpoint(Path(path))
         config = checkpoint.policy.config
-        tokenizer = {"file": "tokenizer.json", "max_length": config.tokenizer_max_length, "pad_token_id": 0,
-                     "padding_side": "right", "append_newline": True, "add_special_tokens": True}
+        tokenizer = {
+            'file': 'tokenizer.json',
+            'max_length': config.tokenizer_max_length,
+            'pad_token_id': 0,
+            'padding_side': 'right',
+            'append_newline': True,
+            'add_special_tokens': True,
+        }
         metadata = build_metadata(
-            checkpoint.policy, names, normalization_entries(config, checkpoint.stats, checkpoint.eps), tokenizer,
-            _NO_GRAPHS, {"checkpoint": str(path)}, "fp32",
+            checkpoint.policy,
+            names,
+            normalization_entries(config, checkpoint.stats, checkpoint.eps),
+            tokenizer,
+            _NO_GRAPHS,
+            {'checkpoint': str(path)},
+            'fp32',
         )
-        metadata["bundle_id"] = f"torch:{Path(path).resolve()}"
+        metadata['bundle_id'] = f'torch:{Path(path).resolve()}'
         return cls(checkpoint, spec_from_dict(metadata, Path(path)), rtc)
 
     @torch.no_grad()
@@ -91,7 +102,7 @@ class TorchPolicyEngine:
             weights = np.stack([info.topk_weight[-spec.horizon :].float().numpy() for info in step])[None]
             routing.add(indices, weights)
         end = time.perf_counter()
-        timings = {"preprocess": t_pre - start, "prefix": 0.0, "denoise": t_model - t_pre, "total": end - start}
+        timings = {'preprocess': t_pre - start, 'prefix': 0.0, 'denoise': t_model - t_pre, 'total': end - start}
         return InferenceResult(actions=chunk, timings=timings, routing=routing.result(), noise=noise)
 
     def _rtc_kwargs(self, prefix_actions: np.ndarray | None, inference_delay: int) -> dict:
@@ -100,10 +111,14 @@ class TorchPolicyEngine:
         prev = normalized_prefix(prefix_actions, inference_delay, self.spec)  # validates before touching the policy
         policy = self.checkpoint.policy
         policy.config.rtc_config = RTCConfig(
-            enabled=True, execution_horizon=self.rtc.execution_horizon,
+            enabled=True,
+            execution_horizon=self.rtc.execution_horizon,
             max_guidance_weight=self.rtc.max_guidance_weight,
             prefix_attention_schedule=RTCAttentionSchedule[self.rtc.schedule],
         )
         policy.init_rtc_processor()
-        return {"inference_delay": inference_delay, "prev_chunk_left_over": torch.from_numpy(prev)[None],
-                "execution_horizon": self.rtc.execution_horizon}
+        return {
+            'inference_delay': inference_delay,
+            'prev_chunk_left_over': torch.from_numpy(prev)[None],
+            'execution_horizon': self.rtc.execution_horizon,
+        }

@@ -14,7 +14,7 @@ from adamoe_contract.robots import load_robot_profile
 from lerobot_policy_adamoe.export.bundle_writer import Progress, write_bundle
 from lerobot_policy_adamoe.export.metadata import DatasetNames
 
-SO101 = load_robot_profile("so101")
+SO101 = load_robot_profile('so101')
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class UntrainedSpec:
     fps: float = 10.0
     horizon: int = 16
     num_flow_steps: int = 10
-    routing_mode: str = "adamoe"
+    routing_mode: str = 'adamoe'
     num_experts: int = 4
     top_k: int = 1
     seed: int = 0
@@ -52,19 +52,28 @@ def make_tiny_adamoe_policy(spec: UntrainedSpec, backbone_dir: Path) -> torch.nn
     make_tiny_backbone(backbone_dir, **spec.backbone)
     h, w = spec.image_hw
     kwargs: dict[str, Any] = {
-        "vlm_model_name": str(backbone_dir), "load_vlm_weights": False, "device": "cpu",
-        "resize_imgs_with_padding": (w, h), "chunk_size": spec.horizon, "n_action_steps": spec.horizon,
-        "num_steps": spec.num_flow_steps, "num_vlm_layers": 2, "tokenizer_max_length": 24, "push_to_hub": False,
-        "routing_mode": spec.routing_mode, "num_experts": spec.num_experts, "top_k": spec.top_k,
+        'vlm_model_name': str(backbone_dir),
+        'load_vlm_weights': False,
+        'device': 'cpu',
+        'resize_imgs_with_padding': (w, h),
+        'chunk_size': spec.horizon,
+        'n_action_steps': spec.horizon,
+        'num_steps': spec.num_flow_steps,
+        'num_vlm_layers': 2,
+        'tokenizer_max_length': 24,
+        'push_to_hub': False,
+        'routing_mode': spec.routing_mode,
+        'num_experts': spec.num_experts,
+        'top_k': spec.top_k,
     }
     kwargs.update(spec.config_overrides)
     config = AdaMoEConfig(**kwargs)
     state_dim = len(spec.joint_names) + len(spec.extra_state_names)
     config.input_features = {
-        **{f"observation.images.{cam}": PolicyFeature(FeatureType.VISUAL, (3, h, w)) for cam in spec.cameras},
-        "observation.state": PolicyFeature(FeatureType.STATE, (state_dim,)),
+        **{f'observation.images.{cam}': PolicyFeature(FeatureType.VISUAL, (3, h, w)) for cam in spec.cameras},
+        'observation.state': PolicyFeature(FeatureType.STATE, (state_dim,)),
     }
-    config.output_features = {"action": PolicyFeature(FeatureType.ACTION, (len(spec.joint_names),))}
+    config.output_features = {'action': PolicyFeature(FeatureType.ACTION, (len(spec.joint_names),))}
     torch.manual_seed(spec.seed)
     return AdaMoEPolicy(config).eval()
 
@@ -75,20 +84,18 @@ def untrained_stats(spec: UntrainedSpec) -> dict[str, dict[str, torch.Tensor]]:
     state_mean = torch.tensor([spec.joint_mean] * joints + list(spec.extra_mean), dtype=torch.float32)
     state_std = torch.tensor([spec.joint_std] * joints + list(spec.extra_std), dtype=torch.float32)
     return {
-        "observation.state": {"mean": state_mean, "std": state_std},
-        "action": {"mean": state_mean[:joints].clone(), "std": state_std[:joints].clone()},
+        'observation.state': {'mean': state_mean, 'std': state_std},
+        'action': {'mean': state_mean[:joints].clone(), 'std': state_std[:joints].clone()},
     }
 
 
-def make_untrained_bundle(
-    out_dir: Path, spec: UntrainedSpec | None = None, progress: Progress | None = None
-) -> str:
+def make_untrained_bundle(out_dir: Path, spec: UntrainedSpec | None = None, progress: Progress | None = None) -> str:
     """Export a random-init tiny AdaMoE policy as a bundle (an UNTRAINED placeholder); return its bundle_id."""
     spec = spec or UntrainedSpec()
-    with tempfile.TemporaryDirectory(prefix="adamoe_backbone_") as tmp:
-        policy = make_tiny_adamoe_policy(spec, Path(tmp) / "backbone")
+    with tempfile.TemporaryDirectory(prefix='adamoe_backbone_') as tmp:
+        policy = make_tiny_adamoe_policy(spec, Path(tmp) / 'backbone')
         names = DatasetNames(
             state_names=[*spec.joint_names, *spec.extra_state_names], joint_names=list(spec.joint_names), fps=spec.fps
         )
-        source = {"checkpoint": None, "note": "UNTRAINED placeholder (random init)", "seed": spec.seed}
+        source = {'checkpoint': None, 'note': 'UNTRAINED placeholder (random init)', 'seed': spec.seed}
         return write_bundle(policy, Path(out_dir), names, untrained_stats(spec), source, progress=progress)
