@@ -113,6 +113,12 @@ def start_episode(caller: ServiceCaller, timeout: float = 40.0) -> None:
     assert start.success, start.message
 
 
+def start_source() -> subprocess.Popen:
+    """The synthetic teleop source in its own process: one 64x64 camera at 30 Hz, wall-clock stamps."""
+    command = [sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', '30', '--size', '64']
+    return subprocess.Popen([*command, '--cameras', 'front', '--offset', str(OFFSET)])
+
+
 def record(caller: ServiceCaller, seconds: float, dropped: list[int] | None = None) -> int:
     """Record an episode; return its frame count (and append its dropped-frame count to `dropped`)."""
     start_episode(caller)
@@ -129,21 +135,7 @@ def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = tmp_path / 'ds'
-    source = subprocess.Popen(
-        [
-            sys.executable,
-            '-m',
-            'adamoe_ros.tools.synthetic_source',
-            '--rate',
-            '30',
-            '--size',
-            '64',
-            '--cameras',
-            'front',
-            '--offset',
-            str(OFFSET),
-        ]
-    )
+    source = start_source()
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
     try:
@@ -239,21 +231,7 @@ def test_disk_full_mid_episode_is_a_clear_error_and_keeps_saved_episodes(small_d
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     root = small_disk / 'ds'
-    source = subprocess.Popen(
-        [
-            sys.executable,
-            '-m',
-            'adamoe_ros.tools.synthetic_source',
-            '--rate',
-            '30',
-            '--size',
-            '64',
-            '--cameras',
-            'front',
-            '--offset',
-            str(OFFSET),
-        ]
-    )
+    source = start_source()
     recorder = RecorderProcess(root)
     caller = ServiceCaller()
     try:
