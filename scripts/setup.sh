@@ -76,7 +76,7 @@ fi
 # 6. Editable installs of our Python projects (entry points change only with these files).
 PKG_HASH=$(hash_of "$ROOT/adamoe_contract/setup.py" "$ROOT/adamoe_ros/setup.py" "$ROOT/training/pyproject.toml")
 if ! stamp_ok editable "$PKG_HASH"; then
-  log "pip: editable installs of adamoe_ros and training/"
+  log "pip: editable installs of adamoe_contract, adamoe_ros and training/"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
     -e "$ROOT/adamoe_contract" -e "$ROOT/adamoe_ros" -e "$ROOT/training"
   stamp_set editable "$PKG_HASH"
