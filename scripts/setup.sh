@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One set-up command: apt packages, the project venv (Python 3.12), ROS 2 Kilted wheels, LeRobot,
-# ONNX Runtime, MuJoCo, the message package build and editable installs of our two Python projects.
+# ONNX Runtime, MuJoCo, the message package build and editable installs of our three Python projects.
 # Idempotent: every step is skipped when its inputs have not changed since the last successful run.
 set -euo pipefail
 
