@@ -148,11 +148,13 @@ class InProcessLaunch:
                 except Exception:  # noqa: BLE001 - best effort while tearing down
                     pass
         self.executor.shutdown()
+        # Join before destroying: until its loop ends, the executor still adds the nodes' entities to its wait set
+        # ("cannot use Destroyable because destruction was requested").
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         for node in self.nodes.values():
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def __enter__(self) -> InProcessLaunch:
         return self.start()

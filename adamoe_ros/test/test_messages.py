@@ -90,9 +90,9 @@ def ros_node():
     thread.start()
     yield node
     executor.shutdown()
+    thread.join(timeout=5)  # before destroying: a spinning executor still adds the node's entities
     node.destroy_node()
     rclpy.shutdown(context=context)
-    thread.join(timeout=5)
 
 
 def test_messages_round_trip_between_processes(ros_node):

@@ -73,7 +73,7 @@ def test_sim_clock_staleness_and_resume():
     finally:
         node.trigger_shutdown()
         executor.shutdown()
+        spinner.join(timeout=10)  # before destroying: a spinning executor still adds the nodes' entities
         for n in (node, recorder, driver):
             n.destroy_node()
         rclpy.try_shutdown(context=context)
-        spinner.join(timeout=10)

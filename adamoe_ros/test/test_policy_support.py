@@ -153,10 +153,10 @@ class Harness:
         except Exception:  # noqa: BLE001 - already finalized
             pass
         self.executor.shutdown()
+        self.thread.join(timeout=10)  # before destroying: a spinning executor still adds the nodes' entities
         self.node.destroy_node()
         self.recorder.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=10)
 
 
 def collect(harness: Harness, msg_type: type, topic: str, qos=RELIABLE_QOS) -> list:

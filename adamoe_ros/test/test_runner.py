@@ -62,7 +62,7 @@ def test_adamoe_run_drives_the_sim_with_the_policy_and_exits_cleanly():
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=30)[0].decode()
         executor.shutdown()
+        thread.join(timeout=5)  # before destroying: a spinning executor still adds the node's entities
         node.destroy_node()
         rclpy.shutdown(context=context)
-        thread.join(timeout=5)
     assert proc.returncode == 0, output[-3000:]

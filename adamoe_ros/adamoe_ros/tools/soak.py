@@ -530,9 +530,9 @@ def run_soak(cfg: SoakConfig, log: Any = print) -> SoakResult:
     finally:
         exit_codes = {name: process.stop() for name, process in processes.items()}
         executor.shutdown()
+        spinner.join(timeout=10)  # before destroying: a spinning executor still adds the node's entities
         driver.destroy_node()
         rclpy.try_shutdown(context=context)
-        spinner.join(timeout=10)
     result.checks.append(exit_check(exit_codes))
     for check in result.checks:
         log(f'  {"ok  " if check.ok else "FAIL"} {check.name}: {check.detail}')
