@@ -6,6 +6,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.policy.chunk_queue import ActionQueue
+from adamoe_ros.policy.commander import Commander
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
     INSTRUCTION_STREAM,
@@ -269,3 +270,50 @@ def test_buffer_staleness_and_snapshot():
     np.testing.assert_allclose(snap.state, [0.1, 0.2, 3.0])
     assert snap.state.dtype == np.float32 and snap.instruction == 'go'
     np.testing.assert_array_equal(snap.images['front'], image)
+
+
+# ---- commander -----------------------------------------------------------------------------
+
+
+def make_commander(dry_run: bool = False) -> tuple[Commander, ActionQueue, ObservationBuffer]:
+    queue = ActionQueue(2, 'latest')
+    buffer = ObservationBuffer([], 0, StreamLimits(0.5, 0.25, 0.5, 0.1))
+    safety = SafetyFilter(np.full(2, -10.0), np.full(2, 10.0), np.full(2, 1.0))  # 0.1 rad per 0.1 s tick
+    return Commander(queue, safety, buffer, 0.1, dry_run), queue, buffer
+
+
+def test_commander_ramps_from_a_measurement_taken_since_the_last_command():
+    commander, queue, buffer = make_commander()
+    queue.merge(np.full((4, 2), 5.0), start_ns=0, dt_ns=DT)
+    assert commander.next_command(150 * MS) is None  # no measurement yet: nothing to ramp from
+    buffer.put_measurement(JOINT_STATE_STREAM, np.zeros(2), 150 * MS, 150 * MS)
+    np.testing.assert_allclose(commander.next_command(160 * MS), [0.1, 0.1])  # one velocity step
+    np.testing.assert_allclose(commander.next_command(260 * MS), [0.2, 0.2])  # from the last command
+    assert commander.commanding
+    commander.stop_on_stale()
+    assert commander.stale_events == 1 and not commander.commanding
+    queue.merge(np.full((4, 2), 5.0), start_ns=300 * MS, dt_ns=DT)
+    # The measurement of 150 ms predates the last command (260 ms): it does not show where the arm went.
+    assert commander.next_command(350 * MS) is None
+    buffer.put_measurement(JOINT_STATE_STREAM, np.full(2, 0.2), 340 * MS, 340 * MS)
+    np.testing.assert_allclose(commander.next_command(360 * MS), [0.3, 0.3])
+    commander.stop_on_stale()
+    commander.stop_on_stale()
+    assert commander.stale_events == 2  # counted once per stop of a flowing command stream
+
+
+def test_commander_holds_at_the_fresh_measurement_once_and_never_in_a_dry_run():
+    for dry_run in (False, True):
+        commander, queue, buffer = make_commander(dry_run)
+        assert commander.hold(0) is None  # never commanded
+        queue.merge(np.full((4, 2), 1.0), start_ns=0, dt_ns=DT)
+        buffer.put_measurement(JOINT_STATE_STREAM, np.zeros(2), 100 * MS, 100 * MS)
+        commander.next_command(110 * MS)
+        assert commander.commanding is not dry_run
+        buffer.put_measurement(JOINT_STATE_STREAM, np.full(2, 0.05), 150 * MS, 150 * MS)
+        hold = commander.hold(160 * MS)
+        if dry_run:
+            assert hold is None
+        else:
+            np.testing.assert_allclose(hold, [0.05, 0.05])
+            assert commander.hold(170 * MS) is None  # once

@@ -34,6 +34,7 @@ from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import ParameterError
 from adamoe_ros.policy.chunk_queue import ActionQueue
+from adamoe_ros.policy.commander import Commander
 from adamoe_ros.policy.inputs import (
     EXTRA_STATE_STREAM,
     INSTRUCTION_STREAM,
@@ -93,7 +94,6 @@ class PolicyNode(LifecycleNode):
         self._camera_transports: list[str] = []
         self._joint_names: list[str] = []
         self._extra_names: list[str] = []
-        self._safety: SafetyFilter | None = None
         self._dt_ns = 0
         self._horizon = 0
         self._queue: ActionQueue | None = None
@@ -114,11 +114,8 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._frame_event = threading.Event()  # set by each frame of the first camera
         self._frame_arrival_perf_ns = 0
-        self._commanding = False
-        self._last_command: np.ndarray | None = None  # the reference of the next command; None: (re)start
-        self._last_command_ns: int | None = None  # when it was sent; a restart ramps from a measurement since
+        self._commander: Commander | None = None  # kept after cleanup so the status still counts stale events
         self._stale_inputs: list[str] = []
-        self._stale_events = 0
         self._chunks_published = 0
         self._problem = ''
         self.timings = NodeTimings()  # read by benchmarks/bench_policy_node.py
@@ -137,7 +134,6 @@ class PolicyNode(LifecycleNode):
             self._problem = f'configure failed: {err}'
             self.get_logger().error(self._problem)
             return TransitionCallbackReturn.FAILURE
-        self._stale_events = 0
         self.timings = NodeTimings()
         self._create_interfaces(self._params)
         spec = self._engine.spec
@@ -153,8 +149,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start inference and the command stream; the first command ramps from the measured position."""
         with self._lock:
-            self._drop_plan()
-            self._last_command_ns = None
+            self._commander.restart()
             self._chunks_published = 0
         result = super().on_activate(state)  # lifecycle publishers first, then the timer may use them
         self._worker = InferenceWorker(
@@ -171,7 +166,7 @@ class PolicyNode(LifecycleNode):
         self._stop_worker()
         self._send_hold()
         with self._lock:
-            self._drop_plan()
+            self._commander.drop_plan()
         self._state_label = 'inactive'
         result = super().on_deactivate(state)
         self._publish_status()
@@ -203,7 +198,7 @@ class PolicyNode(LifecycleNode):
             self._stop_worker()
             try:
                 self._send_hold()
-            except Exception:  # noqa: BLE001 - the context may already be shut down on Ctrl-C
+            except Exception:  # noqa: BLE001 - a caller may have shut the context down before destroying the node
                 pass
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -229,7 +224,7 @@ class PolicyNode(LifecycleNode):
             raise ValueError(f'bundle state_names {state_names} do not start with its joint names {joints}')
         self._extra_names = state_names[len(joints) :]
         dof = len(joints)
-        self._safety = SafetyFilter(
+        safety = SafetyFilter(
             np.array(fit.robot.lower_limits), np.array(fit.robot.upper_limits), np.array(fit.robot.max_velocity)
         )
         self._dt_ns = int(round(spec.dt * NS_PER_S))
@@ -237,6 +232,7 @@ class PolicyNode(LifecycleNode):
         self._queue = ActionQueue(dof, p.execution_mode, p.blend_new_weight)
         limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age, p.max_future_stamp)
         self._buffer = ObservationBuffer(self._cameras, len(self._extra_names), limits)
+        self._commander = Commander(self._queue, safety, self._buffer, 1.0 / p.control_rate, p.dry_run)
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
@@ -301,9 +297,9 @@ class PolicyNode(LifecycleNode):
         self._chunk_pub = self._usage_pub = self._trajectory_pub = None
         self._command_pub = self._joint_command_pub = None
         self._status_pub = self._diagnostics_pub = None
-        self._params = self._engine = self._safety = self._queue = self._buffer = self._matcher = None
-        self._last_command = self._last_command_ns = None
-        self._commanding = False
+        if self._commander is not None:
+            self._commander.restart()
+        self._params = self._engine = self._queue = self._buffer = self._matcher = None
         self._stale_inputs = []
 
     def _stop_worker(self) -> None:
@@ -361,8 +357,8 @@ class PolicyNode(LifecycleNode):
             if self._buffer is None:
                 return
             self._buffer.forget_measurements()
-            self._stop_on_stale()
-            self._last_command_ns = None
+            self._commander.stop_on_stale()
+            self._commander.restart()
         self.get_logger().warning(
             f'node clock jumped by {jump.delta.nanoseconds / NS_PER_S:.3f} s: inputs and '
             'queued actions dropped, commanding resumes on fresh inputs'
@@ -387,56 +383,19 @@ class PolicyNode(LifecycleNode):
         self._stale_inputs = stale
         if stale:
             with self._lock:
-                self._stop_on_stale()
+                self._commander.stop_on_stale()
             return
         if self._queue.remaining(now) < p.refill_threshold * self._horizon:
             self._worker.request()
         with self._lock:
-            command = self._next_command(now)
+            try:
+                command = self._commander.next_command(now)
+            except UnsafeCommandError as err:
+                command = None
+                self._problem = f'holding: {err}'
+                self.get_logger().error(self._problem, throttle_duration_sec=p.warn_throttle)
         if command is not None and not p.dry_run:
             self._publish_command(command, now)
-
-    def _next_command(self, now: int) -> np.ndarray | None:
-        """Return the safe command for now, or None (nothing queued, no fresh reference yet, unsafe); lock held."""
-        target = self._queue.sample(now)
-        if target is None:
-            self._commanding = False
-            return None
-        reference = self._reference(now)
-        if reference is None:
-            return None
-        try:
-            command = self._safety.limit(target, reference, 1.0 / self._params.control_rate)
-        except UnsafeCommandError as err:
-            self._problem = f'holding: {err}'
-            self.get_logger().error(self._problem, throttle_duration_sec=self._params.warn_throttle)
-            self._drop_plan()
-            return None
-        self._last_command, self._last_command_ns = command, now
-        self._commanding = not self._params.dry_run
-        return command
-
-    def _reference(self, now: int) -> np.ndarray | None:
-        """Return where the next command starts; lock held.
-
-        That is the last command or, on a (re)start, a fresh measurement taken since the last command was sent:
-        an older one would not show where that command left the arm.
-        """
-        if self._last_command is not None:
-            return self._last_command
-        return self._buffer.fresh(JOINT_STATE_STREAM, now, measured_since_ns=self._last_command_ns)
-
-    def _stop_on_stale(self) -> None:
-        """Stop commanding on inputs no longer valid; lock held."""
-        if self._commanding:
-            self._stale_events += 1
-        self._drop_plan()
-
-    def _drop_plan(self) -> None:
-        """Drop the queued actions (voiding any chunk being planned) and the command reference; lock held."""
-        self._queue.clear()
-        self._last_command = None
-        self._commanding = False
 
     def _publish_command(self, command: np.ndarray, now: int) -> None:
         self.timings.command_sent()
@@ -446,20 +405,14 @@ class PolicyNode(LifecycleNode):
             self._joint_command_pub.publish(joint_command(command, self._joint_names, now))
 
     def _send_hold(self) -> None:
-        """Command the measured position once, so a position controller stops where the robot is.
-
-        Only after commanding, and only from a fresh measurement: an old one could be a jump.
-        """
-        if self._params is None or self._params.dry_run or self._last_command is None:
+        """Command the measured position once after commanding, so a position controller stops where the robot is."""
+        if self._params is None:
             return
         now = self._now_ns()
-        measured = self._buffer.fresh(JOINT_STATE_STREAM, now)
-        if measured is None:
-            return
         with self._lock:
-            hold = self._safety.clamp_position(measured)
-            self._last_command = None
-        self._publish_command(hold, now)
+            hold = self._commander.hold(now)
+        if hold is not None:
+            self._publish_command(hold, now)
 
     # ---- inference -----------------------------------------------------------------------
 
@@ -509,18 +462,14 @@ class PolicyNode(LifecycleNode):
     def _publish_trajectory(self) -> None:
         """Publish the queued future targets, made safe point by point, for a joint_trajectory_controller."""
         now = self._now_ns()
-        times, targets = self._queue.future(now)
-        with self._lock:
-            reference = self._reference(now)
-        if times.size == 0 or reference is None:
-            return
-        steps = np.diff(np.concatenate([[now], times])) / NS_PER_S
         try:
-            safe = self._safety.limit_sequence(targets, reference, steps)
+            with self._lock:
+                planned = self._commander.planned_trajectory(now)
         except UnsafeCommandError as err:
             self._problem = f'trajectory not sent: {err}'
             return
-        self._trajectory_pub.publish(trajectory_message(now, times, safe, self._joint_names))
+        if planned is not None:
+            self._trajectory_pub.publish(trajectory_message(now, *planned, self._joint_names))
 
     def _on_worker_error(self, err: BaseException) -> None:
         self._problem = f'inference failed: {type(err).__name__}: {err}'
@@ -537,13 +486,13 @@ class PolicyNode(LifecycleNode):
         msg.state = self._state_label
         msg.execution_mode = p.execution_mode if p else ''
         msg.dry_run = bool(p.dry_run) if p else False
-        msg.commanding = self._commanding and self._active
+        msg.commanding = self._commander is not None and self._commander.commanding and self._active
         msg.last_inference_time = self.timings.last_engine_s
         msg.p95_inference_time = self.timings.p95_engine_s
         msg.chunks_published = self._chunks_published
         msg.queue_length = self._queue.remaining(now) if self._queue else 0
         msg.rejected_messages = self._rejections.total
-        msg.stale_events = self._stale_events
+        msg.stale_events = self._commander.stale_events if self._commander is not None else 0
         if self._active:
             msg.stale_inputs = list(self._stale_inputs)
         elif self._buffer is not None:
