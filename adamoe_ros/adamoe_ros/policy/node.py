@@ -10,7 +10,6 @@ together with any chunk still being planned from them; commanding restarts from 
 ramping from a fresh measurement taken since the last command.
 """
 
-import math
 import threading
 import time
 from functools import partial
@@ -29,7 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.engine import BundleSpec, Observation, PolicyEngine
+from adamoe_ros.engine import BundleSpec, PolicyEngine
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import ParameterError
@@ -57,6 +56,7 @@ from adamoe_ros.policy.params import (
     declare_policy_parameters,
     read_policy_parameters,
 )
+from adamoe_ros.policy.planner import ChunkPlanner
 from adamoe_ros.policy.reporting import RejectionReporter
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.timing import NodeTimings
@@ -114,6 +114,7 @@ class PolicyNode(LifecycleNode):
         self._worker: InferenceWorker | None = None
         self._frame_event = threading.Event()  # set by each frame of the first camera
         self._frame_arrival_perf_ns = 0
+        self._planner: ChunkPlanner | None = None
         self._commander: Commander | None = None  # kept after cleanup so the status still counts stale events
         self._stale_inputs: list[str] = []
         self._chunks_published = 0
@@ -233,6 +234,9 @@ class PolicyNode(LifecycleNode):
         limits = StreamLimits(p.max_image_age, p.max_joint_state_age, p.max_extra_state_age, p.max_future_stamp)
         self._buffer = ObservationBuffer(self._cameras, len(self._extra_names), limits)
         self._commander = Commander(self._queue, safety, self._buffer, 1.0 / p.control_rate, p.dry_run)
+        self._planner = ChunkPlanner(
+            self._engine, self._queue, self._buffer, self._now_ns, p.execution_mode, p.noise_seed
+        )
         self._matcher = JointStateMatcher(joints, p.allow_extra_joints)
         self._rejections = RejectionReporter(self._warn, p.warn_throttle)
         if p.default_instruction:
@@ -299,7 +303,7 @@ class PolicyNode(LifecycleNode):
         self._status_pub = self._diagnostics_pub = None
         if self._commander is not None:
             self._commander.restart()
-        self._params = self._engine = self._queue = self._buffer = self._matcher = None
+        self._params = self._engine = self._queue = self._buffer = self._matcher = self._planner = None
         self._stale_inputs = []
 
     def _stop_worker(self) -> None:
@@ -424,26 +428,11 @@ class PolicyNode(LifecycleNode):
             if not self._frame_event.wait(p.max_image_age) or not self._active:
                 return
         trigger_perf = self._frame_arrival_perf_ns if p.sync_inference_to_camera else time.perf_counter_ns()
-        plan = self._queue.generation  # a stop from here on voids this chunk
-        start_ns = self._now_ns()
-        snapshot = self._buffer.snapshot(start_ns)
-        if snapshot is None:
+        planned = self._planner.plan(self._chunks_published, self.timings.p95_engine_s)  # errors: the worker reports
+        if planned is None:
             return
-        prefix = None
-        if p.execution_mode == 'rtc':
-            delay_steps = math.ceil(self.timings.p95_engine_s * NS_PER_S / self._dt_ns)
-            prefix = self._queue.rtc_prefix(start_ns, self._dt_ns, self._horizon, delay_steps)
-        seed = None if p.noise_seed < 0 else p.noise_seed + self._chunks_published
-        engine_start = time.perf_counter_ns()
-        # The engine refuses a bad observation and never returns a non-finite chunk (the worker reports it).
-        result = self._engine.infer(
-            Observation(images=snapshot.images, state=snapshot.state, instruction=snapshot.instruction),
-            prefix_actions=None if prefix is None else prefix.actions,
-            inference_delay=0 if prefix is None else prefix.inference_delay,
-            noise_seed=seed,
-        )
-        engine_s = (time.perf_counter_ns() - engine_start) * 1e-9
-        if not self._active or not self._queue.merge(result.actions, start_ns, self._dt_ns, plan):
+        result, start_ns, engine_s = planned.result, planned.start_ns, planned.engine_s
+        if not self._active or not self._queue.merge(result.actions, start_ns, self._dt_ns, planned.generation):
             return
         index, total_s, bundle_id = self._chunks_published, result.timings['total'], self._engine.spec.bundle_id
         latency_s = max(self._now_ns() - start_ns, 0) / NS_PER_S
