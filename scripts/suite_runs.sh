@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command on a fresh clone, RUNS times on an idle machine and RUNS times with one core kept
 # busy by a CPU hog, as a user who runs the tests beside other work would. Prints one line per run and a verdict.
+# Idle runs hold the project's CPU lock (/tmp/adamoe-cpu.lock), so no other CPU-heavy job of ours runs beside them;
+# loaded runs do not: the hog and whatever else runs on the machine are their load.
 #   scripts/suite_runs.sh [RUNS (default 5)] [CLONE_DIR (default: a new temporary folder)]
 # The clone gets its own venv (scripts/setup.sh, about 4 minutes with a warm pip cache, 6 GB): the editable
 # installs of this checkout's venv point at this checkout, not at the clone.
@@ -17,15 +19,17 @@ echo "suite_runs: fresh clone of $(git rev-parse --short HEAD) in $CLONE, logs i
 bash scripts/setup.sh >"$LOGS/setup.log" 2>&1 || { echo "suite_runs: setup failed, see $LOGS/setup.log"; exit 1; }
 
 failed=0
-for mode in loaded idle; do
+for mode in idle loaded; do
   for i in $(seq 1 "$RUNS"); do
     hog=""
+    lock=(flock /tmp/adamoe-cpu.lock)
     if [ "$mode" = loaded ]; then
+      lock=()
       python3 -c 'while True: pass' &
       hog=$!
     fi
     start=$(date +%s)
-    make test >"$LOGS/$mode-$i.log" 2>&1
+    "${lock[@]}" make test >"$LOGS/$mode-$i.log" 2>&1
     rc=$?
     [ -n "$hog" ] && kill "$hog"
     summary=$(grep -E '^=+ .*(passed|failed|error).* in ' "$LOGS/$mode-$i.log" | tail -1 | tr -d '=')
