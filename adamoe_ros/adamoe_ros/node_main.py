@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -38,31 +38,61 @@ def stop_requested_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+class ExecutorThread:
+    """Spins an executor in its own thread until stop(), and only then shuts the executor down.
+
+    rclpy's Executor.shutdown() does not wait for a spin() running in another thread (in rclpy 9.1 its wait is
+    skipped): it destroys the executor's guard condition under the running loop, which then fails with
+    "'NoneType' object has no attribute 'trigger'". So the loop is ended first, then the executor is shut down.
+    """
+
+    def __init__(self, executor: Executor, stop: threading.Event | None = None, name: str = 'executor') -> None:
+        """Spin until `stop` is set (a new event if None) or the context shuts down; the loop's end sets `stop`."""
+        self.executor = executor
+        self.stop_requested = stop if stop is not None else threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+
+    def start(self) -> 'ExecutorThread':
+        """Start spinning; returns self."""
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        try:
+            while not self.stop_requested.is_set() and self.executor.context.ok():
+                self.executor.spin_once(timeout_sec=0.1)  # the longest a stop request waits unnoticed
+        except ExternalShutdownException:
+            pass
+        except BaseException as error:  # noqa: BLE001 (handed to the thread that calls stop)
+            self._failure = error
+        finally:
+            self.stop_requested.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the loop after the callback in flight, shut the executor down; raise what a callback raised."""
+        self.stop_requested.set()
+        self.executor.wake()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError(f'{self._thread.name}: a callback did not return within {timeout} s')
+        self.executor.shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+
 def spin_until_stopped(executor: Executor, stop: threading.Event) -> None:
     """Spin `executor` in a thread until `stop` is set or its context shuts down.
 
     Returns once every callback in flight has finished; an exception raised by a callback is raised here.
     """
-    failure: list[BaseException] = []
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except BaseException as error:  # noqa: BLE001 (handed to the caller's thread)
-            failure.append(error)
-        finally:
-            stop.set()
-
-    thread = threading.Thread(target=spin, name='executor', daemon=True)
-    thread.start()
+    spinner = ExecutorThread(executor, stop).start()
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        executor.shutdown()
-        thread.join()
-    if failure:
-        raise failure[0]
+        spinner.stop()
 
 
 def run_nodes(

@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import rclpy
 import yaml
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from adamoe_ros.node_main import stop_requested_on_signals
+from adamoe_ros.node_main import ExecutorThread, stop_requested_on_signals
 
 # Executable name (as in setup.py console_scripts) -> node class.
 NODE_CLASSES: dict[str, str] = {
@@ -98,7 +97,7 @@ class InProcessLaunch:
             else MultiThreadedExecutor(num_threads=num_threads, context=self.context)
         )
         self.nodes: dict[str, Node] = {}
-        self._thread: threading.Thread | None = None
+        self._spinner: ExecutorThread | None = None
 
     def start(self) -> InProcessLaunch:
         """Create every node, start spinning, then bring lifecycle nodes with autostart to active."""
@@ -119,17 +118,10 @@ class InProcessLaunch:
             self.executor.add_node(node)
             if spec.autostart and isinstance(node, LifecycleNode):
                 to_activate.append(node)
-        self._thread = threading.Thread(target=self._spin, name='executor', daemon=True)
-        self._thread.start()
+        self._spinner = ExecutorThread(self.executor).start()
         for node in to_activate:
             self.activate(node)
         return self
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
 
     @staticmethod
     def activate(node: LifecycleNode) -> None:
@@ -147,14 +139,17 @@ class InProcessLaunch:
                     node.trigger_shutdown()
                 except Exception:  # noqa: BLE001 - best effort while tearing down
                     pass
-        self.executor.shutdown()
-        # Join before destroying: until its loop ends, the executor still adds the nodes' entities to its wait set
-        # ("cannot use Destroyable because destruction was requested").
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        for node in self.nodes.values():
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        # The loop ends before any node is destroyed: a spinning executor still adds the nodes' entities to its wait
+        # set ("cannot use Destroyable because destruction was requested").
+        try:
+            if self._spinner is not None:
+                self._spinner.stop()
+            else:
+                self.executor.shutdown()
+        finally:
+            for node in self.nodes.values():
+                node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
 
     def __enter__(self) -> InProcessLaunch:
         return self.start()

@@ -13,6 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.ros_image import image_to_numpy, numpy_to_image
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage, PolicyStatus, RecorderStatus
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
@@ -86,11 +87,9 @@ def ros_node():
     node = Node('roundtrip_test', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = ExecutorThread(executor).start()
     yield node
-    executor.shutdown()
-    thread.join(timeout=5)  # before destroying: a spinning executor still adds the node's entities
+    spinner.stop()  # before destroying: a spinning executor still adds the node's entities
     node.destroy_node()
     rclpy.shutdown(context=context)
 

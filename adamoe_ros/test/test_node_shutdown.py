@@ -7,12 +7,16 @@ failed with "publisher's context is invalid" and exit status 1 (seen on the reco
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+
+from adamoe_ros.node_main import ExecutorThread
 
 SUPPORT = Path(__file__).parent / 'support'
 
@@ -83,3 +87,31 @@ def test_node_executables_exit_zero_on_sigterm(module: str, node_name: str) -> N
         raise
     code, output = stop(proc, signal.SIGTERM)
     assert code == 0 and 'Traceback' not in output, output
+
+
+def test_executor_thread_stops_busy_executors_without_an_error_in_any_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopping a spin loop with many ready callbacks never fails in the spinning thread.
+
+    With `Executor.shutdown()` called beside a running `spin()` (what the harnesses did), about one stop in ten
+    failed there with "cannot use Destroyable" or "'NoneType' object has no attribute 'trigger'".
+    """
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, 'excepthook', lambda hook_args: errors.append(hook_args.exc_value))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        for i in range(100):
+            node = Node('busy_timers', context=context)
+            for _ in range(20):  # many callbacks ready in one wait set
+                node.create_timer(0.0005, lambda: sum(range(3000)))
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            spinner = ExecutorThread(executor).start()
+            time.sleep(0.0005 * (i % 7))  # stop at different points of the loop
+            spinner.stop()
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    assert errors == []

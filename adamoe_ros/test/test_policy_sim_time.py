@@ -1,7 +1,6 @@
 """On a simulated /clock (use_sim_time): ages follow the node clock, a stale camera stops commands within one
 control period, and commands resume with a ramp from the measured position."""
 
-import threading
 import time
 
 import numpy as np
@@ -11,6 +10,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from test_policy_support import MAX_VELOCITY, Recorder, SimDriver, policy_overrides
 
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import NS_PER_S
 
@@ -30,7 +30,7 @@ def test_sim_clock_staleness_and_resume():
     executor = SingleThreadedExecutor(context=context)
     for n in (node, recorder, driver):
         executor.add_node(n)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = ExecutorThread(executor)
     spinner.start()
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -72,8 +72,7 @@ def test_sim_clock_staleness_and_resume():
         assert node.status_message().stale_events >= 1
     finally:
         node.trigger_shutdown()
-        executor.shutdown()
-        spinner.join(timeout=10)  # before destroying: a spinning executor still adds the nodes' entities
+        spinner.stop()  # before destroying: a spinning executor still adds the nodes' entities
         for n in (node, recorder, driver):
             n.destroy_node()
         rclpy.try_shutdown(context=context)

@@ -17,6 +17,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.robots import load_robot_profile
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
 from adamoe_ros.ros_image import numpy_to_image
@@ -136,8 +137,7 @@ class Harness:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.recorder)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor).start()
 
     def wait_for(self, predicate, timeout: float, step: float = 0.02) -> bool:
         deadline = time.monotonic() + timeout
@@ -152,8 +152,7 @@ class Harness:
             self.node.trigger_shutdown()
         except Exception:  # noqa: BLE001 - already finalized
             pass
-        self.executor.shutdown()
-        self.thread.join(timeout=10)  # before destroying: a spinning executor still adds the nodes' entities
+        self.spinner.stop()  # before destroying: a spinning executor still adds the nodes' entities
         self.node.destroy_node()
         self.recorder.destroy_node()
         rclpy.try_shutdown(context=self.context)

@@ -7,7 +7,6 @@ reloaded dataset shows whether every frame's streams were taken at the same, eve
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.node import RecorderNode
 from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
@@ -70,8 +70,7 @@ class Harness:
         self.executor = executor_type(context=self.context)
         self.executor.add_node(self.recorder)
         self.executor.add_node(self.client)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor).start()
 
     def call(self, service: str) -> Trigger.Response:
         client = self.client.create_client(Trigger, f'recorder/{service}')
@@ -87,8 +86,7 @@ class Harness:
             time.sleep(0.05)
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=10)
+        self.spinner.stop()
         self.recorder.destroy_node()
         self.client.destroy_node()
         rclpy.shutdown(context=self.context)

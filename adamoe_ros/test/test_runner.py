@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.ros_env import RELIABLE_QOS
 from adamoe_ros.runner import load_specs
 from adamoe_ros_interfaces.msg import ActionChunk
@@ -50,8 +50,7 @@ def test_adamoe_run_drives_the_sim_with_the_policy_and_exits_cleanly():
     node.create_subscription(Float64MultiArray, 'forward_position_controller/commands', commands.append, RELIABLE_QOS)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = ExecutorThread(executor).start()
     try:
         deadline = time.monotonic() + 60
         while (len(chunks) < 2 or len(commands) < 10) and time.monotonic() < deadline and proc.poll() is None:
@@ -61,8 +60,7 @@ def test_adamoe_run_drives_the_sim_with_the_policy_and_exits_cleanly():
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=30)[0].decode()
-        executor.shutdown()
-        thread.join(timeout=5)  # before destroying: a spinning executor still adds the node's entities
+        spinner.stop()  # before destroying: a spinning executor still adds the node's entities
         node.destroy_node()
         rclpy.shutdown(context=context)
     assert proc.returncode == 0, output[-3000:]

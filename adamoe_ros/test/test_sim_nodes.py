@@ -1,6 +1,5 @@
 """Sim bridge and scripted expert over real ROS topics and services, on one executor thread per test."""
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.ros_image import to_rgb8
 from adamoe_ros.sim import SO101
@@ -58,8 +58,7 @@ class Harness:
         for node in (self.bridge, self.expert, self.probe):
             if node is not None:
                 self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = ExecutorThread(self.executor).start()
 
     def call(self, srv_type: type, name: str, request: object, timeout: float = 10.0) -> object:
         client = self.probe.create_client(srv_type, name)
@@ -74,8 +73,7 @@ class Harness:
         return np.array([msg.position[list(msg.name).index(n)] for n in SO101.joint_names])
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=10)
+        self.spinner.stop()
         for node in (self.bridge, self.expert, self.probe):
             if node is not None:
                 node.destroy_node()

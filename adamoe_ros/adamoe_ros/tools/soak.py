@@ -44,6 +44,7 @@ from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, call_service
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.runner import NODE_CLASSES, NodeSpec, load_specs
 from adamoe_ros.tools.proc_stats import read_process_stats
@@ -521,7 +522,7 @@ def run_soak(cfg: SoakConfig, log: Any = print) -> SoakResult:
     driver = SoakDriver(policy.name or POLICY, namespace=policy.namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(driver)
-    spinner = threading.Thread(target=executor.spin, name='soak_executor', daemon=True)
+    spinner = ExecutorThread(executor, name='soak_executor')
     try:
         for process in processes.values():
             process.start()
@@ -529,8 +530,7 @@ def run_soak(cfg: SoakConfig, log: Any = print) -> SoakResult:
         result = Soak(cfg, driver, processes, log).run()
     finally:
         exit_codes = {name: process.stop() for name, process in processes.items()}
-        executor.shutdown()
-        spinner.join(timeout=10)  # before destroying: a spinning executor still adds the node's entities
+        spinner.stop()  # before destroying: a spinning executor still adds the node's entities
         driver.destroy_node()
         rclpy.try_shutdown(context=context)
     result.checks.append(exit_check(exit_codes))
