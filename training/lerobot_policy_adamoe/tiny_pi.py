@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -60,3 +61,42 @@ def tiny_pi_sizes() -> Iterator[None]:
             stack.enter_context(mock.patch.object(module, 'get_gemma_config', tiny_gemma))
             stack.enter_context(mock.patch.object(module, _PALIGEMMA_CLASS, _tiny_paligemma))
         yield
+
+
+PI_KINDS = ('pi0', 'pi05')
+
+
+def tiny_pi_kwargs() -> dict[str, Any]:
+    """PI0Config/PI05Config fields for a small, fast CPU model (images and vectors shrunk to match)."""
+    return {
+        'device': 'cpu',
+        'dtype': 'float32',
+        'image_resolution': (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE),
+        'chunk_size': 8,
+        'n_action_steps': 8,
+        'max_state_dim': 8,
+        'max_action_dim': 8,
+        'tokenizer_max_length': 32,
+        'push_to_hub': False,
+    }
+
+
+def make_tiny_pi_config(kind: str, tokenizer_dir: str | Path, **overrides: Any) -> Any:
+    """Return an AdaMoEPI0Config (`kind='pi0'`) or AdaMoEPI05Config (`'pi05'`) at the tiny size, offline."""
+    from lerobot_policy_adamoe.configuration_adamoe_pi import AdaMoEPI0Config, AdaMoEPI05Config
+
+    if kind not in PI_KINDS:
+        raise ValueError(f'kind must be one of {PI_KINDS}, got {kind!r}')
+    config_class = AdaMoEPI0Config if kind == 'pi0' else AdaMoEPI05Config
+    kwargs = {**tiny_pi_kwargs(), 'tiny_test_model': True, 'tokenizer_name': str(tokenizer_dir)}
+    return config_class(**{**kwargs, **overrides})
+
+
+def make_tiny_dense_pi_config(kind: str, **overrides: Any) -> Any:
+    """Return LeRobot's own PI0Config/PI05Config with the tiny fields (build its policy in `tiny_pi_sizes()`)."""
+    from lerobot.policies.pi0.configuration_pi0 import PI0Config
+    from lerobot.policies.pi05.configuration_pi05 import PI05Config
+
+    if kind not in PI_KINDS:
+        raise ValueError(f'kind must be one of {PI_KINDS}, got {kind!r}')
+    return (PI0Config if kind == 'pi0' else PI05Config)(**{**tiny_pi_kwargs(), **overrides})
