@@ -4,9 +4,9 @@ import json
 
 import pytest
 from safetensors.torch import load_file
-from test_lerobot_train import lerobot_train
 
 from lerobot_policy_adamoe.modeling_adamoe_pi import AdaMoEPI0Policy, AdaMoEPI05Policy
+from lerobot_policy_adamoe.testing import run_lerobot_train as lerobot_train
 from lerobot_policy_adamoe.tiny_pi import tiny_pi_kwargs
 
 
