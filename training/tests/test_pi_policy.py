@@ -166,7 +166,7 @@ def test_tiny_pi_adamoe_trains_and_checkpoint_reload_is_exact(kind, tiny_backbon
     before = eval_loss()
     policy.train()
     steps, logged = 0, []
-    while steps < 30:
+    while steps < 45:
         for raw in loader:
             loss, info = policy.forward(preprocessor(raw))
             optimizer.zero_grad()
@@ -176,19 +176,19 @@ def test_tiny_pi_adamoe_trains_and_checkpoint_reload_is_exact(kind, tiny_backbon
             scheduler.step()
             logged.append(info)
             steps += 1
-            if steps == 30:
+            if steps == 45:
                 break
     after = eval_loss()
     print('eval flow loss', before, '->', after)
     assert after < 0.7 * before, (before, after)
-    assert int(policy.moe_train_step) == 30
+    assert int(policy.moe_train_step) == 45
     assert {'flow_loss', 'balance_loss', 'z_loss', 'balance_coef', 'expert0_share'} <= set(logged[-1])
     assert sum(logged[-1][f'expert{e}_share'] for e in range(4)) == pytest.approx(2.0)
     assert logged[-1]['loss'] == pytest.approx(logged[-1]['flow_loss'] + 0.01 * logged[-1]['balance_loss'], rel=1e-5)
 
     policy.save_pretrained(tmp_path / 'ckpt')
     reloaded = get_policy_class(config.type).from_pretrained(tmp_path / 'ckpt')
-    assert int(reloaded.moe_train_step) == 30
+    assert int(reloaded.moe_train_step) == 45
     obs = {k: v for k, v in eval_batch.items() if k != 'action'}
     noise = torch.randn(8, config.chunk_size, config.max_action_dim, generator=torch.Generator().manual_seed(7))
     policy.eval()
