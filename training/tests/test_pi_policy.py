@@ -196,3 +196,23 @@ def test_tiny_pi_adamoe_trains_and_checkpoint_reload_is_exact(kind, tiny_backbon
     reloaded_actions = postprocessor(reloaded.predict_action_chunk(dict(obs), noise=noise.clone()))
     assert actions.shape == (8, config.chunk_size, 6) and torch.isfinite(actions).all()
     assert torch.equal(actions, reloaded_actions)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_bfloat16_pi_adamoe_trains_a_step_and_samples(kind, tiny_backbone, synthetic_dataset):
+    # LeRobot's bf16 PI keeps norms and vision in fp32; the MoE layers follow the expert FFN's dtype
+    config = make_tiny_pi_config(kind, tiny_backbone, dtype='bfloat16', top_k=2)
+    policy = make_policy(config, ds_meta=synthetic_dataset.meta)
+    moe = policy.moe_modules[0]
+    assert {p.dtype for p in moe.parameters()} == {torch.bfloat16}
+    preprocessor, _ = make_pre_post_processors(config, dataset_stats=synthetic_dataset.meta.stats)
+    batch = preprocessor(first_batch(dataset_for(config, synthetic_dataset)))
+    optimizer = config.get_optimizer_preset().build(policy.get_optim_params())
+    before = moe.experts_up.detach().clone()
+    loss, info = policy.forward(dict(batch))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and info['balance_loss'] > 0
+    assert not torch.equal(moe.experts_up, before)
+    actions = policy.predict_action_chunk({k: v for k, v in batch.items() if k != 'action'})
+    assert actions.shape == (4, config.chunk_size, 6) and torch.isfinite(actions).all()
