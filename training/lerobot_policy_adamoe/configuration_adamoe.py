@@ -1,7 +1,8 @@
 """`--policy.type=adamoe`: a SmolVLA-style flow-matching VLA whose action-expert FFNs are AdaMoE layers.
 
-The config extends `SmolVLAConfig`, so every SmolVLA field (backbone, chunk size, image size, ...) is
-available; the MoE, balance-loss, upcycling and per-group optimizer fields are added here.
+`AdaMoEOptions` holds the MoE, balance-loss, upcycling and per-group optimizer fields that every AdaMoE
+policy type shares (SmolVLA here, PI0/PI05 in `configuration_adamoe_pi`). `AdaMoEConfig` extends
+`SmolVLAConfig` with them, so every SmolVLA field (backbone, chunk size, image size, ...) is available.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from lerobot_policy_adamoe.optim import AdaMoEAdamWConfig, MultiGroupCosineSched
 SUPPORTED_BASES = ('smolvla', 'pi0', 'pi05')
 
 
-@PreTrainedConfig.register_subclass('adamoe')
 @dataclass
-class AdaMoEConfig(SmolVLAConfig):
-    """SmolVLA config plus AdaMoE routing, balance-loss schedule, upcycling and three optimizer groups."""
+class AdaMoEOptions:
+    """AdaMoE routing, balance-loss schedule, upcycling and three optimizer groups (shared by all bases).
 
-    # Base VLA whose action expert gets the MoE. Only "smolvla" can be built by this policy class here;
-    # pi0/pi05 layers are swapped by `modeling_adamoe.swap_pi0_expert_mlps` (the 4B model cannot run on CPU).
-    base: str = 'smolvla'
+    Put it before the base config class (`class X(AdaMoEOptions, BaseConfig)`), so its optimizer and
+    scheduler presets replace the base's.
+    """
+
     num_experts: int = 4
     top_k: int = 1
     # "adamoe": router selects, scale adapter adds to the weight; "vanilla": weight = router prob;
@@ -39,7 +40,7 @@ class AdaMoEConfig(SmolVLAConfig):
     gating_init_std: float = 0.006
     # Start exactly equal to the dense model (adamoe only): see moe.py for the construction.
     function_preserving_init: bool = False
-    # LeRobot `pretrained_model` folder of a dense base (e.g. a SmolVLA fine-tune) to upcycle from.
+    # LeRobot `pretrained_model` folder of a dense base of the same kind (a SmolVLA, PI0 or PI05 fine-tune).
     upcycle_from: str | None = None
 
     # Reference schedule: 0.01 for the first 500 steps, then 0.005. Router z-loss is logged, added if > 0.
@@ -66,15 +67,8 @@ class AdaMoEConfig(SmolVLAConfig):
     router_warmup_steps: int = 100
     router_final_lr: float = 1e-6
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.base not in SUPPORTED_BASES:
-            raise ValueError(f'base must be one of {SUPPORTED_BASES}, got {self.base!r}')
-        if self.base != 'smolvla':
-            raise NotImplementedError(
-                f'base={self.base!r}: AdaMoEPolicy builds SmolVLA only; for PI0/PI05 use '
-                'modeling_adamoe.swap_pi0_expert_mlps on a PI0Policy (the 4B model does not run on this CPU)'
-            )
+    def validate_moe(self) -> None:
+        """Raise ValueError for inconsistent MoE fields (each config type calls this from __post_init__)."""
         if self.routing_mode not in ROUTING_MODES:
             raise ValueError(f'routing_mode must be one of {ROUTING_MODES}, got {self.routing_mode!r}')
         if self.moe_execution not in MOE_EXECUTIONS:
@@ -101,7 +95,7 @@ class AdaMoEConfig(SmolVLAConfig):
         }
 
     def get_optimizer_preset(self) -> AdaMoEAdamWConfig:
-        """AdamW over the groups from `AdaMoEPolicy.get_optim_params` (each carries its own lr/wd)."""
+        """AdamW over the groups from the policy's `get_optim_params` (each carries its own lr/wd)."""
         return AdaMoEAdamWConfig(
             lr=self.base_lr,
             betas=self.optimizer_betas,
@@ -117,3 +111,24 @@ class AdaMoEConfig(SmolVLAConfig):
     def balance_coef(self, step: int) -> float:
         """Balance-loss coefficient at a training step (reference: 0.01 up to step 500, then 0.005)."""
         return self.balance_loss_coef if step < self.balance_loss_switch_step else self.balance_loss_coef_final
+
+
+@PreTrainedConfig.register_subclass('adamoe')
+@dataclass
+class AdaMoEConfig(AdaMoEOptions, SmolVLAConfig):
+    """SmolVLA config plus the AdaMoE options."""
+
+    # Base VLA whose action expert gets the MoE. This type builds "smolvla"; PI0/PI05 have their own
+    # policy types (`adamoe_pi0`, `adamoe_pi05`), whose fields are PI0's/PI05's.
+    base: str = 'smolvla'
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.base not in SUPPORTED_BASES:
+            raise ValueError(f'base must be one of {SUPPORTED_BASES}, got {self.base!r}')
+        if self.base != 'smolvla':
+            raise NotImplementedError(
+                f'base={self.base!r}: --policy.type=adamoe builds SmolVLA; for PI0/PI05 use '
+                f'--policy.type=adamoe_{self.base} (configuration_adamoe_pi)'
+            )
+        self.validate_moe()

@@ -1,11 +1,14 @@
-"""AdaMoEPolicy: LeRobot's SmolVLA with AdaMoE FFNs in the action expert, upcycled from a dense checkpoint."""
+"""AdaMoEPolicy: LeRobot's SmolVLA with AdaMoE FFNs in the action expert, upcycled from a dense checkpoint.
+
+`AdaMoEMixin` is the part every base shares (PI0/PI05: `modeling_adamoe_pi`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
+from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig, AdaMoEOptions
 from lerobot_policy_adamoe.moe import (
     AdaMoEFeedForward,
     RouterStats,
@@ -42,7 +45,7 @@ def param_group_of(name: str) -> str:
 
 
 def swap_expert_mlps(
-    layers: nn.ModuleList, config: AdaMoEConfig, layer_indices: Sequence[int] | None = None
+    layers: nn.ModuleList, config: AdaMoEOptions, layer_indices: Sequence[int] | None = None
 ) -> list[int]:
     """Replace `layers[i].mlp` by an AdaMoE layer upcycled from it; return the swapped indices."""
     indices = list(range(len(layers))) if layer_indices is None else list(layer_indices)
@@ -72,21 +75,26 @@ def pi0_expert_layers(policy: nn.Module) -> nn.ModuleList:
     return policy.model.paligemma_with_expert.gemma_expert.model.layers
 
 
-def swap_pi0_expert_mlps(policy: nn.Module, config: AdaMoEConfig) -> list[int]:
-    """Put AdaMoE FFNs into a LeRobot PI0Policy/PI05Policy (up_proj stays readable for its dtype check)."""
-    return swap_expert_mlps(pi0_expert_layers(policy), config, config.moe_layer_indices)
+def load_dense_checkpoint(
+    policy: nn.Module,
+    folder: str | Path,
+    base_types: Sequence[str] = DENSE_BASE_TYPES,
+    fix_keys: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+) -> None:
+    """Load every weight of a dense LeRobot `pretrained_model` folder into `policy` (before the MoE swap).
 
-
-def load_dense_checkpoint(policy: nn.Module, folder: str | Path) -> None:
-    """Load every weight of a dense LeRobot `pretrained_model` folder into `policy` (before the MoE swap)."""
+    `fix_keys` maps the file's keys to the policy's (PI0/PI05 checkpoints converted from openpi need it).
+    """
     folder = Path(folder)
     weights, config_file = folder / 'model.safetensors', folder / 'config.json'
     if not weights.is_file() or not config_file.is_file():
         raise FileNotFoundError(f'upcycle_from={folder}: expected model.safetensors and config.json there')
     base_type = json.loads(config_file.read_text()).get('type')
-    if base_type not in DENSE_BASE_TYPES:
-        raise ValueError(f'upcycle_from={folder}: config type {base_type!r} is not one of {DENSE_BASE_TYPES}')
+    if base_type not in base_types:
+        raise ValueError(f'upcycle_from={folder}: config type {base_type!r} is not one of {tuple(base_types)}')
     state = load_file(str(weights))
+    if fix_keys is not None:
+        state = fix_keys(state)
     own = policy.state_dict()
     unexpected = sorted(set(state) - set(own))
     missing = sorted(k for k in set(own) - set(state) if 'lm_head' not in k)
@@ -103,7 +111,8 @@ def load_dense_checkpoint(policy: nn.Module, folder: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def _restoring() -> Iterator[None]:
+def restoring() -> Iterator[None]:
+    """Mark the policies built inside as restored from their own checkpoint (`upcycle_from` is not read)."""
     token = _RESTORING.set(True)
     try:
         yield
@@ -111,33 +120,35 @@ def _restoring() -> Iterator[None]:
         _RESTORING.reset(token)
 
 
-class AdaMoEPolicy(SmolVLAPolicy):
-    """SmolVLA flow-matching policy whose action-expert FFNs are AdaMoE layers (`--policy.type=adamoe`)."""
+class AdaMoEMixin:
+    """The MoE half of an AdaMoE policy, put before a LeRobot flow-matching policy class in the bases.
 
-    config_class = AdaMoEConfig
-    name = 'adamoe'
+    The subclass builds its base, then calls `install_moe`; `action_expert()` names the module whose FFNs
+    were swapped. Forward adds the scheduled balance loss to the base's loss and logs expert usage;
+    `get_optim_params` returns the three optimizer groups.
+    """
 
-    def __init__(self, config: AdaMoEConfig, **kwargs: Any) -> None:
-        super().__init__(config, **kwargs)
-        self.config: AdaMoEConfig = config
-        if config.upcycle_from and not _RESTORING.get():
-            load_dense_checkpoint(self, config.upcycle_from)
+    config: AdaMoEOptions
+    moe_layer_indices: list[int]
+
+    def action_expert(self) -> nn.Module:
+        """Return the action expert whose decoder layers hold the AdaMoE FFNs."""
+        raise NotImplementedError
+
+    def install_moe(self, layers: nn.ModuleList, load_dense: Callable[[], None]) -> None:
+        """Upcycle: load the dense base (`load_dense`, unless restoring), then swap the FFNs of `layers`."""
+        if self.config.upcycle_from and not _RESTORING.get():
+            load_dense()
         # Counts training forwards for the balance-loss schedule; saved with the weights so resume continues it.
         self.register_buffer('moe_train_step', torch.zeros((), dtype=torch.long))
-        self.moe_layer_indices: list[int] = []
-        if config.routing_mode != 'dense':
-            self.moe_layer_indices = swap_expert_mlps(smolvla_expert_layers(self), config, config.moe_layer_indices)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> AdaMoEPolicy:
-        """Load a saved AdaMoE policy (its own weights; `upcycle_from` is not read again)."""
-        with _restoring():
-            return super().from_pretrained(pretrained_name_or_path, **kwargs)
+        self.moe_layer_indices = []
+        if self.config.routing_mode != 'dense':
+            self.moe_layer_indices = swap_expert_mlps(layers, self.config, self.config.moe_layer_indices)
 
     @property
     def moe_modules(self) -> list[AdaMoEFeedForward]:
         """The AdaMoE layers of the action expert, in layer order."""
-        return moe_layers(self.model.vlm_with_expert.lm_expert)
+        return moe_layers(self.action_expert())
 
     def routing_stats(self, capture: RoutingCapture) -> RouterStats | None:
         """Per-layer routing statistics of the last pass in `capture` (None if it holds none, e.g. dense)."""
@@ -165,16 +176,10 @@ class AdaMoEPolicy(SmolVLAPolicy):
                 )
         return groups
 
-    def forward(
-        self,
-        batch: dict[str, Tensor],
-        noise: Tensor | None = None,
-        time: Tensor | None = None,
-        reduction: str = 'mean',
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def forward(self, batch: dict[str, Tensor], **kwargs: Any) -> tuple[Tensor, dict[str, Any]]:
         """Flow-matching loss + balance coefficient * balance loss (+ z-loss coefficient * z-loss)."""
         with capture_routing() as routing:
-            flow_loss, loss_dict = super().forward(batch, noise=noise, time=time, reduction=reduction)
+            flow_loss, loss_dict = super().forward(batch, **kwargs)
         loss_dict['flow_loss'] = float(flow_loss.detach().mean())
         if not self.moe_modules:
             return flow_loss, loss_dict
@@ -198,3 +203,25 @@ class AdaMoEPolicy(SmolVLAPolicy):
         for expert, share in enumerate(stats.token_fraction.mean(dim=0).tolist()):
             loss_dict[f'expert{expert}_share'] = share
         return loss, loss_dict
+
+
+class AdaMoEPolicy(AdaMoEMixin, SmolVLAPolicy):
+    """SmolVLA flow-matching policy whose action-expert FFNs are AdaMoE layers (`--policy.type=adamoe`)."""
+
+    config_class = AdaMoEConfig
+    name = 'adamoe'
+
+    def __init__(self, config: AdaMoEConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.config: AdaMoEConfig = config
+        self.install_moe(smolvla_expert_layers(self), lambda: load_dense_checkpoint(self, config.upcycle_from))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, **kwargs: Any) -> AdaMoEPolicy:
+        """Load a saved AdaMoE policy (its own weights; `upcycle_from` is not read again)."""
+        with restoring():
+            return super().from_pretrained(pretrained_name_or_path, **kwargs)
+
+    def action_expert(self) -> nn.Module:
+        """Return SmolVLA's action expert (`lm_expert`)."""
+        return self.model.vlm_with_expert.lm_expert

@@ -1,7 +1,13 @@
-"""Small synthetic LeRobot datasets for tests and examples (the SO-101 profile's cameras and joints)."""
+"""Small synthetic LeRobot datasets for tests and examples (the SO-101 profile's cameras and joints).
+
+Also `run_lerobot_train`, which the end-to-end tests use to run LeRobot's own CLI offline.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +83,13 @@ def make_synthetic_dataset(
     finally:
         dataset.finalize()
     return dataset
+
+
+def run_lerobot_train(*args: str, cwd: Path) -> str:
+    """Run `lerobot-train` of this venv offline with one thread; return its output, or raise if it failed."""
+    exe = Path(sys.executable).with_name('lerobot-train')
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
+    result = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f'lerobot-train exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}')
+    return result.stdout + result.stderr

@@ -1,23 +1,14 @@
 """`lerobot-train --policy.type=adamoe` end to end, offline, on the synthetic dataset; then resume."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
-
-
-def lerobot_train(*args, cwd):
-    exe = Path(sys.executable).with_name('lerobot-train')
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
-    result = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
+from lerobot_policy_adamoe.testing import run_lerobot_train as lerobot_train
 
 
 def test_lerobot_train_adamoe_end_to_end_and_resume(tiny_backbone, synthetic_dataset, tmp_path):

@@ -17,7 +17,7 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks
 from torch import Tensor, nn
 from transformers import DynamicCache
 
-from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing, moe_layers
 
 
 def find_moe_layers(flow: nn.Module) -> list[tuple[int, AdaMoEFeedForward]]:
@@ -142,7 +142,7 @@ def export_experts(flow: nn.Module, expert_graph: str = 'sparse') -> Iterator[No
     """
     if expert_graph not in EXPERT_GRAPHS:
         raise ValueError(f'expert_graph must be one of {EXPERT_GRAPHS}, got {expert_graph!r}')
-    modules = [module for _, module in find_moe_layers(flow)]
+    modules = moe_layers(flow)  # any base: only the action expert has MoE layers
     saved = [module.execution for module in modules]
     for module in modules:
         module.execution = expert_graph

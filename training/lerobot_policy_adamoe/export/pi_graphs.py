@@ -1,0 +1,158 @@
+"""The two exported graphs of a LeRobot PI0 / PI05 policy (dense or AdaMoE), traced from LeRobot's own code.
+
+- prefix: SigLIP + PaliGemma over the images and tokens -> prefix pad mask and the per-layer K/V cache, as
+  `sample_actions` prefills it. PI05's tokens already carry the discretised state (its processor writes it
+  into the prompt), so its prefix takes no state.
+- denoise: one Euler-step velocity of the action expert (MoE layers included) against that cache, through
+  LeRobot's `denoise_step`: PI0 embeds the state as a suffix token (so its denoise graph takes `state`), PI05
+  conditions every expert norm on the time through adaRMS. With AdaMoE layers it also returns the routing
+  of the action tokens, as the SmolVLA graphs do.
+
+Inputs and outputs use the bundle names of `adamoe_contract.bundle_format`; images are (1, 3, h, w) in
+[-1, 1] at the model size (PI's `_preprocess_images` output), the state is normalised and zero-padded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
+from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
+from torch import Tensor, nn
+from transformers import DynamicCache
+
+from adamoe_contract import bundle_format as fmt
+from lerobot_policy_adamoe.export.graphs import export_experts
+from lerobot_policy_adamoe.export.metadata import camera_names, tensor_entry
+from lerobot_policy_adamoe.export.onnx_export import OPSET, _export
+from lerobot_policy_adamoe.export.onnx_ops import export_symbolics
+from lerobot_policy_adamoe.moe import capture_routing, moe_layers
+
+
+def takes_state(flow: nn.Module) -> bool:
+    """Whether the denoise step takes the state (PI0: a suffix token); PI05 has it in the prompt tokens."""
+    return not isinstance(flow, PI05Pytorch)
+
+
+class PiPrefixGraph(nn.Module):
+    """Images + language tokens -> prefix pad mask and the PaliGemma K/V cache of every layer."""
+
+    def __init__(self, flow: nn.Module, num_cameras: int) -> None:
+        super().__init__()
+        self.flow = flow
+        self.num_cameras = num_cameras
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        images = list(inputs[: self.num_cameras])
+        lang_tokens, lang_mask = inputs[self.num_cameras :]
+        # Every camera is present at runtime; a missing camera is an input error, not a masked slot.
+        img_masks = [torch.ones(img.shape[0], dtype=torch.bool) for img in images]
+        embs, pad_masks, att_masks = self.flow.embed_prefix(images, img_masks, lang_tokens, lang_mask)
+        att_4d = prepare_attention_masks_4d(make_att_2d_masks(pad_masks, att_masks))
+        position_ids = torch.cumsum(pad_masks, dim=1) - 1
+        language_model = self.flow.paligemma_with_expert.paligemma.model.language_model
+        language_model.config._attn_implementation = 'eager'  # as sample_actions sets it before the prefill
+        _, cache = self.flow.paligemma_with_expert.forward(
+            attention_mask=att_4d,
+            position_ids=position_ids,
+            past_key_values=None,
+            inputs_embeds=[embs, None],
+            use_cache=True,
+        )
+        kv: list[Tensor] = []
+        for layer in cache.layers:
+            kv += [layer.keys, layer.values]
+        return (pad_masks, *kv)
+
+
+class PiDenoiseStepGraph(nn.Module):
+    """One Euler-step velocity of the action expert against a fixed prefix cache (+ MoE routing)."""
+
+    def __init__(self, flow: nn.Module, num_cache_layers: int) -> None:
+        super().__init__()
+        self.flow = flow
+        self.num_cache_layers = num_cache_layers
+        self.with_state = takes_state(flow)
+        self.moe_layers = moe_layers(flow.paligemma_with_expert.gemma_expert)
+
+    def forward(self, x_t: Tensor, t: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+        state_args = {'state': rest[0]} if self.with_state else {}
+        prefix_pad_mask, *kv = rest[1:] if self.with_state else rest
+        cache = DynamicCache()
+        for layer in range(self.num_cache_layers):
+            cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+        with capture_routing() as captured:
+            velocity = self.flow.denoise_step(
+                **state_args, prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
+            )
+        if not self.moe_layers:
+            return (velocity,)
+        chunk = x_t.shape[1]
+        indices, weights = [], []
+        (step,) = captured.passes(self.moe_layers)  # one denoise step runs each layer once
+        for routing in step:
+            # PI0's suffix is the state token and then the action tokens; keep the action tokens.
+            indices.append(routing.topk_idx.reshape(x_t.shape[0], -1, routing.topk_idx.shape[-1])[:, -chunk:])
+            weights.append(routing.topk_weight.reshape(x_t.shape[0], -1, routing.topk_weight.shape[-1])[:, -chunk:])
+        return velocity, torch.stack(indices, dim=1).to(torch.int64), torch.stack(weights, dim=1).float()
+
+
+def example_pi_prefix_inputs(policy: nn.Module) -> dict[str, Tensor]:
+    """Build representative prefix inputs (values only matter for tracing; the shapes get frozen)."""
+    config = policy.config
+    gen = torch.Generator().manual_seed(0)
+    height, width = config.image_resolution
+    inputs = {
+        fmt.image_input_name(cam): torch.rand(1, 3, height, width, generator=gen) * 2 - 1
+        for cam in camera_names(config)
+    }
+    length = config.tokenizer_max_length
+    inputs[fmt.LANG_TOKENS] = torch.randint(0, 100, (1, length), generator=gen)
+    mask = torch.zeros(1, length, dtype=torch.bool)
+    mask[0, : length // 2] = True  # a realistic partly padded mask; padding must not be baked in
+    inputs[fmt.LANG_MASK] = mask
+    return inputs
+
+
+@torch.no_grad()
+def export_pi_graphs(policy: nn.Module, out_dir: Path, expert_graph: str = 'sparse') -> dict[str, Any]:
+    """Write prefix.onnx and denoise.onnx of a PI0/PI05 policy (fp32) into out_dir; return their I/O."""
+    flow = policy.model
+    config = policy.config
+    prefix_inputs = example_pi_prefix_inputs(policy)
+    prefix = PiPrefixGraph(flow, len(camera_names(config))).eval()
+    with export_experts(flow, expert_graph), export_symbolics(OPSET):
+        prefix_outputs = prefix(*prefix_inputs.values())
+        num_layers = (len(prefix_outputs) - 1) // 2
+        prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
+        _export(
+            prefix, tuple(prefix_inputs.values()), out_dir / fmt.PREFIX_FILE, list(prefix_inputs), prefix_output_names
+        )
+
+        denoise = PiDenoiseStepGraph(flow, num_layers).eval()
+        gen = torch.Generator().manual_seed(1)
+        denoise_inputs = {
+            fmt.X_T: torch.randn(1, config.chunk_size, config.max_action_dim, generator=gen),
+            fmt.TIME: torch.tensor([0.7]),
+        }
+        if denoise.with_state:
+            denoise_inputs[fmt.STATE] = torch.randn(1, config.max_state_dim, generator=gen)
+        denoise_inputs.update(dict(zip(prefix_output_names, prefix_outputs, strict=True)))
+        denoise_outputs = denoise(*denoise_inputs.values())
+        denoise_output_names = [fmt.VELOCITY]
+        if len(denoise_outputs) == 3:
+            denoise_output_names += [fmt.ROUTING_INDICES, fmt.ROUTING_WEIGHTS]
+        names = list(denoise_inputs)
+        _export(denoise, tuple(denoise_inputs.values()), out_dir / fmt.DENOISE_FILE, names, denoise_output_names)
+    return {
+        'prefix': {
+            'inputs': {k: tensor_entry(v) for k, v in prefix_inputs.items()},
+            'outputs': {k: tensor_entry(v) for k, v in zip(prefix_output_names, prefix_outputs, strict=True)},
+        },
+        'denoise': {
+            'inputs': {k: tensor_entry(v) for k, v in denoise_inputs.items()},
+            'outputs': {k: tensor_entry(v) for k, v in zip(denoise_output_names, denoise_outputs, strict=True)},
+        },
+    }
