@@ -27,7 +27,9 @@ SMOLVLM2_500M: dict[str, Any] = {  # make_tiny_backbone() arguments
     'scale_factor': 4,
     'embedding_rows': 49280,
 }
-SMOLVLA_CONFIG: dict[str, Any] = {'num_vlm_layers': 16, 'tokenizer_max_length': 48}
+# noise_std: distinct routed experts, as after training. With identical upcycled copies the exporter would
+# deduplicate the per-expert weights, and the bundle and its memory traffic would look one expert wide.
+SMOLVLA_CONFIG: dict[str, Any] = {'num_vlm_layers': 16, 'tokenizer_max_length': 48, 'noise_std': 0.02}
 SMOLVLA_IMAGE_HW = (512, 512)
 SMOLVLA_CHUNK = 50
 SMOLVLA_FLOW_STEPS = 10
