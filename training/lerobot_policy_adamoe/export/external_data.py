@@ -61,9 +61,9 @@ def place_graphs(scratch: Path, out_dir: Path, threshold: int = EXTERNAL_DATA_TH
                 size_threshold=INLINE_TENSOR_BYTES,
             )
             del model
+            # The exporter checked the traced graph; check the re-saved one and its data's declared location.
+            onnx.checker.check_model(str(target), full_check=True)
             placed[name] = data_file.name
         else:
             os.replace(source, target)
-        # The path-based check reads external data through its declared location and checks that it stays inside.
-        onnx.checker.check_model(str(target), full_check=True)
     return placed

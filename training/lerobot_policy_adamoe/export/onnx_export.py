@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 from torch import Tensor, nn
 
@@ -49,6 +50,7 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: lis
             output_names=outputs,
             do_constant_folding=True,
         )
+    onnx.checker.check_model(str(file), full_check=True)
 
 
 @torch.no_grad()
