@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -12,6 +13,10 @@ DENOISE_FILE = 'denoise.onnx'
 TOKENIZER_FILE = 'tokenizer.json'
 # Files covered by bundle_id; a README or other notes may sit beside them without changing the id.
 CONTENT_FILES = (PREFIX_FILE, DENOISE_FILE, TOKENIZER_FILE)
+GRAPH_FILES = (PREFIX_FILE, DENOISE_FILE)
+# bundle.json key mapping a graph file to the ONNX external-data file that holds its weights. Graphs over
+# protobuf's 2 GB limit must store their weights outside the .onnx file; smaller bundles leave the key out.
+EXTERNAL_DATA = 'external_data'
 
 # Graph tensor names.
 LANG_TOKENS = 'lang_tokens'
@@ -35,10 +40,20 @@ def cache_names(num_layers: int) -> list[str]:
     return [f'{kind}_{layer}' for layer in range(num_layers) for kind in ('key', 'value')]
 
 
-def content_hash(folder: Path) -> str:
+def external_data_file(graph_file: str) -> str:
+    """Name the one file that may hold a graph's external data (beside it, where ONNX Runtime looks)."""
+    return f'{graph_file}.data'
+
+
+def content_files(external_data: Iterable[str] = ()) -> tuple[str, ...]:
+    """Files the bundle_id covers: the graphs, the tokenizer, then any external-data files, sorted."""
+    return CONTENT_FILES + tuple(sorted(external_data))
+
+
+def content_hash(folder: Path, files: Sequence[str] = CONTENT_FILES) -> str:
     """sha256 over the names and contents of the bundle's content files (the bundle_id)."""
     digest = hashlib.sha256()
-    for name in CONTENT_FILES:
+    for name in files:
         file_digest = hashlib.sha256()
         with open(Path(folder) / name, 'rb') as f:
             for block in iter(lambda: f.read(1 << 20), b''):

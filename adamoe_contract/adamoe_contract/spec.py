@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from adamoe_contract.bundle_format import FORMAT_VERSION, METADATA_FILE
+from adamoe_contract.bundle_format import (
+    EXTERNAL_DATA,
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    METADATA_FILE,
+    content_files,
+    external_data_file,
+)
 
 # LeRobot normalisation modes the bundle can carry, with the statistics each one needs.
 NORMALIZATION_STATS = {'MEAN_STD': ('mean', 'std'), 'MIN_MAX': ('min', 'max'), 'IDENTITY': ()}
@@ -98,6 +105,13 @@ class BundleSpec:
     graphs: dict[str, dict[str, dict[str, TensorSpec]]]
     precision: str
     source: dict[str, Any] = field(default_factory=dict)
+    # graph file -> its ONNX external-data file (empty: every graph holds its own weights)
+    external_data: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_files(self) -> tuple[str, ...]:
+        """Files the bundle_id covers, external-data files included."""
+        return content_files(self.external_data.values())
 
     @property
     def state_dim(self) -> int:
@@ -160,6 +174,19 @@ def _tensor_specs(reader: _Reader) -> dict[str, TensorSpec]:
             raise entry.fail('shape', f'must be positive integers (static shapes), got {shape}')
         specs[name] = TensorSpec(shape=tuple(shape), dtype=entry.get('dtype', str))
     return specs
+
+
+def _external_data(root: _Reader) -> dict[str, str]:
+    if EXTERNAL_DATA not in root.data:
+        return {}
+    entries = root.get(EXTERNAL_DATA, dict)
+    for graph, data_file in entries.items():
+        if graph not in GRAPH_FILES:
+            raise root.fail(f'{EXTERNAL_DATA}.{graph}', f'names no graph of the bundle {GRAPH_FILES}')
+        # One fixed name per graph: nothing outside the bundle folder, nothing the hash would not cover.
+        if data_file != external_data_file(graph):
+            raise root.fail(f'{EXTERNAL_DATA}.{graph}', f'must be {external_data_file(graph)!r}, got {data_file!r}')
+    return dict(entries)
 
 
 def load_spec(folder: Path) -> BundleSpec:
@@ -257,6 +284,7 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
         graphs=graphs,
         precision=root.get('precision', str),
         source=dict(data.get('source', {})),
+        external_data=_external_data(root),
     )
     _check_consistency(spec, root)
     return spec

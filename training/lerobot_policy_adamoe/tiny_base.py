@@ -75,8 +75,13 @@ def make_tiny_backbone(
     patch_size: int = 16,
     scale_factor: int = 2,
     vocab_size: int = 512,
+    embedding_rows: int | None = None,
 ) -> Path:
-    """Write a tiny SmolVLM config + processor + tokenizer folder to `out_dir` and return it."""
+    """Write a tiny SmolVLM config + processor + tokenizer folder to `out_dir` and return it.
+
+    `vocab_size` sizes the BPE tokenizer; `embedding_rows` (default: the tokenizer's size) sizes the token
+    embedding table, so a real-size backbone gets its real embedding while instructions stay few tokens.
+    """
     from transformers import (
         PreTrainedTokenizerFast,
         SmolVLMConfig,
@@ -102,6 +107,8 @@ def make_tiny_backbone(
         unk_token='<|endoftext|>',
         extra_special_tokens=dict(_SPECIAL_TOKENS),
     )
+    if embedding_rows is not None and embedding_rows < len(tok):
+        raise ValueError(f'embedding_rows {embedding_rows} is smaller than the tokenizer ({len(tok)} tokens)')
     # Image tokens per image after pixel shuffle: (side/patch)^2 / scale^2.
     image_seq_len = (image_size // patch_size) ** 2 // scale_factor**2
     image_processor = SmolVLMImageProcessor(
@@ -125,7 +132,7 @@ def make_tiny_backbone(
             'num_attention_heads': text_heads,
             'num_key_value_heads': text_kv_heads,
             'head_dim': text_hidden // text_heads,
-            'vocab_size': len(tok),
+            'vocab_size': embedding_rows or len(tok),
             'max_position_embeddings': 2048,
         },
         vision_config={
@@ -139,7 +146,7 @@ def make_tiny_backbone(
         },
         scale_factor=scale_factor,
         image_token_id=tok.convert_tokens_to_ids(_SPECIAL_TOKENS['image_token']),
-        vocab_size=len(tok),
+        vocab_size=embedding_rows or len(tok),
     )
     config.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)

@@ -70,15 +70,16 @@ class PolicyEngine:
         """Validate the bundle folder and create its ONNX Runtime sessions (BundleError on any problem)."""
         folder = Path(path)
         spec = load_spec(folder)
-        for name in (fmt.PREFIX_FILE, fmt.DENOISE_FILE, spec.tokenizer.file):
+        for name in (*spec.content_files, spec.tokenizer.file):
             if not (folder / name).is_file():
                 raise BundleError(f'{folder / name}: missing from the bundle')
         if verify_hash:
-            actual = fmt.content_hash(folder)
+            actual = fmt.content_hash(folder, spec.content_files)
             if actual != spec.bundle_id:
                 raise BundleError(
                     f"{folder / fmt.METADATA_FILE}: bundle_id {spec.bundle_id[:12]}... does not match the files' "
-                    f'content hash {actual[:12]}... (a file was modified after export)'
+                    f'content hash {actual[:12]}... over {", ".join(spec.content_files)} '
+                    '(a file was modified after export)'
                 )
         rtc = rtc or RtcOptions()
         chosen = resolve_providers(providers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from adamoe_contract import bundle_format as fmt
+from lerobot_policy_adamoe.export.external_data import EXTERNAL_DATA_THRESHOLD, place_graphs
 from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata, norm_entry
 from lerobot_policy_adamoe.export.onnx_export import export_graphs
 
@@ -75,8 +77,12 @@ def write_bundle(
     eps: float = 1e-8,
     progress: Progress | None = None,
     expert_graph: str = 'sparse',
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
 ) -> str:
-    """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id."""
+    """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id.
+
+    Graphs that together exceed `external_data_threshold` bytes keep their weights in `<graph>.onnx.data`.
+    """
     report = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,13 +92,18 @@ def write_bundle(
     report('tokenizer')
     tokenizer = tokenizer_entry(policy.config, out_dir)
     report('ONNX graphs (prefix, denoise)')
-    graphs = export_graphs(
-        half_precision_copy(policy) if fp16 else policy, out_dir, fp16=fp16, expert_graph=expert_graph
-    )
+    with tempfile.TemporaryDirectory(prefix='.export_', dir=out_dir) as scratch:
+        graphs = export_graphs(
+            half_precision_copy(policy) if fp16 else policy, Path(scratch), fp16=fp16, expert_graph=expert_graph
+        )
+        report('checking and placing the graphs')
+        external_data = place_graphs(Path(scratch), out_dir, external_data_threshold)
     metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, 'fp16' if fp16 else 'fp32')
     if metadata['routing']['mode'] != 'dense':
         metadata['routing']['expert_graph'] = expert_graph
+    if external_data:  # absent otherwise, so small bundles keep their exact bundle.json
+        metadata[fmt.EXTERNAL_DATA] = external_data
     report('content hash')
-    metadata['bundle_id'] = fmt.content_hash(out_dir)
+    metadata['bundle_id'] = fmt.content_hash(out_dir, fmt.content_files(external_data.values()))
     (out_dir / fmt.METADATA_FILE).write_text(json.dumps(metadata, indent=2) + '\n')
     return metadata['bundle_id']

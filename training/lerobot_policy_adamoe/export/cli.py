@@ -9,7 +9,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from lerobot_policy_adamoe.export.external_data import EXTERNAL_DATA_THRESHOLD
+
 PARITY_TOLERANCE = 1e-4
+# fp16 graphs against the fp32 PyTorch policy, in robot units (the float16 rounding of 10 Euler steps).
+FP16_TOLERANCE = 5e-2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=('sparse', 'dense'),
         default='sparse',
         help='MoE layers as unrolled per-expert token subsets (top-k FLOPs) or all experts densely',
+    )
+    parser.add_argument(
+        '--external-data-gib',
+        type=float,
+        default=EXTERNAL_DATA_THRESHOLD / 1024**3,
+        help='graphs together larger than this keep their weights in <graph>.onnx.data (ONNX external data)',
     )
     parser.add_argument('--validate-cases', type=int, default=3, help='random observations for the parity check')
     parser.add_argument('--threads', type=int, default=1, help='torch and ONNX Runtime threads')
@@ -86,11 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             eps=ckpt.eps,
             progress=report,
             expert_graph=args.expert_graph,
+            external_data_threshold=int(args.external_data_gib * 1024**3),
         )
         bar.update(task, description='validating: PyTorch vs ONNX Runtime')
         engine = PolicyEngine.from_bundle(args.bundle_dir, intra_op_threads=args.threads)
         diff = max_abs_difference(ckpt.policy, ckpt.preprocessor, ckpt.postprocessor, engine, args.validate_cases)
-    tolerance = 5e-2 if args.fp16 else PARITY_TOLERANCE
+    tolerance = FP16_TOLERANCE if args.fp16 else PARITY_TOLERANCE
     verdict = 'OK' if diff < tolerance else 'MISMATCH'
     print(
         f'bundle {args.bundle_dir} ({bundle_id[:12]}), routing {engine.spec.routing.mode}, '

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from adamoe_contract import bundle_format as fmt
+from lerobot_policy_adamoe.export.external_data import scratch_file
 from lerobot_policy_adamoe.export.graphs import DenoiseStepGraph, PrefixGraph, export_experts, traceable_vision
 from lerobot_policy_adamoe.export.metadata import camera_names, tensor_entry
 from lerobot_policy_adamoe.export.onnx_ops import export_symbolics
@@ -53,8 +54,8 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: lis
 
 
 @torch.no_grad()
-def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False, expert_graph: str = 'sparse') -> dict[str, Any]:
-    """Write prefix.onnx and denoise.onnx into out_dir; return their I/O declarations for bundle.json."""
+def export_graphs(policy: nn.Module, scratch: Path, fp16: bool = False, expert_graph: str = 'sparse') -> dict[str, Any]:
+    """Trace prefix.onnx and denoise.onnx into scratch (see `place_graphs`); return their I/O for bundle.json."""
     flow = policy.model
     dtype = torch.float16 if fp16 else torch.float32
     prefix_inputs = example_prefix_inputs(policy, dtype)
@@ -66,7 +67,11 @@ def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False, expert_g
         num_layers = (len(prefix_outputs) - 1) // 2
         prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
         _export(
-            prefix, tuple(prefix_inputs.values()), out_dir / fmt.PREFIX_FILE, list(prefix_inputs), prefix_output_names
+            prefix,
+            tuple(prefix_inputs.values()),
+            scratch_file(scratch, fmt.PREFIX_FILE),
+            list(prefix_inputs),
+            prefix_output_names,
         )
 
         denoise = DenoiseStepGraph(flow, num_layers).eval()
@@ -81,7 +86,7 @@ def export_graphs(policy: nn.Module, out_dir: Path, fp16: bool = False, expert_g
         _export(
             denoise,
             tuple(denoise_inputs.values()),
-            out_dir / fmt.DENOISE_FILE,
+            scratch_file(scratch, fmt.DENOISE_FILE),
             list(denoise_inputs),
             denoise_output_names,
         )

@@ -8,8 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from adamoe_contract import bundle_format as fmt
 from adamoe_contract.backend import Observation, PolicyBackend
-from lerobot_policy_adamoe.export.metadata import IMAGE_PREFIX
+from adamoe_contract.preprocess import unnormalize
+from adamoe_ros.engine.flow import euler_integrate
+from lerobot_policy_adamoe.export.graphs import DenoiseStepGraph, PrefixGraph
+from lerobot_policy_adamoe.export.metadata import IMAGE_PREFIX, camera_names
 
 INSTRUCTIONS = (
     'pick up the red cube',
@@ -63,3 +67,29 @@ def max_abs_difference(
         expected = torch_action_chunk(policy, preprocessor, postprocessor, observation, result.noise)
         worst = max(worst, float(np.abs(result.actions - expected).max()))
     return worst
+
+
+@torch.no_grad()
+def torch_graph_action_chunk(policy: nn.Module, engine: Any, observation: Observation, noise: np.ndarray) -> np.ndarray:
+    """Run the exported graph modules eagerly in the policy's dtype, inside the engine's own Euler loop.
+
+    The reference for a half-precision bundle: LeRobot's predict_action_chunk feeds float32 inputs, so a
+    float16 policy is compared here on the very feeds (`engine.preprocess`), loop and de-normalisation the
+    engine uses; only the graph execution differs (PyTorch instead of ONNX Runtime).
+    """
+    spec = engine.spec
+    dtype = policy.model.vlm_with_expert.get_vlm_model().vision_model.embeddings.patch_embedding.weight.dtype
+    feeds = {name: torch.from_numpy(value) for name, value in engine.preprocess(observation).items()}
+    cameras = camera_names(policy.config)
+    images = [feeds[fmt.image_input_name(cam)].to(dtype) for cam in cameras]
+    pad_mask, *cache = PrefixGraph(policy.model, len(cameras))(
+        *images, feeds[fmt.LANG_TOKENS], feeds[fmt.LANG_MASK], feeds[fmt.STATE].to(dtype)
+    )
+    denoise = DenoiseStepGraph(policy.model, len(cache) // 2)
+
+    def velocity(x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+        x, time = torch.from_numpy(x_t).to(dtype), torch.from_numpy(t).to(dtype)
+        return denoise(x, time, pad_mask, *cache)[0].float().numpy()
+
+    x_0 = euler_integrate(velocity, noise, spec.num_flow_steps)
+    return unnormalize(x_0[0, :, : spec.action_dim], spec.action_norm).astype(np.float32)
