@@ -31,6 +31,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from adamoe_ros.node_main import stop_requested_on_signals
+from adamoe_ros.transport import apply_shm_profile
 
 # Executable name (as in setup.py console_scripts) -> node class.
 NODE_CLASSES: dict[str, str] = {
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     specs = load_specs(args.config)
     for spec in specs:
         spec.parameters.update(_parse_set(args.set).get(spec.name or spec.executable, {}))
+    apply_shm_profile()  # before the first rclpy.init, as the launch files do for their processes
     launch = InProcessLaunch(specs)
     with stop_requested_on_signals() as stop:
         try:
