@@ -1,7 +1,9 @@
 """Start several adamoe_ros nodes in one process on one executor, from a YAML file.
 
 This is the stand-in for `ros2 launch` where launch/launch_ros are not installed (the PyPI wheels), and the
-way the tests and the demo run the same nodes. The YAML lists nodes like a launch file would:
+way the tests and the demo run the same nodes. Like the launch files, `adamoe_run` applies the Fast DDS
+shared-memory profile (config/fastdds_shm.xml) unless the user set one (transport.py). The YAML lists nodes like a
+launch file would:
 
     nodes:
       - executable: sim_bridge_node      # same names as `ros2 run adamoe_ros <executable>`

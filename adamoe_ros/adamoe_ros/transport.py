@@ -11,7 +11,8 @@ from pathlib import Path
 
 PACKAGE = 'adamoe_ros'
 PROFILE_FILE = 'fastdds_shm.xml'
-# Fast DDS 3 (Kilted and later) reads FASTDDS_..., Fast DDS 2 (Jazzy, Humble) FASTRTPS_...: set both.
+# Fast DDS 3 (Kilted) reads the first; Fast DDS 2 (Humble, Jazzy) reads the second, which Kilted's rmw still honours
+# with a deprecation warning. A user's setting of either wins; we set only the first (the ROS 2 we run on).
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 
 
@@ -39,8 +40,7 @@ def shm_profile_environment(environ: Mapping[str, str] | None = None) -> dict[st
     environ = os.environ if environ is None else environ
     if any(name in environ for name in PROFILE_VARIABLES):
         return {}
-    path = str(shm_profile_path())
-    return {name: path for name in PROFILE_VARIABLES}
+    return {PROFILE_VARIABLES[0]: str(shm_profile_path())}
 
 
 def apply_shm_profile() -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import rclpy
 import yaml
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
@@ -27,7 +28,7 @@ def test_profile_is_shipped_and_holds_camera_sized_frames():
     assert shm_profile_path() == PACKAGE / 'config' / PROFILE_FILE
     assert "glob('config/*.xml')" in (PACKAGE / 'setup.py').read_text()  # installed to share/adamoe_ros/config
     root = ET.parse(shm_profile_path()).getroot()
-    descriptors = root.iterfind('.//dds:transport_descriptor', NS)
+    descriptors = list(root.iterfind('.//dds:transport_descriptor', NS))
     shm = [d for d in descriptors if d.findtext('dds:type', namespaces=NS) == 'SHM']
     assert len(shm) == 1
     assert int(shm[0].findtext('dds:maxMessageSize', namespaces=NS)) > FRAME_BYTES  # a frame in one piece
@@ -36,12 +37,14 @@ def test_profile_is_shipped_and_holds_camera_sized_frames():
     participant = root.find('.//dds:participant', NS)
     assert participant.get('is_default_profile') == 'true'  # applies to every participant of the process
     used = {t.text for t in participant.iterfind('.//dds:userTransports/dds:transport_id', NS)}
+    kinds = {d.findtext('dds:transport_id', namespaces=NS): d.findtext('dds:type', namespaces=NS) for d in descriptors}
     assert shm[0].findtext('dds:transport_id', namespaces=NS) in used
+    assert 'UDPv4' in {kinds[t] for t in used}  # nodes on other hosts are not cut off
 
 
 def test_a_profile_the_user_chose_wins():
     path = str(shm_profile_path())
-    assert shm_profile_environment({}) == {name: path for name in PROFILE_VARIABLES}
+    assert shm_profile_environment({}) == {'FASTDDS_DEFAULT_PROFILES_FILE': path}
     for name in PROFILE_VARIABLES:
         assert shm_profile_environment({name: '/home/me/my_profile.xml'}) == {}
         assert shm_profile_environment({name: ''}) == {}  # set to '': the user wants Fast DDS's defaults
@@ -118,21 +121,24 @@ def test_runner_applies_the_profile_and_camera_sized_frames_arrive(tmp_path):
     context = rclpy.Context()
     rclpy.init(context=context)
     node = Node('transport_test_client', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
     try:
         start, save = (node.create_client(Trigger, f'recorder/{s}') for s in ('start', 'save'))
         assert start.wait_for_service(timeout_sec=60), 'the runner did not start the recorder'
         assert max(fastdds_segment_sizes(runner.pid)) >= 16 << 20, 'the runner did not load the profile'
         time.sleep(2.0)  # discovery of the camera topics and the latched instruction
         future = start.call_async(Trigger.Request())
-        rclpy.spin_until_future_complete(node, future, timeout_sec=30)
+        executor.spin_until_future_complete(future, timeout_sec=30)
         assert future.result().success, future.result().message
         began = time.monotonic()
         time.sleep(seconds)
         future = save.call_async(Trigger.Request())
-        rclpy.spin_until_future_complete(node, future, timeout_sec=300)
+        executor.spin_until_future_complete(future, timeout_sec=300)
         window = time.monotonic() - began
         response = future.result()
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
         source.terminate()
