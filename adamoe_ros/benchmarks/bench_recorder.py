@@ -26,7 +26,7 @@ import yaml
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from adamoe_ros.transport import PROFILE_VARIABLES, shm_profile_path
+from adamoe_ros.transport import PROFILE_VARIABLES, shm_profile_environment
 
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
@@ -87,7 +87,7 @@ def run_once(args: argparse.Namespace, transport: str, work: Path) -> RunResult:
     cameras = [f'cam{i}' for i in range(args.cameras)]
     env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
     if transport == 'shm':
-        env.update({name: str(shm_profile_path()) for name in PROFILE_VARIABLES})
+        env |= shm_profile_environment(env)
     params = work / f'{transport}_recorder.yaml'
     params.write_text(yaml.safe_dump(recorder_params(args, cameras, work / f'{transport}_dataset')))
     source_cmd = [sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--rate', str(args.rate)]
