@@ -1,7 +1,9 @@
 """Start several adamoe_ros nodes in one process on one executor, from a YAML file.
 
 This is the stand-in for `ros2 launch` where launch/launch_ros are not installed (the PyPI wheels), and the
-way the tests and the demo run the same nodes. The YAML lists nodes like a launch file would:
+way the tests and the demo run the same nodes. Like the launch files, `adamoe_run` applies the Fast DDS
+shared-memory profile (config/fastdds_shm.xml) unless the user set one (transport.py). The YAML lists nodes like a
+launch file would:
 
     nodes:
       - executable: sim_bridge_node      # same names as `ros2 run adamoe_ros <executable>`
@@ -30,6 +32,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from adamoe_ros.node_main import ExecutorThread, stop_requested_on_signals
+from adamoe_ros.transport import apply_shm_profile
 
 # Executable name (as in setup.py console_scripts) -> node class.
 NODE_CLASSES: dict[str, str] = {
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     specs = load_specs(args.config)
     for spec in specs:
         spec.parameters.update(_parse_set(args.set).get(spec.name or spec.executable, {}))
+    apply_shm_profile()  # before the first rclpy.init, as the launch files do for their processes
     launch = InProcessLaunch(specs)
     with stop_requested_on_signals() as stop:
         try:

@@ -5,7 +5,13 @@ ros2 launch adamoe_ros policy.launch.py bundle_path:=/path/to/bundle robot_confi
 """
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -15,6 +21,8 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
+
+from adamoe_ros.transport import shm_profile_environment
 
 PACKAGE = 'adamoe_ros'
 EXECUTABLE = 'policy_node'
@@ -77,6 +85,8 @@ def generate_launch_description() -> LaunchDescription:
     default_config = PathJoinSubstitution([FindPackageShare(PACKAGE), 'config', 'so101.yaml'])
     return LaunchDescription(
         [
+            # Fast DDS shared memory for camera-sized messages, unless the user chose a profile (README)
+            *(SetEnvironmentVariable(name, value) for name, value in shm_profile_environment().items()),
             DeclareLaunchArgument(
                 'bundle_path',
                 default_value='so101_demo',

@@ -5,11 +5,13 @@ Written for real ROS 2 installs: `launch`/`launch_ros` are not on PyPI, so the p
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from adamoe_ros.transport import shm_profile_environment
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -17,6 +19,8 @@ def generate_launch_description() -> LaunchDescription:
     default_params = PathJoinSubstitution([FindPackageShare('adamoe_ros'), 'config', 'record_so101.yaml'])
     return LaunchDescription(
         [
+            # Fast DDS shared memory for camera-sized messages, unless the user chose a profile (README)
+            *(SetEnvironmentVariable(name, value) for name, value in shm_profile_environment().items()),
             DeclareLaunchArgument(
                 'params_file',
                 default_value=default_params,

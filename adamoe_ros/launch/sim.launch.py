@@ -1,12 +1,14 @@
 """Launch the MuJoCo SO-101 sim bridge and, optionally, the scripted expert."""
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from adamoe_ros.transport import shm_profile_environment
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -15,6 +17,8 @@ def generate_launch_description() -> LaunchDescription:
     namespace = LaunchConfiguration('namespace')
     return LaunchDescription(
         [
+            # Fast DDS shared memory for camera-sized messages, unless the user chose a profile (README)
+            *(SetEnvironmentVariable(name, value) for name, value in shm_profile_environment().items()),
             DeclareLaunchArgument('namespace', default_value='', description='namespace of all sim topics'),
             DeclareLaunchArgument('real_time_factor', default_value='1.0', description='sim seconds per wall second'),
             DeclareLaunchArgument('camera_rate', default_value='10.0', description='Hz per camera, 0 = off'),

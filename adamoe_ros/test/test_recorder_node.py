@@ -7,6 +7,7 @@ reloaded dataset shows whether every frame's streams were taken at the same, eve
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -218,3 +219,32 @@ def test_start_refuses_without_instruction_or_task(tmp_path: Path) -> None:
         harness.close()
         stop_process(proc)
     assert not (tmp_path / 'ds').exists()  # nothing recorded, nothing written
+
+
+def test_writer_backlog_is_bounded_and_its_overflow_counted(tmp_path: Path) -> None:
+    proc = start_source()
+    bound = 3
+    harness = Harness(tmp_path / 'ds', write_queue_frames=bound)
+    writer_free = threading.Event()
+    try:
+        harness.wait_sim_clock()
+        time.sleep(0.5)
+        harness.recorder._io.submit(writer_free.wait)  # the writer thread is busy (a slow disk): frames queue up
+        assert harness.call('start').success
+        deadline = time.monotonic() + (bound + 5) / FPS + harness.recorder.config.max_latency_s + 10.0
+        while not any('write_queue_frames' in s.message for s in harness.statuses):
+            assert time.monotonic() < deadline, 'no frame was dropped while the writer was blocked'
+            time.sleep(0.05)
+        overflow = next(s for s in harness.statuses if 'write_queue_frames' in s.message)
+        writer_free.set()
+        saved = harness.call('save')
+    finally:
+        writer_free.set()
+        harness.close()
+        stop_process(proc)
+    # While the writer was blocked, exactly `bound` frames were accepted; the rest were counted, not queued.
+    assert overflow.recording and overflow.frame_count == bound and overflow.dropped_frames >= 1, overflow
+    assert saved.success, saved.message
+    frames, dropped = saved_counts(saved.message)
+    assert dropped >= overflow.dropped_frames
+    assert load(tmp_path / 'ds').meta.episodes[0]['length'] == frames

@@ -65,7 +65,13 @@ class RecorderConfig(ParameterTable):
     robot_type: str = param(SO101.name, 'robot type stored in meta/info.json')
     image_size: tuple[int, ...] = param((0, 0), '[height, width] of stored images; [0, 0] keeps the camera size', ge=0)
     vcodec: str = param('libsvtav1', 'video codec (LeRobot default libsvtav1)')
-    parallel_encoding: bool = param(False, 'encode cameras in parallel processes on save')
+    streaming_encoding: bool = param(
+        True, 'encode videos while recording (quick save, no PNG staging); false: stage PNGs, encode them on save'
+    )
+    parallel_encoding: bool = param(False, 'without streaming_encoding: encode cameras in parallel processes on save')
+    write_queue_frames: int = param(
+        60, 'frames waiting for the writer thread at most (bounds memory); a frame beyond is dropped and counted', ge=1
+    )
     status_rate_hz: float = param(2.0, 'recorder/status publish rate', gt=0.0)
 
     def check(self) -> None:

@@ -32,6 +32,12 @@ MIN_IMAGE_SIDE = 32
 # LeRobot logs and swallows a failed PNG write (a truncated frame then breaks the encode at save), so a frame is
 # refused while less than this is free besides its own raw size.
 MIN_FREE_BYTES = 1 << 20
+# Frames per camera the streaming encoder may hold (LeRobot's default, about 1 s at 30 fps).
+ENCODER_QUEUE_FRAMES = 30
+
+
+class EncoderBehindError(RuntimeError):
+    """A camera's streaming video encoder has no room for another frame."""
 
 
 class DiskFullError(OSError):
@@ -163,6 +169,7 @@ class EpisodeDatasetWriter:
         )
         if self._dataset is None:
             self._create({cam.name: frame[f'observation.images.{cam.name}'].shape for cam in self.config.cameras})
+        self._check_encoder_room()
         self._dataset.add_frame(frame)
         self._frames_in_episode += 1
 
@@ -207,6 +214,20 @@ class EpisodeDatasetWriter:
         self._dataset.finalize()
         self._dataset = None
 
+    def _check_encoder_room(self) -> None:
+        """Refuse a frame unless every camera's streaming encoder can take it.
+
+        LeRobot's StreamingVideoEncoder drops a frame of one camera silently when that camera's queue is full, which
+        would shift its video against the other cameras and the data. This writer is the queues' only producer, so
+        room in every queue now means the frame goes into all of them. (LeRobot 0.6.1 has no public accessor.)
+        """
+        encoder = self._dataset.writer._streaming_encoder
+        if encoder is None or not encoder._episode_active:
+            return
+        full = [key for key, frames in encoder._frame_queues.items() if frames.full()]
+        if full:
+            raise EncoderBehindError(f'the video encoder of {full} is {encoder.queue_maxsize} frames behind')
+
     def _check_free_space(self, needed: int, what: str) -> None:
         folder = self.root if self.root.exists() else self.root.parent
         free = shutil.disk_usage(folder).free
@@ -231,6 +252,8 @@ class EpisodeDatasetWriter:
             robot_type=self.config.robot_type,
             use_videos=True,
             rgb_encoder=self._encoder,
+            streaming_encoding=self.config.streaming_encoding,
+            encoder_queue_maxsize=ENCODER_QUEUE_FRAMES,
         )
         _log.info('created dataset %s at %s', self.config.repo_id, self.root)
 
@@ -244,8 +267,12 @@ class EpisodeDatasetWriter:
                 + '. Record into another dataset_root (or repair/remove the last episode).'
             )
         self._check_compatible(info)
-        # Frames staged by a killed session (PNG files of its unsaved episode) would be picked up by the next save.
+        # Frames staged by a killed session (PNG files of its unsaved episode) would be picked up by the next save;
+        # its partial streaming videos (LeRobot's temporary folders in the root) are garbage.
         shutil.rmtree(self.root / 'images', ignore_errors=True)
+        for folder in self.root.glob('tmp*'):
+            if folder.is_dir() and all(p.name.endswith('_streaming.mp4') for p in folder.iterdir()):
+                shutil.rmtree(folder)
         self.image_shapes = {
             cam.name: tuple(info['features'][f'observation.images.{cam.name}']['shape']) for cam in self.config.cameras
         }
@@ -253,7 +280,13 @@ class EpisodeDatasetWriter:
         _log.info('resuming dataset %s at %s (%d episodes)', self.config.repo_id, self.root, self.saved_episodes)
 
     def _open_resume(self) -> LeRobotDataset:
-        return LeRobotDataset.resume(self.config.repo_id, root=self.root, rgb_encoder=self._encoder)
+        return LeRobotDataset.resume(
+            self.config.repo_id,
+            root=self.root,
+            rgb_encoder=self._encoder,
+            streaming_encoding=self.config.streaming_encoding,
+            encoder_queue_maxsize=ENCODER_QUEUE_FRAMES,
+        )
 
     def _check_compatible(self, info: dict) -> None:
         features = info.get('features', {})

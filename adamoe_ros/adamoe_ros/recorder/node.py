@@ -54,6 +54,8 @@ class RecorderNode(Node):
         self._busy = False  # a save or discard is in progress
         self._frames = 0
         self._dropped = 0
+        self._queued_writes = 0  # frames handed to the writer thread and not written yet
+        self._received: dict[str, int] = {}  # camera messages received during the episode, per camera
         self._bad_messages = 0
         self._message = ''
         self._saved_episodes = self._writer.saved_episodes
@@ -95,6 +97,8 @@ class RecorderNode(Node):
             stamp = sample_stamp_ns(msg, source.has_header, receive_ns)
             with self._lock:
                 self._aligner.push(source.stream, stamp, value)
+                if self._recording and source.stream in self._received:
+                    self._received[source.stream] += 1
 
         return on_message
 
@@ -131,16 +135,28 @@ class RecorderNode(Node):
                 self._message = f'frame {result.index} dropped: {result.reason}'
                 self.get_logger().warning(self._message, throttle_duration_sec=2.0)
                 continue
+            if self._queued_writes >= self.config.write_queue_frames:
+                # The writer fell behind: memory stays bounded and the loss is counted, never silent.
+                self._dropped += 1
+                self._message = (
+                    f'frame {result.index} dropped: the writer is {self._queued_writes} frames behind '
+                    '(write_queue_frames)'
+                )
+                self.get_logger().warning(self._message, throttle_duration_sec=2.0)
+                continue
             self._frames += 1
+            self._queued_writes += 1
             self._io.submit(self._writer.add, result, self._task).add_done_callback(self._on_frame_written)
 
     def _on_frame_written(self, future: Any) -> None:
         error = None if future.cancelled() else future.exception()
-        if error is not None:
-            with self._lock:
+        with self._lock:
+            self._queued_writes -= 1
+            if error is not None:
                 self._frames -= 1
                 self._dropped += 1
                 self._message = f'frame not written: {error}'
+        if error is not None:
             self.get_logger().error(self._message, throttle_duration_sec=2.0)
 
     # ---- services ------------------------------------------------------------------------------------------
@@ -160,6 +176,7 @@ class RecorderNode(Node):
             else:
                 self._task = task
                 self._frames = self._dropped = 0
+                self._received = {f'camera:{camera.name}': 0 for camera in self.config.cameras}
                 self._message = ''
                 self._aligner.start(now)
                 self._recording = True
@@ -202,10 +219,11 @@ class RecorderNode(Node):
             # Frame writes run before the save on the FIFO worker, so a frame that failed to write is counted now.
             with self._lock:
                 dropped = self._dropped
+                received = ', '.join(f'{name.removeprefix("camera:")} {n}' for name, n in self._received.items())
             response.success = True
             response.message = (
                 f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                f'{dropped} dropped, in {saved.seconds:.2f} s'
+                f'{dropped} dropped, in {saved.seconds:.2f} s; camera messages received: {received}'
             )
             self.get_logger().info(response.message)
         with self._lock:

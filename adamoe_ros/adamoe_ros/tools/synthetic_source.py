@@ -4,12 +4,14 @@ At `rate` Hz, tick k publishes (all stamped t_k): every camera as a flat image o
 `joint_states` with every position = t_k - offset, leader `leader/joint_states` = t_k - offset + 1000,
 `sim/cube_position` = [t, -t, 2t] and a latched instruction. With --sim-time it also publishes /clock = t_k
 (starting at 1 s), so stamps and the receiver's clock are sim time. --gap-every/--gap-length skip joint_states
-for a while to provoke rejected frames.
+for a while to provoke rejected frames. --texture adds a moving textured scene with sensor noise to the grey level,
+so compression costs what it costs on a real camera (benchmarks). On exit it prints how many ticks it published.
 """
 
 import argparse
 import time
 
+import cv2
 import numpy as np
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
@@ -32,6 +34,27 @@ def grey_level(tick: int) -> int:
     return (tick % 32) * 8
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """'64' -> (64, 64); '480x640' -> (480, 640) (height x width)."""
+    height, _, width = text.partition('x')
+    return int(height), int(width or height)
+
+
+def frames(size: tuple[int, int], texture: bool, count: int = 32) -> list[np.ndarray]:
+    """Return the images of ticks 0..count-1 (repeating): flat grey, or grey plus a moving texture."""
+    flat = [np.full((*size, 3), grey_level(k), np.uint8) for k in range(count)]
+    if not texture:
+        return flat
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 96, (size[0] // 16 + 1, size[1] // 16 + 1, 3), dtype=np.uint8)
+    scene = cv2.resize(coarse, (size[1], size[0]), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    images = []
+    for k, grey in enumerate(flat):
+        noise = rng.integers(-3, 4, (*size, 3), dtype=np.int16)  # sensor noise: no two frames alike
+        images.append(np.clip(grey // 2 + np.roll(scene, 8 * k, axis=1) + noise, 0, 255).astype(np.uint8))
+    return images
+
+
 class SyntheticTeleopSource(Node):
     """Publishes the recorder's input topics with self-describing values."""
 
@@ -39,9 +62,7 @@ class SyntheticTeleopSource(Node):
         super().__init__('synthetic_teleop_source')
         self._args = args
         self._tick = 0
-        self._images = [
-            numpy_to_image(np.full((args.size, args.size, 3), grey_level(k), np.uint8), 'rgb8') for k in range(32)
-        ]
+        self._images = [numpy_to_image(image, 'rgb8') for image in frames(args.size, args.texture)]
         self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', SENSOR_QOS) for name in args.cameras]
         self._joints = self.create_publisher(JointState, 'joint_states', RELIABLE_QOS)
         self._leader = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
@@ -77,12 +98,18 @@ class SyntheticTeleopSource(Node):
         self._cube.publish(Float64MultiArray(data=[value, -value, 2 * value]))
         self._tick += 1
 
+    def summary(self) -> str:
+        """How many ticks were published (each: one image per camera) at what mean rate."""
+        seconds = time.monotonic() - self._wall_start
+        return f'published {self._tick} ticks in {seconds:.1f} s ({self._tick / seconds:.2f} Hz) on each topic'
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the source until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--rate', type=float, default=30.0)
-    parser.add_argument('--size', type=int, default=64)
+    parser.add_argument('--size', type=image_size, default=(64, 64), help='HEIGHTxWIDTH, or one number (square)')
+    parser.add_argument('--texture', action='store_true', help='textured moving images with noise (not flat grey)')
     parser.add_argument('--cameras', nargs='+', default=list(SO101.camera_names))
     parser.add_argument('--sim-time', action='store_true')
     parser.add_argument('--offset', type=float, default=0.0, help='subtracted from stamps (s) in the values')
@@ -90,7 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
     args = parser.parse_args(argv)
-    return run_node(lambda: SyntheticTeleopSource(args))
+    made: list[SyntheticTeleopSource] = []
+
+    def make() -> SyntheticTeleopSource:
+        made.append(SyntheticTeleopSource(args))
+        return made[0]
+
+    status = run_node(make)
+    if made:
+        print(made[0].summary(), flush=True)
+    return status
 
 
 if __name__ == '__main__':
