@@ -1,7 +1,6 @@
 """The engine in its own process: same chunks as in-process, errors raised here, a dead child a clear error, and
 nothing left behind (no child process, no shared-memory block) after close or after the parent dies."""
 
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_policy_support import engine_children
 
 from adamoe_ros.engine import (
     BundleError,
@@ -81,13 +81,15 @@ def test_engine_errors_are_raised_in_the_caller_and_the_process_keeps_serving(re
 
 
 def test_a_bad_bundle_raises_its_bundle_error_and_leaves_no_child(tmp_path):
+    before = engine_children()
     with pytest.raises(BundleError, match='bundle.json'):
         EngineProcess(tmp_path)
-    assert multiprocessing.active_children() == []
+    assert engine_children() == before
 
 
 def test_a_killed_engine_process_is_a_clear_error_and_close_cleans_up():
-    process = EngineProcess(DEMO)
+    reasons = []
+    process = EngineProcess(DEMO, on_exit=reasons.append)
     pid = process.pid
     observation = camera_sized(process.spec, 6)
     process.infer(observation)
@@ -97,10 +99,10 @@ def test_a_killed_engine_process_is_a_clear_error_and_close_cleans_up():
     for _ in range(2):  # this call and every later one
         with pytest.raises(EngineProcessError, match=f'engine process \\(pid {pid}\\) was killed by SIGKILL'):
             process.infer(observation)
+    assert reasons == [f'engine process (pid {pid}) was killed by SIGKILL']  # told once, unasked
     process.close()
     process.close()
     assert gone(pid, 5.0) and not block.exists()
-    assert multiprocessing.active_children() == []
 
 
 def test_close_stops_the_child_and_frees_the_block():
@@ -125,7 +127,7 @@ def test_the_child_exits_when_its_parent_dies():
     try:
         child = int(parent.stdout.readline())
         os.kill(child, 0)  # running
-        parent.kill()  # no close(), no atexit: only the closed pipe tells the child
+        parent.kill()  # no close(), no atexit: only the closed socket tells the child
         parent.wait(10)
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline and Path(f'/proc/{child}').exists():

@@ -4,14 +4,13 @@ Commands flow as with the inference thread; when the engine process dies the nod
 position; shutting the node down leaves no child process behind.
 """
 
-import multiprocessing
 import os
 import signal
 import time
 
 import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
-from test_policy_support import Harness, assert_commands_safe, policy_overrides, start_inputs
+from test_policy_support import Harness, assert_commands_safe, engine_children, policy_overrides, start_inputs
 
 CONTROL_PERIOD = 1.0 / 50.0  # policy_overrides()
 SCHEDULING_SLACK = 1.0  # a loaded 2-core machine
@@ -53,8 +52,8 @@ def test_engine_process_commands_then_its_death_holds_the_measured_position():
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node._engine.pid != pid and multiprocessing.active_children()
+        assert engine_children() == [node._engine.pid] and node._engine.pid != pid
     finally:
         inputs.kill()
         harness.close()
-    assert multiprocessing.active_children() == []  # shutdown stopped the engine process
+    assert engine_children() == []  # shutdown stopped the engine process

@@ -4,19 +4,23 @@ In a thread of the policy node, inference shares one GIL with the control timer 
 it runs Python code (preprocessing, the Euler loop) a waiting timer callback gets the interpreter only at the next
 switch (5 ms by default). In its own process it shares nothing but the CPUs. Each call copies the observation's
 images once into a shared-memory block the child reads in place; the rest of the request and the small result (the
-chunk, timings, expert usage) go through a pipe.
+chunk, timings, expert usage) go through a socket pair.
 
 A child that dies (killed, out of memory, a crash in native code) turns the call in progress and every later one
 into EngineProcessError, and is reported at once to an `on_exit` callback (the policy node holds). close() stops
-the child and frees the block; a child whose parent dies sees its pipe close and exits.
+the child and frees the block; a child whose parent dies sees its socket close and exits.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import mmap
 import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
@@ -30,6 +34,9 @@ from adamoe_ros.engine.engine import PolicyEngine
 
 _STOP = None  # the request that ends the child
 _BLOCK_ALIGN = 1 << 20  # the image block grows in whole MiB, so camera sizes changing by a little reuse it
+# The child is a fresh interpreter that imports only the engine (not the caller's main module, as
+# multiprocessing's spawn would): python -c _CHILD <socket fd> <json arguments>.
+_CHILD = 'import sys; from adamoe_ros.engine.process import serve; serve(int(sys.argv[1]), sys.argv[2])'
 
 
 class EngineProcessError(RuntimeError):
@@ -53,20 +60,19 @@ class EngineProcess:
         nice > 0 lowers the child's CPU priority, so the caller's timers win the CPU on a busy machine.
         on_exit(reason) is called from a watcher thread when the child ends other than by close().
         """
-        context = multiprocessing.get_context('spawn')  # never fork a process that runs DDS threads
-        self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
-            target=_serve,
-            args=(child_conn, str(path), None if providers is None else list(providers), intra_op_threads, nice),
-            name='adamoe_engine',
-            daemon=True,  # multiprocessing ends it when this interpreter exits without close()
-        )
-        self._process.start()
-        child_conn.close()
+        ours, theirs = socket.socketpair()
+        arguments = json.dumps([str(path), None if providers is None else list(providers), intra_op_threads, nice])
+        with theirs:
+            self._process: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, '-c', _CHILD, str(theirs.fileno()), arguments], pass_fds=(theirs.fileno(),)
+            )
+        self._conn = Connection(ours.detach())
+        self._exited = os.pidfd_open(self._process.pid)  # readable once the child has ended
         self._lock = threading.Lock()
         self._block: SharedMemory | None = None
         self._failure = ''
         self._closing = False
+        self._watcher: threading.Thread | None = None
         try:
             reply = self._receive(start_timeout)
         except BaseException:
@@ -77,12 +83,13 @@ class EngineProcess:
             raise reply[1]
         _, self.spec, self.rtc, self.providers = reply
         if on_exit is not None:
-            threading.Thread(target=self._watch, args=(on_exit,), name='engine_watch', daemon=True).start()
+            self._watcher = threading.Thread(target=self._watch, args=(on_exit,), name='engine_watch', daemon=True)
+            self._watcher.start()
 
     @property
     def pid(self) -> int | None:
         """Process id of the child (None once closed)."""
-        return self._process.pid if self._process is not None else None
+        return None if self._process is None else self._process.pid
 
     def infer(
         self,
@@ -130,11 +137,15 @@ class EngineProcess:
                 self._conn.send(_STOP)
             except OSError:
                 pass
-            process.join(timeout)
-            if process.is_alive():
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(timeout)
+                process.wait(timeout)
             self._conn.close()
+            if self._watcher is not None:
+                self._watcher.join(timeout)  # it saw the exit; only then may its pidfd go
+            os.close(self._exited)
             if self._block is not None:
                 self._block.close()
                 self._block.unlink()
@@ -162,16 +173,15 @@ class EngineProcess:
 
     def _watch(self, on_exit: Callable[[str], None]) -> None:
         process = self._process
-        wait([process.sentinel])
+        wait([self._exited])
         if self._closing:
             return
-        process.join(1.0)
-        self._failure = f'engine process (pid {process.pid}) {_describe_exit(process.exitcode)}'
+        self._failure = f'engine process (pid {process.pid}) {_describe_exit(process.wait())}'
         on_exit(self._failure)
 
     def _receive(self, timeout: float | None) -> tuple:
         """Return the child's next reply; EngineProcessError when it died first or gave none within timeout."""
-        ready = wait([self._conn, self._process.sentinel], timeout)
+        ready = wait([self._conn, self._exited], timeout)
         if self._conn in ready:
             try:
                 return self._conn.recv()
@@ -180,8 +190,7 @@ class EngineProcess:
         if not ready:
             self._failure = f'engine process (pid {self._process.pid}) gave no answer within {timeout:.0f} s'
         else:
-            self._process.join(1.0)
-            self._failure = f'engine process (pid {self._process.pid}) {_describe_exit(self._process.exitcode)}'
+            self._failure = f'engine process (pid {self._process.pid}) {_describe_exit(self._process.wait())}'
         raise EngineProcessError(self._failure)
 
     def __enter__(self) -> EngineProcess:
@@ -201,9 +210,11 @@ def _describe_exit(code: int | None) -> str:
     return f'exited with status {code}'
 
 
-def _serve(conn: Connection, path: str, providers: list[str] | None, threads: int, nice: int) -> None:
+def serve(fd: int, arguments: str) -> None:
     """Body of the child: load the bundle, then answer inference requests until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the parent decides
+    path, providers, threads, nice = json.loads(arguments)
+    conn = Connection(fd)
     if nice > 0:
         os.nice(nice)
     try:
@@ -212,7 +223,7 @@ def _serve(conn: Connection, path: str, providers: list[str] | None, threads: in
         conn.send(('error', _sendable(err)))
         return
     conn.send(('ready', engine.spec, engine.rtc, engine.providers))
-    block: SharedMemory | None = None
+    block: tuple[str, mmap.mmap] | None = None
     try:
         while True:
             try:
@@ -222,18 +233,27 @@ def _serve(conn: Connection, path: str, providers: list[str] | None, threads: in
             if request is _STOP:
                 return
             name, layout, state, instruction, options = request
-            if block is None or block.name != name:
+            if block is None or block[0] != name:
                 if block is not None:
-                    block.close()
-                block = SharedMemory(name=name)
-            conn.send(_answer(engine, block, layout, state, instruction, options))
+                    block[1].close()
+                block = (name, _attach(name))
+            conn.send(_answer(engine, block[1], layout, state, instruction, options))
     finally:
         if block is not None:
-            block.close()
+            block[1].close()
 
 
-def _answer(engine: PolicyEngine, block: SharedMemory, layout: list, state, instruction: str, options: dict) -> tuple:
-    images = {camera: np.ndarray(shape, np.uint8, buffer=block.buf, offset=offset) for camera, offset, shape in layout}
+def _attach(name: str) -> mmap.mmap:
+    """Map the parent's block (not through SharedMemory, whose resource tracker would unlink it when we exit)."""
+    fd = os.open(f'/dev/shm/{name}', os.O_RDONLY)
+    try:
+        return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+
+
+def _answer(engine: PolicyEngine, block: mmap.mmap, layout: list, state, instruction: str, options: dict) -> tuple:
+    images = {camera: np.ndarray(shape, np.uint8, buffer=block, offset=offset) for camera, offset, shape in layout}
     try:
         return 'ok', engine.infer(Observation(images=images, state=state, instruction=instruction), **options)
     except Exception as err:  # noqa: BLE001 - raised again in the parent
@@ -243,7 +263,7 @@ def _answer(engine: PolicyEngine, block: SharedMemory, layout: list, state, inst
 
 
 def _sendable(err: Exception) -> Exception:
-    """`err` if it survives pickling, else a RuntimeError with its text."""
+    """Return `err` if it survives pickling, else a RuntimeError with its text."""
     try:
         pickle.loads(pickle.dumps(err))
         return err
