@@ -99,6 +99,9 @@ def test_a_killed_engine_process_is_a_clear_error_and_close_cleans_up():
     for _ in range(2):  # this call and every later one
         with pytest.raises(EngineProcessError, match=f'engine process \\(pid {pid}\\) was killed by SIGKILL'):
             process.infer(observation)
+    deadline = time.monotonic() + 5.0
+    while not reasons and time.monotonic() < deadline:  # the watcher thread calls on_exit
+        time.sleep(0.01)
     assert reasons == [f'engine process (pid {pid}) was killed by SIGKILL']  # told once, unasked
     process.close()
     process.close()
