@@ -71,7 +71,9 @@ class SyntheticInputs(Node):
         """Publish one malformed or random message on a random input topic."""
         kind = int(self.rng.integers(0, 5))
         if kind == 0:
-            self.cameras[self.args.cameras[0]].publish(random_image(self.rng))
+            msg = random_image(self.rng)
+            msg.header.stamp = self.get_clock().now().to_msg()  # a good stamp: the content is what fails
+            self.cameras[self.args.cameras[0]].publish(msg)
         elif kind == 1:
             self.joints_pub.publish(random_joint_state(self.rng))
         elif kind == 2:
