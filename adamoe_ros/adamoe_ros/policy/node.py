@@ -84,14 +84,15 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = 'policy_node', **kwargs) -> None:
         """Declare parameters; kwargs (namespace, context, parameter_overrides, cli_args) go to the node."""
         super().__init__(node_name, **kwargs)
-        self._active = False  # before anything that can fail: destroy_node runs on a half-built node too
+        # Before anything that can fail: destroy_node runs on a half-built node too.
+        self._active = False
+        self._engine: PolicyBackend | None = None
         declare_policy_parameters(self)
         self._state_label = 'unconfigured'
         # Guards the command state shared by the control timer, the inference thread and the clock-jump callback.
         self._lock = threading.Lock()
         # Made by configure from the parameters and the bundle; released by cleanup.
         self._params: PolicyParams | None = None
-        self._engine: PolicyBackend | None = None
         self._cameras: list[str] = []
         self._camera_topics: list[str] = []
         self._camera_transports: list[str] = []
