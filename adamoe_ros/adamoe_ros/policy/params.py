@@ -75,7 +75,7 @@ class PolicyParams(ParameterTable):
     status_rate: float = param(2.0, 'Rate of policy/status and /diagnostics (Hz).', gt=0.0)
     intra_op_threads: int = param(1, 'ONNX Runtime intra-op threads.', ge=1)
     engine_host: str = param(
-        'thread',
+        'process',
         "Where the engine runs: 'thread' (the inference thread of this process) or 'process' (a child process "
         'fed through shared memory, so inference never holds the interpreter that runs the control timer).',
         choices=ENGINE_HOSTS,
