@@ -12,6 +12,8 @@ import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 from test_policy_support import Harness, assert_commands_safe, engine_children, policy_overrides, start_inputs
 
+from adamoe_ros.policy.inputs import JOINT_STATE_STREAM
+
 CONTROL_PERIOD = 1.0 / 50.0  # policy_overrides()
 SCHEDULING_SLACK = 1.0  # a loaded 2-core machine
 MEASURED = np.array([0.3, -0.4, 0.5, 0.2, 0.0, 0.4])
@@ -24,7 +26,13 @@ def test_engine_process_commands_then_its_death_holds_the_measured_position():
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         pid = node._engine.pid
-        assert harness.wait_for(lambda: node.status_message().stale_inputs == [], 6.0)
+        # Fresh inputs from this test's publisher (its positions), not from one a previous test left in the domain.
+        def fresh_and_ours() -> bool:
+            positions = node._buffer.get(JOINT_STATE_STREAM)
+            ours = positions is not None and np.allclose(positions, MEASURED)
+            return ours and node.status_message().stale_inputs == []
+
+        assert harness.wait_for(fresh_and_ours, 10.0)
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert harness.wait_for(lambda: len(recorder.chunks) >= 2 and len(recorder.commands) >= 20, 10.0)
 
