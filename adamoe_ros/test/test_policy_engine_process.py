@@ -26,6 +26,7 @@ def test_engine_process_commands_then_its_death_holds_the_measured_position():
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         pid = node._engine.pid
+
         # Fresh inputs from this test's publisher (its positions), not from one a previous test left in the domain.
         def fresh_and_ours() -> bool:
             positions = node._buffer.get(JOINT_STATE_STREAM)
