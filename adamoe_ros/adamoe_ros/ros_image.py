@@ -19,6 +19,16 @@ _ENCODINGS: dict[str, tuple[type, int]] = {
     '16UC1': (np.uint16, 1),
     '32FC1': (np.float32, 1),
 }
+# Colour encodings and the OpenCV conversion to RGB (None: already RGB).
+_COLOUR_CODES: dict[str, int | None] = {
+    'rgb8': None,
+    'bgr8': cv2.COLOR_BGR2RGB,
+    '8UC3': cv2.COLOR_BGR2RGB,
+    'rgba8': cv2.COLOR_RGBA2RGB,
+    'bgra8': cv2.COLOR_BGRA2RGB,
+    'mono8': cv2.COLOR_GRAY2RGB,
+    '8UC1': cv2.COLOR_GRAY2RGB,
+}
 
 
 class ImageConversionError(ValueError):
@@ -47,26 +57,32 @@ def image_to_numpy(msg: Image) -> np.ndarray:
 
 
 def to_rgb8(msg: Image | CompressedImage) -> np.ndarray:
-    """Decode a colour camera message to a contiguous uint8 RGB (H, W, 3) array."""
+    """Decode a colour camera message to a contiguous uint8 RGB (H, W, 3) array (a view of msg.data for rgb8)."""
     if isinstance(msg, CompressedImage):
-        buf = np.frombuffer(msg.data, np.uint8)
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-        if bgr is None:
-            raise ImageConversionError(f'cannot decode compressed image (format {msg.format!r})')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    img = image_to_numpy(msg)
-    enc = msg.encoding
-    if enc == 'rgb8':
-        return np.ascontiguousarray(img)
-    if enc in ('bgr8', '8UC3'):
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if enc == 'rgba8':
-        return cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
-    if enc == 'bgra8':
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    if enc in ('mono8', '8UC1'):
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    raise ImageConversionError(f'encoding {enc!r} is not a colour image')
+        return decode_compressed(msg)
+    return array_to_rgb8(image_to_numpy(msg), msg.encoding)
+
+
+def decode_compressed(msg: CompressedImage) -> np.ndarray:
+    """Decode a CompressedImage (JPEG, PNG) to a contiguous uint8 RGB (H, W, 3) array."""
+    buf = np.frombuffer(msg.data, np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if bgr is None:
+        raise ImageConversionError(f'cannot decode compressed image (format {msg.format!r})')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def check_colour_encoding(encoding: str) -> None:
+    """Raise ImageConversionError unless array_to_rgb8 can turn this encoding into RGB."""
+    if encoding not in _COLOUR_CODES:
+        raise ImageConversionError(f'encoding {encoding!r} is not a colour image')
+
+
+def array_to_rgb8(img: np.ndarray, encoding: str) -> np.ndarray:
+    """RGB (H, W, 3) uint8 from image_to_numpy's array of a colour encoding; rgb8 comes back as is (no copy)."""
+    check_colour_encoding(encoding)
+    code = _COLOUR_CODES[encoding]
+    return img if code is None else cv2.cvtColor(img, code)
 
 
 def numpy_to_image(arr: np.ndarray, encoding: str, msg: Image | None = None) -> Image:

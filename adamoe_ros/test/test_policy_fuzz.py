@@ -56,7 +56,9 @@ def test_every_malformed_message_is_rejected_and_counted():
         for i in range(FUZZ_COUNT):
             kind = i % 4
             if kind == 0:
-                node._on_camera('front', 'cameras/front/image_raw', random_image(rng))
+                image = random_image(rng)
+                image.header.stamp = node.get_clock().now().to_msg()  # a good stamp: the content is what fails
+                node._on_camera('front', 'cameras/front/image_raw', image)
                 topics['cameras/front/image_raw'] += 1
             elif kind == 1:
                 node._on_joint_state(random_joint_state(rng))

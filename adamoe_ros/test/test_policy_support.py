@@ -186,3 +186,17 @@ def assert_commands_safe(values: np.ndarray, measured: np.ndarray, period: float
     from_measured = np.all(np.abs(values[1:] - np.clip(measured, LOWER, UPPER)) <= max_step, axis=1)
     bad = np.flatnonzero(~(from_previous | from_measured))
     assert bad.size == 0, f'command jumps at {bad[:5]}: {values[bad[0]]} -> {values[bad[0] + 1]}'
+
+
+def engine_children() -> list[int]:
+    """Pids of this process's children that run an engine process and have not exited."""
+    pids = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try:
+            state, ppid = stat.read_text().rsplit(')', 1)[1].split()[:2]
+            cmdline = (stat.parent / 'cmdline').read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        if int(ppid) == os.getpid() and state != 'Z' and b'adamoe_ros.engine.process' in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids

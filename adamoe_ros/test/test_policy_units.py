@@ -16,9 +16,10 @@ from adamoe_ros.policy.inputs import (
     camera_stream,
 )
 from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
+from adamoe_ros.policy.timing import NodeTimings
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    camera_image_to_rgb,
+    check_camera_image,
     check_extra_state,
     check_instruction,
 )
@@ -155,25 +156,25 @@ def test_safety_sequence_respects_velocity_between_points():
 
 def test_camera_image_checks():
     rgb = np.random.default_rng(0).integers(0, 255, (8, 10, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(camera_image_to_rgb(numpy_to_image(rgb, 'rgb8'), 64), rgb)
+    np.testing.assert_array_equal(check_camera_image(numpy_to_image(rgb, 'rgb8'), 64).rgb(), rgb)
     bgr = numpy_to_image(rgb[..., ::-1], 'bgr8')
-    np.testing.assert_array_equal(camera_image_to_rgb(bgr, 64), rgb)
+    np.testing.assert_array_equal(check_camera_image(bgr, 64).rgb(), rgb)
     with pytest.raises(InputRejectedError, match='exceeds'):
-        camera_image_to_rgb(numpy_to_image(rgb, 'rgb8'), 9)
+        check_camera_image(numpy_to_image(rgb, 'rgb8'), 9)
     bad = numpy_to_image(rgb, 'rgb8')
     bad.encoding = 'yuv422_weird'
     with pytest.raises(InputRejectedError, match='encoding'):
-        camera_image_to_rgb(bad, 64)
+        check_camera_image(bad, 64)
     short = numpy_to_image(rgb, 'rgb8')
     short.data = short.data[:-3]
     with pytest.raises(InputRejectedError, match='does not match'):
-        camera_image_to_rgb(short, 64)
+        check_camera_image(short, 64)
     depth = numpy_to_image(np.zeros((4, 4), np.float32), '32FC1')
     with pytest.raises(InputRejectedError, match='not a colour'):
-        camera_image_to_rgb(depth, 64)
+        check_camera_image(depth, 64)
     garbage = CompressedImage(format='jpeg', data=b'not a jpeg at all')
     with pytest.raises(InputRejectedError):
-        camera_image_to_rgb(garbage, 64)
+        check_camera_image(garbage, 64)
     assert isinstance(Image(), Image)
 
 
@@ -184,7 +185,7 @@ def test_compressed_image_decodes():
     rgb[..., 0] = 200
     ok, png = cv2.imencode('.png', rgb[..., ::-1])
     msg = CompressedImage(format='png', data=png.tobytes())
-    np.testing.assert_array_equal(camera_image_to_rgb(msg, 64), rgb)
+    np.testing.assert_array_equal(check_camera_image(msg, 64).rgb(), rgb)
 
 
 def test_joint_state_matched_by_name():
@@ -232,6 +233,8 @@ def test_stamp_rules():
         (now - 51 * MS, 'beyond the maximum age'),
     ):
         with pytest.raises(InputRejectedError, match=problem):
+            buffer.check_stamp(JOINT_STATE_STREAM, stamp_ns=stamp, now_ns=now + 20 * MS)  # what the node asks first
+        with pytest.raises(InputRejectedError, match=problem):
             buffer.put_measurement(JOINT_STATE_STREAM, 'bad', stamp_ns=stamp, now_ns=now + 20 * MS)
     assert buffer.get(JOINT_STATE_STREAM) == 'c'  # nothing rejected changed the stream
     # A stamp ahead counts from its arrival: it buys no freshness.
@@ -270,6 +273,37 @@ def test_buffer_staleness_and_snapshot():
     np.testing.assert_allclose(snap.state, [0.1, 0.2, 3.0])
     assert snap.state.dtype == np.float32 and snap.instruction == 'go'
     np.testing.assert_array_equal(snap.images['front'], image)
+
+
+def test_camera_frames_are_converted_only_when_a_snapshot_takes_them():
+    limits = StreamLimits(image_s=0.1, joint_state_s=0.1, extra_state_s=0.1, future_stamp_s=0.01)
+    buffer = ObservationBuffer(['front'], num_extra=0, limits=limits)
+    buffer.put_measurement(JOINT_STATE_STREAM, np.zeros(2), stamp_ns=MS, now_ns=MS)
+    buffer.put(INSTRUCTION_STREAM, 'go', now_ns=0)
+    timings = NodeTimings()
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(3):  # three BGR frames arrive before any inference
+        rgb = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+        msg = numpy_to_image(np.ascontiguousarray(rgb[..., ::-1]), 'bgr8')
+        frame = check_camera_image(msg, 64)
+        frames.append((rgb, frame))
+        timings.frame_received('front', buffer.put_measurement(camera_stream('front'), frame, (i + 1) * MS, 5 * MS))
+    assert all(frame._rgb is None for _, frame in frames)  # nothing converted on arrival
+    snap = buffer.snapshot(5 * MS)
+    np.testing.assert_array_equal(snap.images['front'], frames[-1][0])  # the newest, converted now
+    assert [frame._rgb is None for _, frame in frames] == [True, True, False]
+    assert timings.frames_received['front'] == 3 and timings.frames_unused['front'] == 2
+    # A frame a snapshot took is not counted as unused when the next one replaces it.
+    rgb8 = numpy_to_image(frames[0][0], 'rgb8')
+    timings.frame_received(
+        'front', buffer.put_measurement(camera_stream('front'), check_camera_image(rgb8, 64), 4 * MS, 5 * MS)
+    )
+    assert timings.frames_received['front'] == 4 and timings.frames_unused['front'] == 2
+    # rgb8 needs no conversion: the snapshot holds a view of the message's own data, no copy.
+    image = buffer.snapshot(5 * MS).images['front']
+    assert np.shares_memory(image, np.frombuffer(rgb8.data, np.uint8))
+    np.testing.assert_array_equal(image, frames[0][0])
 
 
 # ---- commander -----------------------------------------------------------------------------

@@ -8,11 +8,14 @@ from adamoe_contract.backend import InferenceResult, Observation, PolicyBackend,
 from adamoe_contract.routing import RoutingStats
 from adamoe_contract.spec import BundleError, BundleSpec, RoutingSpec
 from adamoe_ros.engine.engine import PolicyEngine
+from adamoe_ros.engine.process import EngineProcess, EngineProcessError
 from adamoe_ros.engine.providers import ProviderError
 
 __all__ = [
     'BundleError',
     'BundleSpec',
+    'EngineProcess',
+    'EngineProcessError',
     'InferenceResult',
     'Observation',
     'PolicyBackend',

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adamoe_ros.policy.validation import InputRejectedError
+from adamoe_ros.policy.validation import CameraFrame, InputRejectedError
 
 INSTRUCTION_STREAM = 'instruction'
 JOINT_STATE_STREAM = 'joint_states'
@@ -74,8 +74,11 @@ class ObservationBuffer:
             self._max_age_ns[EXTRA_STATE_STREAM] = _ns(limits.extra_state_s)
         self._max_future_ns = _ns(limits.future_stamp_s)
 
-    def put_measurement(self, stream: str, value: object, stamp_ns: int, now_ns: int) -> None:
-        """Store a stamped value the stamp rules admit; InputRejectedError says which rule it breaks."""
+    def check_stamp(self, stream: str, stamp_ns: int, now_ns: int) -> None:
+        """Raise InputRejectedError when the stamp rules refuse a value of `stream` stamped stamp_ns.
+
+        Cheap, so a camera frame that will be refused is refused before anything converts it.
+        """
         if stamp_ns == 0:
             raise InputRejectedError('no header stamp: the age of the measurement is unknown')
         lead_ns = stamp_ns - now_ns
@@ -91,11 +94,21 @@ class ObservationBuffer:
             )
         with self._lock:
             newest = self._latest.get(stream)
-            if newest is not None and stamp_ns < newest.stamp_ns:
-                raise InputRejectedError(
-                    f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s'
-                )
+        if newest is not None and stamp_ns < newest.stamp_ns:
+            raise _older_than(stamp_ns, newest)
+
+    def put_measurement(self, stream: str, value: object, stamp_ns: int, now_ns: int) -> object | None:
+        """Store a stamped value the stamp rules admit and return the one it replaces (None if none).
+
+        InputRejectedError says which rule it breaks.
+        """
+        self.check_stamp(stream, stamp_ns, now_ns)
+        with self._lock:
+            newest = self._latest.get(stream)
+            if newest is not None and stamp_ns < newest.stamp_ns:  # a newer one came in since check_stamp
+                raise _older_than(stamp_ns, newest)
             self._latest[stream] = _Value(value, min(stamp_ns, now_ns), stamp_ns)
+        return None if newest is None else newest.value
 
     def put(self, stream: str, value: object, now_ns: int) -> None:
         """Store a value of a stream without stamps (instruction, extra state), measured on arrival."""
@@ -130,16 +143,23 @@ class ObservationBuffer:
             self._latest = {k: v for k, v in self._latest.items() if k not in self._max_age_ns}
 
     def snapshot(self, now_ns: int) -> ObservationSnapshot | None:
-        """Assemble the newest values into one observation, or None while any required stream is stale."""
+        """Assemble the newest values into one observation, or None while any required stream is stale.
+
+        Camera frames are marked taken, then converted to RGB (outside the lock: the callbacks keep going).
+        """
         with self._lock:
             latest = dict(self._latest)
-        if self._stale(latest, now_ns):
-            return None
+            if self._stale(latest, now_ns):
+                return None
+            frames = {c: latest[camera_stream(c)].value for c in self.cameras}
+            for frame in frames.values():
+                if isinstance(frame, CameraFrame):
+                    frame.taken = True
         parts = [np.asarray(latest[JOINT_STATE_STREAM].value, dtype=np.float64)]
         if self.num_extra:
             parts.append(np.asarray(latest[EXTRA_STATE_STREAM].value, dtype=np.float64))
         return ObservationSnapshot(
-            images={c: latest[camera_stream(c)].value for c in self.cameras},
+            images={c: f.rgb() if isinstance(f, CameraFrame) else f for c, f in frames.items()},
             state=np.concatenate(parts).astype(np.float32),
             instruction=str(latest[INSTRUCTION_STREAM].value),
         )
@@ -153,6 +173,10 @@ class ObservationBuffer:
     def _is_fresh(self, stream: str, value: _Value, now_ns: int) -> bool:
         # A value measured after now dates from before a backward clock jump: not fresh either.
         return 0 <= now_ns - value.measured_ns <= self._max_age_ns[stream]
+
+
+def _older_than(stamp_ns: int, newest: _Value) -> InputRejectedError:
+    return InputRejectedError(f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s')
 
 
 def _ns(seconds: float) -> int:

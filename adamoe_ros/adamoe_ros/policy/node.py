@@ -4,6 +4,8 @@ configure loads the bundle and subscribes; activate starts inference and command
 measured position; cleanup and shutdown release everything. Inference runs in its own thread, the
 per-step command stream on a timer, so chunks are computed while the robot keeps moving.
 
+Inference runs in the inference thread itself or, with engine_host 'process', in a child process that thread
+waits on; a child that dies is an error that stops commanding at the measured position (reconfigure to restart).
 Inputs are admitted by the stamp rules of inputs.py, and commands go out only while every input is fresh.
 When commanding stops (an input went stale, the node clock jumped back), the queued actions are dropped
 together with any chunk still being planned from them; commanding restarts from a chunk planned afterwards,
@@ -12,6 +14,7 @@ ramping from a fresh measurement taken since the last command.
 
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from adamoe_ros.engine import BundleSpec, PolicyEngine
+from adamoe_ros.engine import BundleSpec, EngineProcess, EngineProcessError, PolicyBackend, PolicyEngine
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import ParameterError
@@ -62,7 +65,7 @@ from adamoe_ros.policy.safety import SafetyFilter, UnsafeCommandError
 from adamoe_ros.policy.timing import NodeTimings
 from adamoe_ros.policy.validation import (
     InputRejectedError,
-    camera_image_to_rgb,
+    check_camera_image,
     check_extra_state,
     check_instruction,
 )
@@ -81,14 +84,15 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = 'policy_node', **kwargs) -> None:
         """Declare parameters; kwargs (namespace, context, parameter_overrides, cli_args) go to the node."""
         super().__init__(node_name, **kwargs)
-        self._active = False  # before anything that can fail: destroy_node runs on a half-built node too
+        # Before anything that can fail: destroy_node runs on a half-built node too.
+        self._active = False
+        self._engine: PolicyBackend | None = None
         declare_policy_parameters(self)
         self._state_label = 'unconfigured'
         # Guards the command state shared by the control timer, the inference thread and the clock-jump callback.
         self._lock = threading.Lock()
         # Made by configure from the parameters and the bundle; released by cleanup.
         self._params: PolicyParams | None = None
-        self._engine: PolicyEngine | None = None
         self._cameras: list[str] = []
         self._camera_topics: list[str] = []
         self._camera_transports: list[str] = []
@@ -128,7 +132,7 @@ class PolicyNode(LifecycleNode):
         self._problem = ''
         try:
             self._params = read_policy_parameters(self)
-            self._engine = _load_engine(self._params)
+            self._engine = _load_engine(self._params, self._on_engine_exit)
             self._setup_from_spec(self._params, self._engine.spec)
         except Exception as err:  # noqa: BLE001 - any configure problem must leave us unconfigured
             self._release()
@@ -188,8 +192,9 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        """Stop safely (hold if commanding), then destroy the node."""
+        """Stop safely (hold if commanding), stop an engine process, then destroy the node."""
         self.stop_safely()
+        self._close_engine()
         super().destroy_node()
 
     def stop_safely(self) -> None:
@@ -303,8 +308,13 @@ class PolicyNode(LifecycleNode):
         self._status_pub = self._diagnostics_pub = None
         if self._commander is not None:
             self._commander.restart()
+        self._close_engine()
         self._params = self._engine = self._queue = self._buffer = self._matcher = self._planner = None
         self._stale_inputs = []
+
+    def _close_engine(self) -> None:
+        if isinstance(self._engine, EngineProcess):
+            self._engine.close()
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
@@ -320,12 +330,15 @@ class PolicyNode(LifecycleNode):
 
     def _on_camera(self, camera: str, topic: str, msg: Image | CompressedImage) -> None:
         arrival_perf = time.perf_counter_ns()
+        stream, stamp, now = camera_stream(camera), stamp_to_ns(msg.header.stamp), self._now_ns()
         try:
-            rgb = camera_image_to_rgb(msg, self._params.max_image_side)
-            self._buffer.put_measurement(camera_stream(camera), rgb, stamp_to_ns(msg.header.stamp), self._now_ns())
+            self._buffer.check_stamp(stream, stamp, now)  # before any decoding: a refused frame costs nothing
+            frame = check_camera_image(msg, self._params.max_image_side)
+            replaced = self._buffer.put_measurement(stream, frame, stamp, now)
         except InputRejectedError as err:
             self._rejections.reject(topic, str(err))
             return
+        self.timings.frame_received(camera, replaced)
         if camera == self._cameras[0]:
             self._frame_arrival_perf_ns = arrival_perf
             self._frame_event.set()
@@ -461,8 +474,23 @@ class PolicyNode(LifecycleNode):
             self._trajectory_pub.publish(trajectory_message(now, *planned, self._joint_names))
 
     def _on_worker_error(self, err: BaseException) -> None:
+        if isinstance(err, EngineProcessError):
+            return  # the engine process ended: _on_engine_exit said so once and holds
         self._problem = f'inference failed: {type(err).__name__}: {err}'
         self.get_logger().error(self._problem, throttle_duration_sec=2.0)
+
+    def _on_engine_exit(self, reason: str) -> None:
+        """Stop now at the measured position: the engine process is gone, no chunk will come."""
+        self._problem = f'{reason}: no inference, holding (reconfigure to start a new engine process)'
+        self.get_logger().error(self._problem)
+        if self._commander is None:
+            return  # died while the first configure was loading it: nothing commanded yet
+        now = self._now_ns()
+        with self._lock:
+            hold = self._commander.hold(now)
+            self._commander.drop_plan()
+        if hold is not None and self._active:
+            self._publish_command(hold, now)
 
     # ---- status --------------------------------------------------------------------------
 
@@ -512,14 +540,15 @@ def resolve_bundle_path(bundle_path: str) -> Path:
     return path
 
 
-def _load_engine(p: PolicyParams) -> PolicyEngine:
-    """Load the bundle with the runtime engine; BundleError messages name the file and the problem."""
-    return PolicyEngine.from_bundle(
-        resolve_bundle_path(p.bundle_path),
-        providers=p.providers or None,
-        intra_op_threads=p.intra_op_threads,
-        warmup=True,
-    )
+def _load_engine(p: PolicyParams, on_exit: Callable[[str], None]) -> PolicyBackend:
+    """Load the bundle with the runtime engine, here or in its process; BundleError names the file and the problem.
+
+    on_exit(reason) is called when an engine process ends without being closed.
+    """
+    path, providers = resolve_bundle_path(p.bundle_path), p.providers or None
+    if p.engine_host == 'process':
+        return EngineProcess(path, providers, p.intra_op_threads, nice=p.inference_thread_nice, on_exit=on_exit)
+    return PolicyEngine.from_bundle(path, providers=providers, intra_op_threads=p.intra_op_threads, warmup=True)
 
 
 def main(args: list[str] | None = None) -> int:

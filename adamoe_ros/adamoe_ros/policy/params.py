@@ -16,6 +16,7 @@ from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 
 COMMAND_STREAMS = ('float64_array', 'joint_state', 'both', 'none')
 CAMERA_TRANSPORTS = ('raw', 'compressed')
+ENGINE_HOSTS = ('thread', 'process')
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,17 @@ class PolicyParams(ParameterTable):
     trajectory_topic: str = param('joint_trajectory_controller/joint_trajectory', 'JointTrajectory topic.')
     status_rate: float = param(2.0, 'Rate of policy/status and /diagnostics (Hz).', gt=0.0)
     intra_op_threads: int = param(1, 'ONNX Runtime intra-op threads.', ge=1)
+    engine_host: str = param(
+        'process',
+        "Where the engine runs: 'thread' (the inference thread of this process) or 'process' (a child process "
+        'fed through shared memory, so inference never holds the interpreter that runs the control timer).',
+        choices=ENGINE_HOSTS,
+    )
     inference_thread_nice: int = param(
-        10, 'Niceness of the inference thread, so the control timer wins the CPU (Linux).', ge=-20, le=19
+        10,
+        'Niceness of the inference thread and of an engine process, so the control timer wins the CPU (Linux).',
+        ge=-20,
+        le=19,
     )
     providers: tuple[str, ...] = param((), 'ONNX Runtime execution providers (default: engine choice).')
     noise_seed: int = param(-1, 'Seed of the flow-matching noise per chunk (-1: random).', ge=-1)

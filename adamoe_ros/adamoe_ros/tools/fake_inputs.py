@@ -1,7 +1,8 @@
 """Synthetic policy inputs (cameras, joint states, instruction, extra state) for tests, benchmarks and bring-up.
 
 Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
-between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic.
+between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic. Camera count and
+size: `--cameras front wrist top --width 640 --height 480` (one topic cameras/<name>/image_raw per name).
 """
 
 import argparse
@@ -36,7 +37,13 @@ class SyntheticInputs(Node):
         self.extra_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
         self.positions = np.array(args.positions, dtype=np.float64)
         self.frame = self.rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
+        # One message for every camera and frame, as a driver reuses its buffer: only the stamp changes.
+        self.frame_msg = numpy_to_image(self.frame if args.encoding == 'rgb8' else self.frame[..., ::-1], args.encoding)
         self.sent = {'frames': 0, 'joint_states': 0, 'malformed': 0}
+        # Frames sent per camera, readable by another process while this one runs (benchmarks).
+        self.sent_counts = (
+            np.memmap(args.sent_counts, np.int64, 'w+', shape=(len(args.cameras),)) if args.sent_counts else None
+        )
 
     def publish_instruction(self) -> None:
         """Publish the (latched) task instruction."""
@@ -44,11 +51,11 @@ class SyntheticInputs(Node):
 
     def publish_frames(self) -> None:
         """Publish one frame per camera, stamped now."""
-        stamp = self.get_clock().now().to_msg()
-        for publisher in self.cameras.values():
-            msg = numpy_to_image(self.frame, 'rgb8')
-            msg.header.stamp = stamp
-            publisher.publish(msg)
+        self.frame_msg.header.stamp = self.get_clock().now().to_msg()
+        for index, publisher in enumerate(self.cameras.values()):
+            publisher.publish(self.frame_msg)
+            if self.sent_counts is not None:
+                self.sent_counts[index] += 1
         self.sent['frames'] += 1
 
     def publish_state(self) -> None:
@@ -64,7 +71,9 @@ class SyntheticInputs(Node):
         """Publish one malformed or random message on a random input topic."""
         kind = int(self.rng.integers(0, 5))
         if kind == 0:
-            self.cameras[self.args.cameras[0]].publish(random_image(self.rng))
+            msg = random_image(self.rng)
+            msg.header.stamp = self.get_clock().now().to_msg()  # a good stamp: the content is what fails
+            self.cameras[self.args.cameras[0]].publish(msg)
         elif kind == 1:
             self.joints_pub.publish(random_joint_state(self.rng))
         elif kind == 2:
@@ -139,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--cameras', nargs='+', default=list(SO101.camera_names))
     parser.add_argument('--width', type=int, default=64)
     parser.add_argument('--height', type=int, default=48)
+    parser.add_argument('--encoding', choices=('rgb8', 'bgr8'), default='rgb8', help='camera image encoding')
+    parser.add_argument('--sent-counts', default='', help='file to keep the frames sent per camera in (int64 each)')
     parser.add_argument(
         '--positions',
         type=float,
