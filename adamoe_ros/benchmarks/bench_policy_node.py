@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from adamoe_contract.spec import load_spec
+from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.tools.proc_stats import read_process_stats
 
@@ -97,14 +97,7 @@ def spinning(context: rclpy.Context, node: Node) -> Callable[[], None]:
     """Spin node on a SingleThreadedExecutor in a thread (as policy_node's main()); return the stop function."""
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        executor.shutdown()
-        thread.join(timeout=10)
-
-    return stop
+    return ExecutorThread(executor).start().stop
 
 
 def bare_phase(context: rclpy.Context, seconds: float, publisher_pid: int) -> dict:
