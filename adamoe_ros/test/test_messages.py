@@ -66,6 +66,7 @@ def sample_messages() -> dict[str, object]:
         frame_count=42,
         dropped_frames=1,
         saved_episodes=3,
+        task='pick up the cube',
         dataset_root='/tmp/ds',
         fps=10.0,
         message='',

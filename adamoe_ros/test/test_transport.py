@@ -17,8 +17,10 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from adamoe_ros.transport import PROFILE_FILE, PROFILE_VARIABLES, shm_profile_environment, shm_profile_path
+from adamoe_ros_interfaces.msg import RecorderStatus
 
 PACKAGE = Path(__file__).resolve().parents[1]
+INSTRUCTION = 'stack the frames'
 FRAME_BYTES = 480 * 640 * 3  # one rgb8 frame of a real arm's camera
 NS = {'dds': 'http://www.eprosima.com'}
 STARTS_A_PROCESS = {'Node', 'LifecycleNode', 'OpaqueFunction'}  # launch actions that start (or make) nodes
@@ -113,7 +115,8 @@ def test_runner_applies_the_profile_and_camera_sized_frames_arrive(tmp_path):
     # The camera driver's side: started with the profile, as the launch files and an exported variable do.
     source_env = env | shm_profile_environment({})
     source = subprocess.Popen(
-        [sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--size', '480x640', '--cameras', *cameras],
+        [sys.executable, '-m', 'adamoe_ros.tools.synthetic_source', '--size', '480x640', '--cameras', *cameras]
+        + ['--instruction', INSTRUCTION],
         env=source_env,
         stdout=subprocess.PIPE,
         text=True,
@@ -127,7 +130,13 @@ def test_runner_applies_the_profile_and_camera_sized_frames_arrive(tmp_path):
         start, save = (node.create_client(Trigger, f'recorder/{s}') for s in ('start', 'save'))
         assert start.wait_for_service(timeout_sec=60), 'the runner did not start the recorder'
         assert max(fastdds_segment_sizes(runner.pid)) >= 16 << 20, 'the runner did not load the profile'
-        time.sleep(2.0)  # discovery of the camera topics and the latched instruction
+        # The source's instruction (latched) has reached the recorder: its participant and topics are discovered.
+        statuses: list[RecorderStatus] = []
+        node.create_subscription(RecorderStatus, 'recorder/status', statuses.append, 10)
+        discovered = time.monotonic() + 60
+        while not any(s.task == INSTRUCTION for s in statuses) and time.monotonic() < discovered:
+            executor.spin_once(timeout_sec=0.1)
+        assert any(s.task == INSTRUCTION for s in statuses), "the source's instruction never reached the recorder"
         future = start.call_async(Trigger.Request())
         executor.spin_until_future_complete(future, timeout_sec=30)
         assert future.result().success, future.result().message

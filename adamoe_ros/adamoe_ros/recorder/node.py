@@ -258,6 +258,7 @@ class RecorderNode(Node):
             msg.frame_count = self._frames
             msg.dropped_frames = self._dropped
             msg.saved_episodes = self._saved_episodes
+            msg.task = self._task if self._recording else (self._instruction or self.config.default_task)
             msg.message = self._message
         msg.dataset_root = str(self._writer.root)
         msg.fps = float(self.config.fps)
