@@ -86,6 +86,13 @@ class Harness:
             assert time.monotonic() < deadline, 'no /clock from the source'
             time.sleep(0.05)
 
+    def wait_task(self, timeout: float = 20.0) -> None:
+        """Until the recorder's status shows a task: the source's latched instruction has arrived."""
+        deadline = time.monotonic() + timeout
+        while not any(s.task for s in list(self.statuses)):
+            assert time.monotonic() < deadline, 'no instruction reached the recorder'
+            time.sleep(0.05)
+
     def close(self) -> None:
         self.spinner.stop()
         self.recorder.destroy_node()
@@ -175,7 +182,7 @@ def test_three_episodes_with_discard_are_aligned_and_counted(
     harness = Harness(root, executor_type)
     try:
         harness.wait_sim_clock()
-        time.sleep(0.5)  # let the latched instruction and first samples arrive
+        harness.wait_task()
         first = record_episode(harness, 2.0)
         assert harness.call('start').success
         time.sleep(0.5)
@@ -228,7 +235,7 @@ def test_writer_backlog_is_bounded_and_its_overflow_counted(tmp_path: Path) -> N
     writer_free = threading.Event()
     try:
         harness.wait_sim_clock()
-        time.sleep(0.5)
+        harness.wait_task()
         harness.recorder._io.submit(writer_free.wait)  # the writer thread is busy (a slow disk): frames queue up
         assert harness.call('start').success
         deadline = time.monotonic() + (bound + 5) / FPS + harness.recorder.config.max_latency_s + 10.0
