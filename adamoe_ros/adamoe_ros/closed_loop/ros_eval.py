@@ -2,7 +2,8 @@
 
 One process, one executor (the runner): sim_bridge_node + policy_node + an evaluator node that resets the sim
 through its service, activates the policy per episode, polls the physics-based task status and collects the
-policy's ActionChunk / ExpertUsage messages and camera frames.
+policy's ActionChunk / ExpertUsage messages and camera frames. Before each episode it publishes the episode's
+instruction (instructions.episode_instruction: canonical, train or held-out words, or another task's when swapped).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.spec import load_spec
+from adamoe_ros.closed_loop.instructions import EpisodeInstruction, episode_instruction
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
@@ -27,6 +29,7 @@ from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.scene import SO101
 from adamoe_ros.sim.task import TaskThresholds
+from adamoe_ros.sim.tasks import scene_def
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -41,7 +44,9 @@ class RosEvalConfig:
     max_time: float = 25.0  # sim seconds per episode
     real_time_factor: float = 1.0  # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
-    instruction: str = SO101.default_instruction
+    scene: str = 'pick_place'  # sim/tasks.py scene; the seed picks each episode's task
+    phrasing: str = 'canonical'  # instruction words: canonical, train or held_out (instructions.PHRASINGS)
+    swap: bool = False  # instruct the next task's instruction; both tasks are judged
     frame_every: float = 1.0  # sim seconds between frames kept for the contact sheet (0: none)
     policy_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -161,10 +166,12 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
                 'image_height': height,
                 'image_width': width,
                 'camera_rate': 1.0 / spec.dt,
+                'scene': cfg.scene,
             },
         ),
         NodeSpec('policy_node', parameters=policy_params, autostart=False),
     ]
+    scene = scene_def(cfg.scene)
     launch = InProcessLaunch(specs)
     results: list[RosEpisode] = []
     try:
@@ -173,17 +180,17 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         topics = {camera.name: camera.topic for camera in SO101.cameras}
         evaluator = _Evaluator({cam: topics[cam] for cam in spec.camera_names}, context=launch.context)
         launch.executor.add_node(evaluator)
-        evaluator.phase_of = lambda: _phase(bridge.sim)
         evaluator.sim_time = lambda: bridge.sim.time
-        evaluator.instruction_pub.publish(String(data=cfg.instruction))
         if policy.trigger_configure().name != 'SUCCESS':
             raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
         for i in range(cfg.episodes):
             seed = cfg.first_seed + i
-            episode = _run_episode(cfg, evaluator, policy, seed)
+            told = episode_instruction(scene, seed, cfg.phrasing, cfg.swap)
+            evaluator.phase_of = lambda told=told: _phase(bridge, told)
+            episode = _run_episode(cfg, evaluator, policy, bridge, seed, told)
             results.append(episode)
             log(
-                f'episode {i + 1}/{cfg.episodes} seed {seed}: '
+                f'episode {i + 1}/{cfg.episodes} seed {seed} {told.task.name}: '
                 f'{"SUCCESS" if episode.success else "fail   "} in {episode.episode_time:5.1f} s sim, '
                 f'{episode.chunks} chunks, {episode.commands} commands, '
                 f'inference p50 {1e3 * float(np.median(episode.inference_times or [np.nan])):.0f} ms'
@@ -194,29 +201,38 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     return results
 
 
-def _phase(sim: Any) -> str:
-    status = sim.task_status()
-    goal_dist = float(np.linalg.norm(sim.cube_position()[:2] - sim.goal_position()[:2]))
-    return task_phase(status, gripper_cube_distance(sim), goal_dist)
+def _phase(bridge: Any, told: EpisodeInstruction) -> str:
+    status = bridge.task_status(told.task)
+    return task_phase(status, gripper_cube_distance(bridge.sim, told.task.cube), status.distance_to_goal)
 
 
-def _run_episode(cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, seed: int) -> RosEpisode:
+def _run_episode(
+    cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, bridge: Any, seed: int, told: EpisodeInstruction
+) -> RosEpisode:
+    # The instruction goes out before the reset: the policy hears it (latched) before it is activated.
+    evaluator.instruction_pub.publish(String(data=told.instruction))
     reset = call_service(evaluator.reset_client, ResetSim.Request(seed=seed))
     if not reset.success:
         raise RuntimeError(f'sim/reset failed: {reset.message}')
+    if bridge.sim.task != told.scene_task:
+        raise RuntimeError(f'the sim drew task {bridge.sim.task.name} for seed {seed}, expected {told.scene_task.name}')
     episode = RosEpisode(seed=seed, success=False, lifted=False, episode_time=cfg.max_time)
+    episode.set_instruction(told)
     evaluator.start_episode(episode, cfg.frame_every)
     if policy.trigger_activate().name != 'SUCCESS':
         raise RuntimeError('policy_node failed to activate')
     try:
         while True:
             time.sleep(0.2)
-            status: GetTaskStatus.Response = call_service(evaluator.status_client, GetTaskStatus.Request())
+            # The scene's task is judged over ROS; an instructed other task, in process on the same physics.
+            scene_status: GetTaskStatus.Response = call_service(evaluator.status_client, GetTaskStatus.Request())
+            status = bridge.task_status(told.task) if told.swapped else scene_status
             episode.lifted |= status.cube_lift > TaskThresholds().lift_height
-            if status.success:
-                episode.success, episode.episode_time = True, status.episode_time
+            episode.scene_task_success = scene_status.success
+            if status.success or scene_status.success:
+                episode.success, episode.episode_time = status.success, scene_status.episode_time
                 break
-            if status.episode_time >= cfg.max_time:
+            if scene_status.episode_time >= cfg.max_time:
                 break
     finally:
         policy.trigger_deactivate()
