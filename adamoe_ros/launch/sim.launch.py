@@ -20,6 +20,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument('camera_rate', default_value='10.0', description='Hz per camera, 0 = off'),
             DeclareLaunchArgument('seed', default_value='0', description='seed of the first episode'),
             DeclareLaunchArgument(
+                'scene', default_value='pick_place', description='sim/tasks.py scene: pick_place or multitask'
+            ),
+            DeclareLaunchArgument(
                 'expert',
                 default_value='false',
                 description='also start the scripted expert (call expert/start_episode)',
@@ -37,6 +40,7 @@ def generate_launch_description() -> LaunchDescription:
                         'real_time_factor': ParameterValue(LaunchConfiguration('real_time_factor'), value_type=float),
                         'camera_rate': ParameterValue(LaunchConfiguration('camera_rate'), value_type=float),
                         'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
+                        'scene': LaunchConfiguration('scene'),
                     },
                 ],
             ),
@@ -46,7 +50,7 @@ def generate_launch_description() -> LaunchDescription:
                 name='scripted_expert',
                 namespace=namespace,
                 output='screen',
-                parameters=[params],
+                parameters=[params, {'scene': LaunchConfiguration('scene')}],
                 condition=IfCondition(LaunchConfiguration('expert')),
             ),
         ]
