@@ -68,7 +68,7 @@ def run_policy_episode(
     engine: PolicyBackend,
     sim: So101PickPlaceSim,
     seed: int,
-    told: EpisodeInstruction | str,
+    instruction: EpisodeInstruction | str,
     *,
     max_time: float = 25.0,
     refill_threshold: float = 0.5,
@@ -77,14 +77,16 @@ def run_policy_episode(
 ) -> EpisodeResult:
     """Reset with a seed and execute chunks ('latest' mode) until a task is solved or max_time passes.
 
-    told: the episode's instruction (instructions.episode_instruction), or plain words for the scene's own task.
+    instruction: what the episode is told (instructions.episode_instruction), or words for the scene's own task.
     Both the instructed task and the scene's task are judged; the episode ends when either is solved.
     """
     spec = engine.spec
     sim.reset(seed)
-    if isinstance(told, str):
-        told = EpisodeInstruction(sim.task, sim.task, told)
-    instruction = told.instruction
+    told = (
+        instruction
+        if isinstance(instruction, EpisodeInstruction)
+        else EpisodeInstruction(sim.task, sim.task, instruction)
+    )
     steps_per_tick = max(int(round(spec.dt / sim.dt)), 1)
     result = EpisodeResult(seed=seed, success=False, lifted=False, episode_time=max_time)
     result.set_instruction(told)
@@ -96,7 +98,7 @@ def run_policy_episode(
             result.frames.append(images)
         if len(queue) <= refill_threshold * spec.horizon:
             out = engine.infer(
-                Observation(images=images, state=sim_state(sim, spec.state_names), instruction=instruction),
+                Observation(images=images, state=sim_state(sim, spec.state_names), instruction=told.instruction),
                 noise_seed=None if noise_seed is None else noise_seed + tick,
             )
             queue = list(out.actions)

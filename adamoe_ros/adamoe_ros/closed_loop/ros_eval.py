@@ -4,10 +4,13 @@ One process, one executor (the runner): sim_bridge_node + policy_node + an evalu
 through its service, activates the policy per episode, polls the physics-based task status and collects the
 policy's ActionChunk / ExpertUsage messages and camera frames. Before each episode it publishes the episode's
 instruction (instructions.episode_instruction: canonical, train or held-out words, or another task's when swapped).
+
+    python -m adamoe_ros.closed_loop.ros_eval --bundle B --scene multitask --phrasing held_out --out r.json
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -21,15 +24,16 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.spec import load_spec
-from adamoe_ros.closed_loop.instructions import EpisodeInstruction, episode_instruction
+from adamoe_ros.closed_loop.instructions import PHRASINGS, EpisodeInstruction, episode_instruction
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
+from adamoe_ros.closed_loop.report import episode_table, print_per_task, summarize, write_json
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.scene import SO101
 from adamoe_ros.sim.task import TaskThresholds
-from adamoe_ros.sim.tasks import scene_def
+from adamoe_ros.sim.tasks import SCENES, scene_def
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -145,6 +149,7 @@ def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
 def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) -> list[RosEpisode]:
     """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
     spec = load_spec(Path(cfg.bundle))
+    scene = scene_def(cfg.scene)
     height, width = spec.image_size[spec.camera_names[0]]
     # The policy clamps to the SO-101 profile's limits, which test_robot_profile checks against the sim's MJCF.
     policy_params = {
@@ -156,6 +161,7 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         'command_stream': 'float64_array',
         'control_rate': 1.0 / spec.dt,
         'intra_op_threads': 1,
+        'extra_state_topic': scene.state_topic,  # where this scene's bridge publishes the cube positions
         **cfg.policy_overrides,
     }
     specs = [
@@ -171,7 +177,6 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         ),
         NodeSpec('policy_node', parameters=policy_params, autostart=False),
     ]
-    scene = scene_def(cfg.scene)
     launch = InProcessLaunch(specs)
     results: list[RosEpisode] = []
     try:
@@ -238,3 +243,42 @@ def _run_episode(
         policy.trigger_deactivate()
         evaluator.end_episode()
     return episode
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Evaluate a bundle over ROS; print and write the success per instruction (the demo is the quick front end)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--bundle', type=Path, required=True)
+    parser.add_argument('--episodes', type=int, default=RosEvalConfig.episodes)
+    parser.add_argument('--first-seed', type=int, default=RosEvalConfig.first_seed, help='held-out seeds')
+    parser.add_argument('--max-time', type=float, default=RosEvalConfig.max_time, help='sim seconds per episode')
+    parser.add_argument('--real-time-factor', type=float, default=RosEvalConfig.real_time_factor)
+    parser.add_argument('--scene', default=RosEvalConfig.scene, choices=sorted(SCENES), help='sim/tasks.py scene')
+    parser.add_argument('--phrasing', default=RosEvalConfig.phrasing, choices=PHRASINGS)
+    parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
+    parser.add_argument('--out', type=Path, required=True, help='results JSON')
+    args = parser.parse_args(argv)
+    cfg = RosEvalConfig(
+        bundle=args.bundle,
+        episodes=args.episodes,
+        first_seed=args.first_seed,
+        max_time=args.max_time,
+        real_time_factor=args.real_time_factor,
+        scene=args.scene,
+        phrasing=args.phrasing,
+        swap=args.swap,
+        frame_every=0.0,
+    )
+    episodes = evaluate_over_ros(cfg)
+    spec = load_spec(args.bundle)
+    summary = summarize(episodes, spec.routing.top_k)
+    settings = {'scene': args.scene, 'phrasing': args.phrasing, 'swapped_instructions': args.swap}
+    results = {'bundle': str(args.bundle), 'bundle_id': spec.bundle_id, **settings, 'summary': summary}
+    write_json(args.out, {**results, 'episodes': episode_table(episodes)})
+    print_per_task(summary)
+    low, high = summary['success_ci95']
+    print(f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}) -> {args.out}')
+
+
+if __name__ == '__main__':
+    main()
