@@ -1,14 +1,18 @@
 """The scene family of sim/tasks.py without ROS: catalogue, layouts, per-task success, expert success and limits."""
 
 import itertools
+from types import SimpleNamespace
 
 import mujoco
 import numpy as np
 import pytest
 
+from adamoe_contract.backend import Observation
 from adamoe_ros.closed_loop.instructions import episode_instruction
+from adamoe_ros.closed_loop.report import summarize
+from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
-from adamoe_ros.sim.expert_plan import run_scripted_episode
+from adamoe_ros.sim.expert_plan import PickPlacePlan, run_scripted_episode
 from adamoe_ros.sim.task import MIN_CUBE_CUBE_DISTANCE, MIN_CUBE_GOAL_DISTANCE, MIN_GOAL_GOAL_DISTANCE
 from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE
 
@@ -145,3 +149,50 @@ def test_expert_commands_stay_within_the_profile_limits(expert_runs: dict) -> No
         # The wrist keeps its grasp: it never turns by the half turn of the symmetric one.
         roll = commands[1:, SO101.joint_names.index('wrist_roll')]
         assert np.ptp(roll) < np.pi / 2, (seed, task, roll.min(), roll.max())
+
+
+class ScriptedPolicy:
+    """Stands in for a trained policy in the evaluation: the scripted plan on the task its instruction names.
+
+    blind=True ignores the words and solves the scene's own task, as a policy that does not use language would.
+    """
+
+    def __init__(self, sim: So101PickPlaceSim, blind: bool = False) -> None:
+        state_names = (*SO101.joint_names, *MULTITASK.state_names)
+        self.spec = SimpleNamespace(dt=0.1, horizon=1, camera_names=(), image_size={}, state_names=state_names)
+        self._sim, self._blind = sim, blind
+        self._plan = PickPlacePlan(sim.model, self.spec.dt)
+
+    def infer(self, obs: Observation, noise_seed: int | None = None) -> SimpleNamespace:
+        task = (
+            self._sim.task
+            if self._blind
+            else next(t for t in MULTITASK.tasks if obs.instruction in t.train + t.held_out)
+        )
+        cube = obs.state[6:].reshape(-1, 3)[[c.name for c in MULTITASK.cubes].index(task.cube)]
+        action = self._plan.act(obs.state[:6], cube, self._sim.target_position(task))
+        routing = SimpleNamespace(token_fraction=np.zeros((0, 0)), mean_weight=np.zeros((0, 0)))
+        routing.token_expert = routing.token_weight = None
+        return SimpleNamespace(actions=[action], timings={'total': 0.0}, routing=routing)
+
+
+def test_swapped_instruction_evaluation_scores_the_instructed_and_the_scene_task(sim: So101PickPlaceSim) -> None:
+    seeds = (4, 7)  # a stack and a placement scene, each told the next task's held-out phrase
+    told = {seed: episode_instruction(MULTITASK, seed, 'held_out', swap=True) for seed in seeds}
+    follows = [run_policy_episode(ScriptedPolicy(sim), sim, seed, told[seed], max_time=30.0) for seed in seeds]
+    blind = [
+        run_policy_episode(ScriptedPolicy(sim, blind=True), sim, seed, told[seed], max_time=30.0) for seed in seeds
+    ]
+    for episode in follows:
+        assert episode.success and not episode.scene_task_success, episode
+        assert episode.task == told[episode.seed].task.name != episode.scene_task
+        assert episode.instruction in told[episode.seed].task.held_out
+    for episode in blind:
+        assert not episode.success and episode.scene_task_success, episode
+    # The report: per instructed task, its success and how often the scene's task was done instead.
+    rows = summarize(follows + blind)['per_task']
+    assert set(rows) == {told[seed].task.name for seed in seeds}
+    for row in rows.values():
+        assert row['episodes'] == 2 and row['successes'] == 1 and row['scene_task']['successes'] == 1
+        low, high = row['ci95']
+        assert 0.0 < low < 0.5 < high < 1.0
