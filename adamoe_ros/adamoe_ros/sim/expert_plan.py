@@ -2,8 +2,11 @@
 
 One plan serves every task of tasks.SCENES: pick a cube and put it down where its centre rests once the task is
 solved (on a goal disc, or on top of another cube), given by tasks.target_rest_position.
+
+    python -m adamoe_ros.sim.expert_plan --scene multitask --seeds 120   # success per task, no ROS
 """
 
+import argparse
 import enum
 from dataclasses import dataclass
 
@@ -11,10 +14,12 @@ import mujoco
 import numpy as np
 
 from adamoe_contract.robots import RobotProfile
+from adamoe_ros.closed_loop.stats import wilson_interval
 from adamoe_ros.sim.ik import TopDownIK
 from adamoe_ros.sim.robot import SO101
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros.sim.task import TaskStatus
+from adamoe_ros.sim.tasks import SCENES
 
 
 class Phase(enum.Enum):
@@ -194,3 +199,33 @@ def run_scripted_episode(
         sim.step(steps_per_tick)
     sim.step(int(round(0.5 / sim.dt)))  # let the released cube settle before judging
     return sim.task_status()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Success of the scripted expert per task over seeds, and its largest command step against the limits."""
+    parser = argparse.ArgumentParser(description='scripted expert success per task (no ROS)')
+    parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES))
+    parser.add_argument('--seeds', type=int, default=60, help='seeds 0.. (the seed picks the task)')
+    args = parser.parse_args(argv)
+    sim = So101PickPlaceSim(scene=args.scene)
+    max_step = np.asarray(SO101.max_velocity) * 0.1  # run_scripted_episode's control period
+    wins: dict[str, list[bool]] = {}
+    worst = 0.0
+    try:
+        for seed in range(args.seeds):
+            commands: list[np.ndarray] = []
+            status = run_scripted_episode(sim, seed, commands=commands)
+            wins.setdefault(sim.task.name, []).append(status.success)
+            worst = max(worst, float(np.max(np.abs(np.diff(commands, axis=0)) / max_step)))
+            if not status.success:
+                print(f'seed {seed} {sim.task.name}: {status.message}', flush=True)
+    finally:
+        sim.close()
+    for task, results in wins.items():
+        low, high = wilson_interval(sum(results), len(results))
+        print(f'{task}: {sum(results)}/{len(results)} (95% CI {low:.0%}-{high:.0%})')
+    print(f'largest command step: {worst:.2f} x the profile velocity limit')
+
+
+if __name__ == '__main__':
+    main()
