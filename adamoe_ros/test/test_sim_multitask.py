@@ -147,9 +147,10 @@ def test_expert_commands_stay_within_the_profile_limits(expert_runs: dict) -> No
         steps = np.abs(np.diff(commands, axis=0))
         assert np.all(steps <= max_step + 1e-9), (seed, task, steps.max(axis=0) / max_step)
         assert np.all(commands[1:] >= lower) and np.all(commands[1:] <= upper)
-        # The wrist keeps its grasp: it never turns by the half turn of the symmetric one.
-        roll = commands[1:, SO101.joint_names.index('wrist_roll')]
-        assert np.ptp(roll) < np.pi / 2, (seed, task, roll.min(), roll.max())
+        # The wrist keeps its grasp: with the jaws across world y, roll minus pan stays put once the wrist has
+        # turned from home to the grasp (about 1.4 rad here); the symmetric grasp would add half a turn.
+        roll_vs_pan = commands[1:, SO101.joint_names.index('wrist_roll')] - commands[1:, 0]
+        assert np.ptp(roll_vs_pan) < 0.6 * np.pi, (seed, task, np.ptp(roll_vs_pan))
 
 
 class ScriptedPolicy:

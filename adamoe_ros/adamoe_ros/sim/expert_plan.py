@@ -132,8 +132,10 @@ class PickPlacePlan:
             self._table_z = float(cube[2])
         grasp = self._ik.grasp_point(q[:5])
         if self._commanded_point is None:
-            self._commanded_point, self._anchor, self._arm_command = grasp, grasp, q[:5].copy()
-            self._sent = q.copy()
+            self._commanded_point, self._anchor, self._sent = grasp, grasp, q.copy()
+            # The grasp (wrist roll branch) is chosen once, for the first hover point, nearest the current roll;
+            # every later solve continues from it, so the wrist never flips to the symmetric grasp mid-episode.
+            self._arm_command, _ = self._ik.solve(self._phase_target(grasp, cube, target), q[:5])
         self._advance_phase(grasp, cube, target)
         s = self.settings
         if self.phase in _MOVING_PHASES:
@@ -144,7 +146,7 @@ class PickPlacePlan:
             if np.linalg.norm(step) > max_step:
                 step *= max_step / np.linalg.norm(step)
             self._commanded_point = self._commanded_point + step
-            self._arm_command, _ = self._ik.solve(self._commanded_point, self._arm_command)
+            self._arm_command, _ = self._ik.solve(self._commanded_point, self._arm_command, search_roll=False)
         gripper = s.gripper_closed if self.phase in _JAWS_CLOSED_PHASES else s.gripper_open
         self._phase_time += self._dt
         wanted = np.concatenate([self._arm_command, [gripper]])

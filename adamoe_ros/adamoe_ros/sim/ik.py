@@ -58,17 +58,17 @@ class TopDownIK:
         orientation = _ORIENTATION_WEIGHT * np.concatenate([approach - _DOWN, [jaw_axis[0]]])
         return np.concatenate([self._grasp_point_now() - target, orientation])
 
-    def solve(self, target: np.ndarray, seed_q: np.ndarray) -> tuple[np.ndarray, float]:
+    def solve(self, target: np.ndarray, seed_q: np.ndarray, search_roll: bool = True) -> tuple[np.ndarray, float]:
         """Return (arm angles within joint limits, position error in m) for a target point.
 
-        The wrist roll has several local optima (jaws along +y or -y, joint limits), so the solve is also
-        started from the seed with the roll turned by a half and a quarter turn. Of the solutions that reach the
-        target, the one with the roll nearest the seed's is kept, as a teleoperator keeps the grasp the wrist
-        already has instead of flipping it by half a turn.
+        The wrist roll has several local optima (jaws along +y or -y, joint limits), so with search_roll the
+        solve is also started from the seed with the roll turned by a half and a quarter turn. Of the solutions
+        that reach the target, the one with the roll nearest the seed's is kept. Without search_roll the solve
+        only continues from the seed: the grasp the wrist already has is kept, as a teleoperator would.
         """
         seed_q = np.asarray(seed_q, dtype=np.float64)
         candidates = []
-        for roll_shift in (0.0, np.pi / 2, -np.pi / 2, np.pi, -np.pi):
+        for roll_shift in (0.0, np.pi / 2, -np.pi / 2, np.pi, -np.pi) if search_roll else (0.0,):
             seed = seed_q.copy()
             seed[4] += roll_shift
             if not self._limits[4, 0] <= seed[4] <= self._limits[4, 1]:

@@ -50,28 +50,45 @@ def sample_layout(
     """Draw (cube xy by name, goal xy by name), every pair of objects apart by its minimum distance.
 
     A one-goal scene keeps its goal fixed unless randomize_goal (the single-task demo learns the cube position
-    alone); with several goals they are always drawn, else the layout would tell which goal is which.
+    alone); with several goals they are always drawn, else the layout would tell which goal is which. Objects are
+    drawn in turn by rejection; where earlier ones leave no room for the next, the whole layout is drawn again.
     """
+    while True:
+        layout = _try_layout(rng, scene, randomize_goal)
+        if layout is not None:
+            return layout
+
+
+def _try_layout(
+    rng: np.random.Generator, scene: SceneDef, randomize_goal: bool, tries: int = 100
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
     goals: dict[str, np.ndarray] = {}
     for goal in scene.goals:
         if len(scene.goals) == 1 and not randomize_goal:
             goals[goal.name] = DEFAULT_GOAL_XY.copy()
             continue
-        while True:
-            xy = rng.uniform(*GOAL_SPAWN_XY)
-            if all(np.linalg.norm(xy - g) >= MIN_GOAL_GOAL_DISTANCE for g in goals.values()):
-                goals[goal.name] = xy
-                break
+        xy = _draw(rng, GOAL_SPAWN_XY, tries, [(g, MIN_GOAL_GOAL_DISTANCE) for g in goals.values()])
+        if xy is None:
+            return None
+        goals[goal.name] = xy
     cubes: dict[str, np.ndarray] = {}
     for cube in scene.cubes:
-        while True:
-            xy = rng.uniform(*CUBE_SPAWN_XY)
-            if all(np.linalg.norm(xy - g) >= MIN_CUBE_GOAL_DISTANCE for g in goals.values()) and all(
-                np.linalg.norm(xy - c) >= MIN_CUBE_CUBE_DISTANCE for c in cubes.values()
-            ):
-                cubes[cube.name] = xy
-                break
+        apart = [(g, MIN_CUBE_GOAL_DISTANCE) for g in goals.values()]
+        xy = _draw(rng, CUBE_SPAWN_XY, tries, apart + [(c, MIN_CUBE_CUBE_DISTANCE) for c in cubes.values()])
+        if xy is None:
+            return None
+        cubes[cube.name] = xy
     return cubes, goals
+
+
+def _draw(
+    rng: np.random.Generator, area: np.ndarray, tries: int, apart: list[tuple[np.ndarray, float]]
+) -> np.ndarray | None:
+    for _ in range(tries):
+        xy = rng.uniform(*area)
+        if all(np.linalg.norm(xy - other) >= distance for other, distance in apart):
+            return xy
+    return None
 
 
 def evaluate(
