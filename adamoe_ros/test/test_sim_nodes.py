@@ -24,7 +24,6 @@ from adamoe_ros.ros_image import to_rgb8
 from adamoe_ros.sim import SO101
 from adamoe_ros.sim.bridge_node import SimBridgeNode
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
-from adamoe_ros.sim.so101 import HOME_POSITION
 from adamoe_ros.sim.tasks import MULTITASK
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -225,9 +224,6 @@ def test_scripted_expert_solves_every_instruction_through_topics() -> None:
             assert wait_for(
                 lambda task=task: h.expert.task == task and instructions and instructions[-1].data in task.train
             )
-            # The reset arm is at home: the first command must move from there within the limits too.
-            assert wait_for(lambda: np.allclose(h.latest_positions(), HOME_POSITION, atol=0.02))
-            start = h.latest_positions()
             leader.clear()
             assert h.expert.start_episode()[0]
             assert h.expert.episode_done.wait(60.0)
@@ -236,7 +232,8 @@ def test_scripted_expert_solves_every_instruction_through_topics() -> None:
             assert status.success, (task.name, status.message)
             # The leader repeats each target between control ticks: the commands are its distinct values.
             targets = [np.array(m.position) for m in leader]
-            commands = np.array([start] + [b for a, b in zip([start, *targets], targets) if not np.array_equal(a, b)])
+            # (The first command's step from the measured joints is checked in test_sim_multitask.)
+            commands = np.array([targets[0]] + [b for a, b in zip(targets, targets[1:]) if not np.array_equal(a, b)])
             assert np.all(np.abs(np.diff(commands, axis=0)) <= max_step + 1e-9), task.name
     finally:
         h.close()
