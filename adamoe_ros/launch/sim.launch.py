@@ -40,7 +40,7 @@ def generate_launch_description() -> LaunchDescription:
                         'real_time_factor': ParameterValue(LaunchConfiguration('real_time_factor'), value_type=float),
                         'camera_rate': ParameterValue(LaunchConfiguration('camera_rate'), value_type=float),
                         'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
-                        'scene': LaunchConfiguration('scene'),
+                        'scene': ParameterValue(LaunchConfiguration('scene'), value_type=str),
                     },
                 ],
             ),
@@ -50,7 +50,7 @@ def generate_launch_description() -> LaunchDescription:
                 name='scripted_expert',
                 namespace=namespace,
                 output='screen',
-                parameters=[params, {'scene': LaunchConfiguration('scene')}],
+                parameters=[params, {'scene': ParameterValue(LaunchConfiguration('scene'), value_type=str)}],
                 condition=IfCondition(LaunchConfiguration('expert')),
             ),
         ]
