@@ -24,6 +24,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument('camera_rate', default_value='10.0', description='Hz per camera, 0 = off'),
             DeclareLaunchArgument('seed', default_value='0', description='seed of the first episode'),
             DeclareLaunchArgument(
+                'scene', default_value='pick_place', description='sim/tasks.py scene: pick_place or multitask'
+            ),
+            DeclareLaunchArgument(
                 'expert',
                 default_value='false',
                 description='also start the scripted expert (call expert/start_episode)',
@@ -41,6 +44,7 @@ def generate_launch_description() -> LaunchDescription:
                         'real_time_factor': ParameterValue(LaunchConfiguration('real_time_factor'), value_type=float),
                         'camera_rate': ParameterValue(LaunchConfiguration('camera_rate'), value_type=float),
                         'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
+                        'scene': ParameterValue(LaunchConfiguration('scene'), value_type=str),
                     },
                 ],
             ),
@@ -50,7 +54,7 @@ def generate_launch_description() -> LaunchDescription:
                 name='scripted_expert',
                 namespace=namespace,
                 output='screen',
-                parameters=[params],
+                parameters=[params, {'scene': ParameterValue(LaunchConfiguration('scene'), value_type=str)}],
                 condition=IfCondition(LaunchConfiguration('expert')),
             ),
         ]

@@ -13,6 +13,7 @@ from adamoe_contract.spec import load_spec
 from adamoe_ros.demo import DEMO_BUNDLE
 from adamoe_ros.recorder.config import RecorderConfig
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model, wheel_scene_path
+from adamoe_ros.sim.tasks import PICK_PLACE
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
@@ -66,4 +67,8 @@ def test_recorder_and_sim_parameter_files_repeat_the_so101_profile():
     assert recorder['robot_type'] == SO101.name
     defaults = RecorderConfig()
     assert defaults.state_names == list(SO101.state_names) and defaults.robot_type == SO101.name
-    assert _parameters('sim_so101.yaml', '/**/scripted_expert')['instruction'] == SO101.default_instruction
+    # The launched sim is the single-task scene, whose expert says the profile's instruction.
+    scene = _parameters('sim_so101.yaml', '/**/sim_bridge')['scene']
+    assert _parameters('sim_so101.yaml', '/**/scripted_expert')['scene'] == scene == PICK_PLACE.name
+    assert PICK_PLACE.tasks[0].train == (SO101.default_instruction,)
+    assert (PICK_PLACE.state_topic, PICK_PLACE.state_names) == (SO101.extra_state_topic, SO101.extra_state_names)

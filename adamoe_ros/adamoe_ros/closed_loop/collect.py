@@ -1,10 +1,13 @@
 """Stage 1 of the pipeline: scripted demonstrations recorded through ROS into a LeRobot dataset.
 
 sim_bridge_node + scripted_expert + recorder_node in one process: per episode the harness resets the sim with a
-seed, starts the recorder, lets the expert solve the task over the ROS topics (as a teleoperator would), then
-saves the episode if the physics says the task was solved, else discards it.
+seed (which also picks the episode's task), waits until the expert has announced that task as an instruction (a
+train phrase of sim/tasks.py, never a held-out one), starts the recorder (the instruction becomes the episode's
+LeRobot task), lets the expert solve the task over the ROS topics (as a teleoperator would), then saves the
+episode if the physics says the task was solved, else discards it.
 
     python -m adamoe_ros.closed_loop.collect --episodes 40 --root data/so101_demos
+    python -m adamoe_ros.closed_loop.collect --scene multitask --episodes 120 --root data/so101_multitask
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from std_srvs.srv import Trigger
 from adamoe_ros.closed_loop.ros_eval import call_service
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
+from adamoe_ros.sim.tasks import SCENES, TaskDef, scene_def
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
 
@@ -31,9 +35,12 @@ def collect(
     image_size: int = 128,
     fps: int = 10,
     max_attempts_factor: float = 1.5,
+    scene: str = 'pick_place',
 ) -> dict[str, int]:
     """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts."""
+    tasks = scene_def(scene)
     sim_params = {
+        'scene': scene,
         'real_time_factor': real_time_factor,
         'image_height': image_size,
         'image_width': image_size,
@@ -42,10 +49,21 @@ def collect(
     }
     specs = [
         NodeSpec('sim_bridge_node', parameters=sim_params),
-        NodeSpec('scripted_expert', parameters={'use_sim_time': True, 'control_rate': float(fps)}),
+        NodeSpec(
+            'scripted_expert',
+            parameters={'use_sim_time': True, 'control_rate': float(fps), 'scene': scene, 'phrase_seed': first_seed},
+        ),
         NodeSpec(
             'recorder_node',
-            parameters={'use_sim_time': True, 'dataset_root': str(root), 'repo_id': repo_id, 'fps': fps},
+            parameters={
+                'use_sim_time': True,
+                'dataset_root': str(root),
+                'repo_id': repo_id,
+                'fps': fps,
+                # The privileged state: every cube of the scene (only the instruction tells which one matters).
+                'extra_state_topic': tasks.state_topic,
+                'extra_state_names': list(tasks.state_names),
+            },
         ),
     ]
     counts = {'saved': 0, 'discarded': 0}
@@ -69,8 +87,9 @@ def collect(
         start = time.monotonic()
         while counts['saved'] < episodes and seed - first_seed < max_attempts_factor * episodes:
             call_service(clients['sim/reset'], ResetSim.Request(seed=seed))
-            _wait_ready(expert)
-            _start_recorder(clients['recorder/start'])
+            task = tasks.task_for_seed(seed)
+            _wait_ready(expert, task)
+            _start_recorder(clients['recorder/start'], expert.instruction, clients['recorder/discard'])
             started, why = expert.start_episode()
             if not started:
                 raise RuntimeError(f'scripted expert did not start: {why}')
@@ -85,7 +104,8 @@ def collect(
                 _check(call_service(clients['recorder/discard'], Trigger.Request()), 'recorder/discard')
                 counts['discarded'] += 1
             print(
-                f'seed {seed}: {"saved" if status.success else "discarded (" + status.message + ")"}; '
+                f'seed {seed} {task.name} ({expert.instruction!r}): '
+                f'{"saved" if status.success else "discarded (" + status.message + ")"}; '
                 f'{counts["saved"]}/{episodes} saved, {time.monotonic() - start:.0f} s',
                 flush=True,
             )
@@ -96,23 +116,31 @@ def collect(
     return counts
 
 
-def _wait_ready(expert: ScriptedExpertNode, timeout: float = 10.0) -> None:
-    """Wait until the expert has heard every input it needs after a reset."""
+def _wait_ready(expert: ScriptedExpertNode, task: TaskDef, timeout: float = 10.0) -> None:
+    """Wait until the expert has heard every input it needs after a reset, and this episode's task."""
     deadline = time.monotonic() + timeout
-    while expert.missing_inputs():
+    while expert.missing_inputs() or expert.task != task:
         if time.monotonic() > deadline:
-            raise TimeoutError(f'scripted expert got no {", ".join(expert.missing_inputs())}')
+            missing = ', '.join(expert.missing_inputs()) or f'sim/task {task.name} (has {expert.task})'
+            raise TimeoutError(f'scripted expert got no {missing}')
         time.sleep(0.05)
 
 
-def _start_recorder(client: object, timeout: float = 10.0) -> None:
-    """Start an episode, retrying while the recorder is not ready yet (e.g. no /clock heard so far)."""
+def _start_recorder(client: object, instruction: str, discard: object, timeout: float = 10.0) -> None:
+    """Start an episode with `instruction` as its task.
+
+    Retries while the recorder is not ready yet (e.g. no /clock heard so far) or has not yet heard this
+    episode's instruction (it arrives on its own topic): an episode started with the previous one is discarded.
+    """
     deadline = time.monotonic() + timeout
     while True:
         response = call_service(client, Trigger.Request())
-        if response.success or time.monotonic() > deadline:
-            _check(response, 'recorder/start')
+        if response.success and response.message.endswith(f'{instruction!r}'):
             return
+        if response.success:
+            _check(call_service(discard, Trigger.Request()), 'recorder/discard')
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'recorder/start did not record {instruction!r}: {response.message}')
         time.sleep(0.2)
 
 
@@ -129,8 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--first-seed', type=int, default=0, help='training seeds; evaluation uses 1000+')
     parser.add_argument('--real-time-factor', type=float, default=3.0)
     parser.add_argument('--repo-id', default='local/so101_demos')
+    parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
     args = parser.parse_args(argv)
-    counts = collect(args.root, args.episodes, args.first_seed, args.real_time_factor, args.repo_id)
+    counts = collect(args.root, args.episodes, args.first_seed, args.real_time_factor, args.repo_id, scene=args.scene)
     print(f'dataset {args.root}: {counts["saved"]} episodes saved, {counts["discarded"]} discarded')
 
 

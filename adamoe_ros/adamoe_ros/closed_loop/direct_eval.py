@@ -3,6 +3,9 @@
 Imports no rclpy (test_visualization checks it), so it runs where ROS is not installed.
 
 python -m adamoe_ros.closed_loop.direct_eval --bundle outputs/pipeline/bundle --episodes 50 --out r.json
+
+Multi-task scene: `--scene multitask --phrasing held_out` evaluates held-out paraphrases; `--swap` tells each
+episode the next task's instruction and reports both that task's success and the scene task's (per task).
 """
 
 from __future__ import annotations
@@ -11,10 +14,19 @@ import argparse
 import time
 from pathlib import Path
 
-from adamoe_ros.closed_loop.report import episode_table, plot_expert_usage, plot_token_routing, summarize, write_json
+from adamoe_ros.closed_loop.instructions import PHRASINGS, episode_instruction
+from adamoe_ros.closed_loop.report import (
+    episode_table,
+    plot_expert_usage,
+    plot_token_routing,
+    print_per_task,
+    summarize,
+    write_json,
+)
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.engine import PolicyEngine
-from adamoe_ros.sim import SO101, So101PickPlaceSim
+from adamoe_ros.sim import So101PickPlaceSim
+from adamoe_ros.sim.tasks import SCENES, scene_def
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,29 +37,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--first-seed', type=int, default=1000, help='held-out seeds (training used 0..)')
     parser.add_argument('--max-time', type=float, default=25.0)
     parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed (reproducible runs)')
+    parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
+    parser.add_argument('--phrasing', default='canonical', choices=PHRASINGS, help='instruction words per task')
+    parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     parser.add_argument('--plot', type=Path, default=None, help='expert usage plot (PNG)')
     args = parser.parse_args(argv)
 
+    scene = scene_def(args.scene)
     engine = PolicyEngine.from_bundle(args.bundle, intra_op_threads=1)
-    sim = So101PickPlaceSim()
+    sim = So101PickPlaceSim(scene=scene)
     start = time.monotonic()
     episodes = []
     try:
         for i in range(args.episodes):
-            result = run_policy_episode(
-                engine,
-                sim,
-                args.first_seed + i,
-                SO101.default_instruction,
-                max_time=args.max_time,
-                noise_seed=args.noise_seed,
-            )
+            seed = args.first_seed + i
+            told = episode_instruction(scene, seed, args.phrasing, args.swap)
+            result = run_policy_episode(engine, sim, seed, told, max_time=args.max_time, noise_seed=args.noise_seed)
             episodes.append(result)
             wins = sum(e.success for e in episodes)
             print(
-                f'episode {i + 1}/{args.episodes} seed {result.seed}: {"success" if result.success else "fail"}'
-                f' ({wins}/{i + 1}), {time.monotonic() - start:.0f} s',
+                f'episode {i + 1}/{args.episodes} seed {result.seed} {result.task!r}: '
+                f'{"success" if result.success else "fail"} ({wins}/{i + 1}), {time.monotonic() - start:.0f} s',
                 flush=True,
             )
     finally:
@@ -59,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         {
             'bundle': str(args.bundle),
             'bundle_id': engine.spec.bundle_id,
+            'scene': args.scene,
+            'phrasing': args.phrasing,
+            'swapped_instructions': args.swap,
             'summary': summary,
             'episodes': episode_table(episodes),
         },
@@ -71,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             args.plot.with_name(args.plot.stem + '_tokens.png'),
             title=f'{args.bundle.name}: routing per action token, seed {first.seed}',
         )
+    print_per_task(summary)
     low, high = summary['success_ci95']
     print(
         f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}), '

@@ -18,7 +18,7 @@ def task_phase(status: TaskStatus, gripper_to_cube: float, cube_to_goal_xy: floa
     return 'grasp' if gripper_to_cube < GRASP_DISTANCE else 'reach'
 
 
-def gripper_cube_distance(sim: object) -> float:
-    """Distance between the SO-101 gripper body and the cube centre in a So101PickPlaceSim (m)."""
+def gripper_cube_distance(sim: object, cube: str | None = None) -> float:
+    """Distance between the SO-101 gripper body and a cube's centre (default: the task's) in a So101PickPlaceSim (m)."""
     gripper = sim.data.xpos[sim.model.body('gripper').id]
-    return float(np.linalg.norm(gripper - sim.cube_position()))
+    return float(np.linalg.norm(gripper - sim.cube_position(cube)))

@@ -31,6 +31,8 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
         'mean_success_time_s': float(np.mean(times)) if times else None,
         'inference': percentiles_ms(inference),
     }
+    if any(e.task for e in episodes):
+        summary['per_task'] = per_task(episodes)
     latencies = [t for e in episodes for t in getattr(e, 'latencies', [])]
     if latencies:
         summary['observation_to_chunk'] = percentiles_ms(latencies)
@@ -43,6 +45,44 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
             'by_phase': {p: u.round(4).tolist() for p, u in usage.items()},
         }
     return summary
+
+
+def _rate(wins: int, n: int) -> dict[str, Any]:
+    return {'successes': wins, 'rate': wins / n if n else float('nan'), 'ci95': list(wilson_interval(wins, n))}
+
+
+def per_task(episodes: Sequence[EpisodeResult]) -> dict[str, dict[str, Any]]:
+    """Success per instructed task with its 95% Wilson interval, and the instructions used.
+
+    Where the instruction was swapped for another task's, `scene_task` gives the rate of doing the task the scene
+    would otherwise be scored on instead (the task the policy was not told to do: near zero if it reads the
+    instruction).
+    """
+    table: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(e.task for e in episodes):
+        mine = [e for e in episodes if e.task == name]
+        row: dict[str, Any] = {'episodes': len(mine), **_rate(sum(e.success for e in mine), len(mine))}
+        row['instructions'] = sorted({e.instruction for e in mine})
+        swapped = [e for e in mine if e.scene_task != e.task]
+        if swapped:
+            row['scene_task'] = {
+                'tasks': sorted({e.scene_task for e in swapped}),
+                'episodes': len(swapped),
+                **_rate(sum(e.scene_task_success for e in swapped), len(swapped)),
+            }
+        table[name] = row
+    return table
+
+
+def print_per_task(summary: dict[str, Any], log: Any = print) -> None:
+    """One line per instructed task: success with its interval (and the scene task's when swapped)."""
+    for name, row in summary.get('per_task', {}).items():
+        low, high = row['ci95']
+        line = f'  {name}: {row["successes"]}/{row["episodes"]} ({low:.0%}-{high:.0%})'
+        if 'scene_task' in row:
+            other = row['scene_task']
+            line += f'; did the scene task instead {other["successes"]}/{other["episodes"]}'
+        log(line)
 
 
 def usage_by_phase(episodes: Sequence[EpisodeResult]) -> dict[str, np.ndarray]:
@@ -59,7 +99,11 @@ def episode_table(episodes: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
     return [
         {
             'seed': e.seed,
+            'task': e.task,
+            'instruction': e.instruction,
             'success': e.success,
+            'scene_task': e.scene_task,
+            'scene_task_success': e.scene_task_success,
             'lifted': e.lifted,
             'episode_time_s': round(e.episode_time, 2),
             'chunks': len(e.inference_times),

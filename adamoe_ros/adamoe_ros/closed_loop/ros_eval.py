@@ -2,11 +2,15 @@
 
 One process, one executor (the runner): sim_bridge_node + policy_node + an evaluator node that resets the sim
 through its service, activates the policy per episode, polls the physics-based task status and collects the
-policy's ActionChunk / ExpertUsage messages and camera frames.
+policy's ActionChunk / ExpertUsage messages and camera frames. Before each episode it publishes the episode's
+instruction (instructions.episode_instruction: canonical, train or held-out words, or another task's when swapped).
+
+    python -m adamoe_ros.closed_loop.ros_eval --bundle B --scene multitask --phrasing held_out --out r.json
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -20,13 +24,16 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.spec import load_spec
+from adamoe_ros.closed_loop.instructions import PHRASINGS, EpisodeInstruction, episode_instruction
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
+from adamoe_ros.closed_loop.report import episode_table, print_per_task, summarize, write_json
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.scene import SO101
 from adamoe_ros.sim.task import TaskThresholds
+from adamoe_ros.sim.tasks import SCENES, scene_def
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -41,7 +48,9 @@ class RosEvalConfig:
     max_time: float = 25.0  # sim seconds per episode
     real_time_factor: float = 1.0  # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
-    instruction: str = SO101.default_instruction
+    scene: str = 'pick_place'  # sim/tasks.py scene; the seed picks each episode's task
+    phrasing: str = 'canonical'  # instruction words: canonical, train or held_out (instructions.PHRASINGS)
+    swap: bool = False  # instruct the next task's instruction; both tasks are judged
     frame_every: float = 1.0  # sim seconds between frames kept for the contact sheet (0: none)
     policy_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -140,6 +149,7 @@ def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
 def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) -> list[RosEpisode]:
     """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
     spec = load_spec(Path(cfg.bundle))
+    scene = scene_def(cfg.scene)
     height, width = spec.image_size[spec.camera_names[0]]
     # The policy clamps to the SO-101 profile's limits, which test_robot_profile checks against the sim's MJCF.
     policy_params = {
@@ -151,6 +161,7 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         'command_stream': 'float64_array',
         'control_rate': 1.0 / spec.dt,
         'intra_op_threads': 1,
+        'extra_state_topic': scene.state_topic,  # where this scene's bridge publishes the cube positions
         **cfg.policy_overrides,
     }
     specs = [
@@ -161,6 +172,7 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
                 'image_height': height,
                 'image_width': width,
                 'camera_rate': 1.0 / spec.dt,
+                'scene': cfg.scene,
             },
         ),
         NodeSpec('policy_node', parameters=policy_params, autostart=False),
@@ -173,17 +185,17 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         topics = {camera.name: camera.topic for camera in SO101.cameras}
         evaluator = _Evaluator({cam: topics[cam] for cam in spec.camera_names}, context=launch.context)
         launch.executor.add_node(evaluator)
-        evaluator.phase_of = lambda: _phase(bridge.sim)
         evaluator.sim_time = lambda: bridge.sim.time
-        evaluator.instruction_pub.publish(String(data=cfg.instruction))
         if policy.trigger_configure().name != 'SUCCESS':
             raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
         for i in range(cfg.episodes):
             seed = cfg.first_seed + i
-            episode = _run_episode(cfg, evaluator, policy, seed)
+            told = episode_instruction(scene, seed, cfg.phrasing, cfg.swap)
+            evaluator.phase_of = lambda told=told: _phase(bridge, told)
+            episode = _run_episode(cfg, evaluator, policy, bridge, seed, told)
             results.append(episode)
             log(
-                f'episode {i + 1}/{cfg.episodes} seed {seed}: '
+                f'episode {i + 1}/{cfg.episodes} seed {seed} {told.task.name}: '
                 f'{"SUCCESS" if episode.success else "fail   "} in {episode.episode_time:5.1f} s sim, '
                 f'{episode.chunks} chunks, {episode.commands} commands, '
                 f'inference p50 {1e3 * float(np.median(episode.inference_times or [np.nan])):.0f} ms'
@@ -194,31 +206,79 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     return results
 
 
-def _phase(sim: Any) -> str:
-    status = sim.task_status()
-    goal_dist = float(np.linalg.norm(sim.cube_position()[:2] - sim.goal_position()[:2]))
-    return task_phase(status, gripper_cube_distance(sim), goal_dist)
+def _phase(bridge: Any, told: EpisodeInstruction) -> str:
+    status = bridge.task_status(told.task)
+    return task_phase(status, gripper_cube_distance(bridge.sim, told.task.cube), status.distance_to_goal)
 
 
-def _run_episode(cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, seed: int) -> RosEpisode:
+def _run_episode(
+    cfg: RosEvalConfig, evaluator: _Evaluator, policy: Any, bridge: Any, seed: int, told: EpisodeInstruction
+) -> RosEpisode:
+    # The instruction goes out before the reset: the policy hears it (latched) before it is activated.
+    evaluator.instruction_pub.publish(String(data=told.instruction))
     reset = call_service(evaluator.reset_client, ResetSim.Request(seed=seed))
     if not reset.success:
         raise RuntimeError(f'sim/reset failed: {reset.message}')
+    if bridge.sim.task != told.scene_task:
+        raise RuntimeError(f'the sim drew task {bridge.sim.task.name} for seed {seed}, expected {told.scene_task.name}')
     episode = RosEpisode(seed=seed, success=False, lifted=False, episode_time=cfg.max_time)
+    episode.set_instruction(told)
     evaluator.start_episode(episode, cfg.frame_every)
     if policy.trigger_activate().name != 'SUCCESS':
         raise RuntimeError('policy_node failed to activate')
     try:
         while True:
             time.sleep(0.2)
-            status: GetTaskStatus.Response = call_service(evaluator.status_client, GetTaskStatus.Request())
+            # The scene's task is judged over ROS; an instructed other task, in process on the same physics.
+            scene_status: GetTaskStatus.Response = call_service(evaluator.status_client, GetTaskStatus.Request())
+            status = bridge.task_status(told.task) if told.swapped else scene_status
             episode.lifted |= status.cube_lift > TaskThresholds().lift_height
-            if status.success:
-                episode.success, episode.episode_time = True, status.episode_time
+            episode.scene_task_success = scene_status.success
+            if status.success or scene_status.success:
+                episode.success, episode.episode_time = status.success, scene_status.episode_time
                 break
-            if status.episode_time >= cfg.max_time:
+            if scene_status.episode_time >= cfg.max_time:
                 break
     finally:
         policy.trigger_deactivate()
         evaluator.end_episode()
     return episode
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Evaluate a bundle over ROS; print and write the success per instruction (the demo is the quick front end)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--bundle', type=Path, required=True)
+    parser.add_argument('--episodes', type=int, default=RosEvalConfig.episodes)
+    parser.add_argument('--first-seed', type=int, default=RosEvalConfig.first_seed, help='held-out seeds')
+    parser.add_argument('--max-time', type=float, default=RosEvalConfig.max_time, help='sim seconds per episode')
+    parser.add_argument('--real-time-factor', type=float, default=RosEvalConfig.real_time_factor)
+    parser.add_argument('--scene', default=RosEvalConfig.scene, choices=sorted(SCENES), help='sim/tasks.py scene')
+    parser.add_argument('--phrasing', default=RosEvalConfig.phrasing, choices=PHRASINGS)
+    parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
+    parser.add_argument('--out', type=Path, required=True, help='results JSON')
+    args = parser.parse_args(argv)
+    cfg = RosEvalConfig(
+        bundle=args.bundle,
+        episodes=args.episodes,
+        first_seed=args.first_seed,
+        max_time=args.max_time,
+        real_time_factor=args.real_time_factor,
+        scene=args.scene,
+        phrasing=args.phrasing,
+        swap=args.swap,
+        frame_every=0.0,
+    )
+    episodes = evaluate_over_ros(cfg)
+    spec = load_spec(args.bundle)
+    summary = summarize(episodes, spec.routing.top_k)
+    settings = {'scene': args.scene, 'phrasing': args.phrasing, 'swapped_instructions': args.swap}
+    results = {'bundle': str(args.bundle), 'bundle_id': spec.bundle_id, **settings, 'summary': summary}
+    write_json(args.out, {**results, 'episodes': episode_table(episodes)})
+    print_per_task(summary)
+    low, high = summary['success_ci95']
+    print(f'success {summary["successes"]}/{summary["episodes"]} (95% CI {low:.0%}-{high:.0%}) -> {args.out}')
+
+
+if __name__ == '__main__':
+    main()

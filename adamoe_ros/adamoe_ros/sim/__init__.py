@@ -1,4 +1,4 @@
-"""MuJoCo SO-101 pick-and-place simulation: physics/task class, ROS bridge node and scripted expert."""
+"""MuJoCo SO-101 scenes (tasks.py: the single pick-and-place and the multi-task scene), ROS bridge and expert."""
 
 from adamoe_ros.sim.scene import SO101
 from adamoe_ros.sim.so101 import So101PickPlaceSim

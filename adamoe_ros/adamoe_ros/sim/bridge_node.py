@@ -10,7 +10,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from adamoe_ros.node_main import run_node
@@ -21,6 +21,8 @@ from adamoe_ros.sim.commands import ActiveTrajectory, CommandError, limit_step, 
 from adamoe_ros.sim.params import SimBridgeParams
 from adamoe_ros.sim.scene import SO101, SceneOptions
 from adamoe_ros.sim.so101 import So101PickPlaceSim
+from adamoe_ros.sim.task import TaskStatus
+from adamoe_ros.sim.tasks import TaskDef
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
 # A slow machine gets behind real time; catching up at most this many ticks per timer call keeps the
@@ -29,7 +31,12 @@ _MAX_TICKS_PER_CALLBACK = 5
 
 
 class SimBridgeNode(Node):
-    """Steps the sim on a wall-clock timer paced by real_time_factor; every stamp is sim time."""
+    """Steps the sim on a wall-clock timer paced by real_time_factor; every stamp is sim time.
+
+    Per episode (reset) it publishes, latched, the task drawn from the seed on `sim/task` and every goal centre
+    on `sim/goal_position` (x, y, z per goal, in the scene's goal order); every cube centre streams on the
+    scene's state topic with joint_states; `sim/task_status` judges the episode's task.
+    """
 
     def __init__(self, node_name: str = 'sim_bridge', **kwargs: Any) -> None:
         """Declare parameters, build the sim and create publishers, subscriptions and services."""
@@ -46,6 +53,7 @@ class SimBridgeNode(Node):
         self._sim = So101PickPlaceSim(
             randomize_goal=p.randomize_goal,
             scene_options=SceneOptions(max_image_width=self._image_width, max_image_height=self._image_height),
+            scene=p.scene,
         )
         self._tick_ns = int(round(self._physics_steps * self._sim.dt * NS_PER_S))
         self._joint_state_period_ns = int(NS_PER_S / p.joint_state_rate)
@@ -53,8 +61,9 @@ class SimBridgeNode(Node):
 
         self._clock_pub = self.create_publisher(ClockMsg, '/clock', RELIABLE_QOS)
         self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
-        self._cube_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)
+        self._cube_pub = self.create_publisher(Float64MultiArray, self._sim.scene.state_topic, SENSOR_QOS)
         self._goal_pub = self.create_publisher(Float64MultiArray, 'sim/goal_position', LATCHED_QOS)
+        self._task_pub = self.create_publisher(String, 'sim/task', LATCHED_QOS)
         self._image_pubs = (
             {camera.name: self.create_publisher(Image, camera.topic, SENSOR_QOS) for camera in SO101.cameras}
             if self._camera_period_ns
@@ -79,7 +88,7 @@ class SimBridgeNode(Node):
         wall_period = max(self._tick_ns / NS_PER_S / self._rtf, 0.001)
         self._timer = self.create_timer(wall_period, self._on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
-            f'SO-101 sim ready: tick {self._tick_ns / 1e6:.0f} ms, real_time_factor {self._rtf}, '
+            f'SO-101 sim ready: scene {p.scene}, tick {self._tick_ns / 1e6:.0f} ms, real_time_factor {self._rtf}, '
             f'cameras {list(self._image_pubs)} at {p.camera_rate} Hz {self._image_width}x{self._image_height}'
         )
 
@@ -102,8 +111,9 @@ class SimBridgeNode(Node):
         self._next_joint_ns = self._next_camera_ns = self.now_ns()
         self._wall_anchor: float | None = None  # set by the first timer call: setup time is not lag
         self._ticks_since_anchor = 0
-        goal = self._sim.goal_position()
-        self._goal_pub.publish(Float64MultiArray(data=[float(v) for v in goal]))
+        goals = self._sim.goal_positions()
+        self._goal_pub.publish(Float64MultiArray(data=[float(v) for g in self._sim.scene.goals for v in goals[g.name]]))
+        self._task_pub.publish(String(data=self._sim.task.name))
         self._publish_outputs()
 
     def _on_timer(self) -> None:
@@ -148,7 +158,7 @@ class SimBridgeNode(Node):
             )
             msg.header.stamp = stamp
             self._joint_pub.publish(msg)
-            self._cube_pub.publish(Float64MultiArray(data=self._sim.cube_position().tolist()))
+            self._cube_pub.publish(Float64MultiArray(data=self._sim.extra_state().tolist()))
         if self._camera_period_ns and now >= self._next_camera_ns:
             self._next_camera_ns += self._camera_period_ns * max(
                 1, (now - self._next_camera_ns) // self._camera_period_ns + 1
@@ -181,7 +191,10 @@ class SimBridgeNode(Node):
         with self._lock:
             self._reset_episode(int(seed))
         response.success, response.seed = True, int(seed)
-        response.message = f'reset with seed {seed}; cube at {np.round(self._sim.cube_position(), 3).tolist()}'
+        response.message = (
+            f'reset with seed {seed}: task {self._sim.task.name}; '
+            f'cube at {np.round(self._sim.cube_position(), 3).tolist()}'
+        )
         self.get_logger().info(response.message)
         return response
 
@@ -196,6 +209,11 @@ class SimBridgeNode(Node):
         response.episode_time = status.episode_time
         response.message = status.message
         return response
+
+    def task_status(self, task: TaskDef | None = None) -> TaskStatus:
+        """Judge a task (default: the episode's) on the current state, between ticks (in-process evaluation)."""
+        with self._lock:
+            return self._sim.task_status(task)
 
     def destroy_node(self) -> None:
         """Release the renderer's GL contexts with the node."""

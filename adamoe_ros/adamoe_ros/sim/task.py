@@ -1,14 +1,20 @@
-"""Pick-and-place task rules: where cubes and goals spawn and when the task counts as solved."""
+"""Task rules: where cubes and goals spawn and when a place or stack counts as solved."""
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from adamoe_ros.sim.tasks import SceneDef
 
 # Reachable with the gripper pointing straight down; past x = 0.30 m the SO-101 wrist runs out of travel.
 CUBE_SPAWN_XY = np.array([[0.16, -0.02], [0.28, 0.12]])
 DEFAULT_GOAL_XY = np.array([0.22, -0.12])
 GOAL_SPAWN_XY = np.array([[0.16, -0.14], [0.28, 0.12]])
 MIN_CUBE_GOAL_DISTANCE = 0.08
+# Multi-object scenes: the open jaws reach about 5 cm either side of the grasped cube, so a neighbour cube
+# further than this is never touched while grasping or placing.
+MIN_CUBE_CUBE_DISTANCE = 0.09
+MIN_GOAL_GOAL_DISTANCE = 0.08  # the discs do not overlap
 
 
 @dataclass(frozen=True)
@@ -38,13 +44,51 @@ class TaskStatus:
         return self.placed
 
 
-def sample_layout(rng: np.random.Generator, randomize_goal: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Draw (cube_xy, goal_xy) at least MIN_CUBE_GOAL_DISTANCE apart."""
-    goal = rng.uniform(*GOAL_SPAWN_XY) if randomize_goal else DEFAULT_GOAL_XY.copy()
+def sample_layout(
+    rng: np.random.Generator, scene: SceneDef, randomize_goal: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Draw (cube xy by name, goal xy by name), every pair of objects apart by its minimum distance.
+
+    A one-goal scene keeps its goal fixed unless randomize_goal (the single-task demo learns the cube position
+    alone); with several goals they are always drawn, else the layout would tell which goal is which. Objects are
+    drawn in turn by rejection; where earlier ones leave no room for the next, the whole layout is drawn again.
+    """
     while True:
-        cube = rng.uniform(*CUBE_SPAWN_XY)
-        if np.linalg.norm(cube - goal) >= MIN_CUBE_GOAL_DISTANCE:
-            return cube, goal
+        layout = _try_layout(rng, scene, randomize_goal)
+        if layout is not None:
+            return layout
+
+
+def _try_layout(
+    rng: np.random.Generator, scene: SceneDef, randomize_goal: bool, tries: int = 100
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    goals: dict[str, np.ndarray] = {}
+    for goal in scene.goals:
+        if len(scene.goals) == 1 and not randomize_goal:
+            goals[goal.name] = DEFAULT_GOAL_XY.copy()
+            continue
+        xy = _draw(rng, GOAL_SPAWN_XY, tries, [(g, MIN_GOAL_GOAL_DISTANCE) for g in goals.values()])
+        if xy is None:
+            return None
+        goals[goal.name] = xy
+    cubes: dict[str, np.ndarray] = {}
+    for cube in scene.cubes:
+        apart = [(g, MIN_CUBE_GOAL_DISTANCE) for g in goals.values()]
+        xy = _draw(rng, CUBE_SPAWN_XY, tries, apart + [(c, MIN_CUBE_CUBE_DISTANCE) for c in cubes.values()])
+        if xy is None:
+            return None
+        cubes[cube.name] = xy
+    return cubes, goals
+
+
+def _draw(
+    rng: np.random.Generator, area: np.ndarray, tries: int, apart: list[tuple[np.ndarray, float]]
+) -> np.ndarray | None:
+    for _ in range(tries):
+        xy = rng.uniform(*area)
+        if all(np.linalg.norm(xy - other) >= distance for other, distance in apart):
+            return xy
+    return None
 
 
 def evaluate(
@@ -55,13 +99,22 @@ def evaluate(
     released: bool,
     episode_time: float,
     thresholds: TaskThresholds,
+    height_error: float | None = None,
+    supported: bool = True,
 ) -> TaskStatus:
-    """Combine the physical measurements into a TaskStatus."""
-    resting = abs(cube_lift) < thresholds.rest_tolerance and cube_speed < thresholds.max_rest_speed
+    """Combine the physical measurements into a TaskStatus.
+
+    height_error: cube centre above where it rests when solved (default cube_lift: on the table); supported:
+    what it rests on is in place (a stack's base cube on the table, still and released).
+    """
+    height_error = cube_lift if height_error is None else height_error
+    resting = abs(height_error) < thresholds.rest_tolerance and cube_speed < thresholds.max_rest_speed
     on_goal = distance_to_goal < thresholds.place_distance
-    placed = lifted and on_goal and resting and released
+    placed = lifted and on_goal and resting and released and supported
     if placed:
         message = 'cube placed on the goal'
+    elif not supported:
+        message = 'the cube underneath is not resting on the table'
     elif not lifted:
         message = 'cube not lifted yet'
     elif not on_goal:
