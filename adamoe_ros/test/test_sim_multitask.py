@@ -51,7 +51,8 @@ def test_catalogue_has_distinct_tasks_and_disjoint_phrasings() -> None:
         assert task.train and task.held_out and not set(task.train) & set(task.held_out)
         assert task.cube in {c.name for c in MULTITASK.cubes}
         assert task.target in {g.name for g in MULTITASK.goals} | {c.name for c in MULTITASK.cubes} - {task.cube}
-    assert MULTITASK.state_names == tuple(f'{c}_{a}' for c in ('red_cube', 'blue_cube') for a in 'xyz')
+    objects = ('red_cube', 'blue_cube', 'green_goal', 'yellow_goal')  # every object: the instruction picks
+    assert MULTITASK.state_names == tuple(f'{o}_{a}' for o in objects for a in 'xyz')
     # Evaluation: a run of seeds is balanced over tasks; swapping always names another task.
     told = [episode_instruction(MULTITASK, seed, 'held_out', swap=True) for seed in range(24)]
     assert all(t.task != t.scene_task and t.instruction in t.task.held_out for t in told)
@@ -91,6 +92,9 @@ def test_layouts_are_seeded_and_keep_objects_apart(sim: So101PickPlaceSim) -> No
             assert np.linalg.norm(cube[:2] - goal[:2]) >= MIN_CUBE_GOAL_DISTANCE
         assert all(abs(c[2] - CUBE_HALF_SIZE) < 1e-3 for c in cubes.values())
         assert not any(sim.task_status(t).success for t in MULTITASK.tasks)
+        state = dict(zip(sim.extra_state_names, sim.extra_state(), strict=True))
+        for name, centre in (cubes | goals).items():
+            np.testing.assert_array_equal([state[f'{name}_{a}'] for a in 'xyz'], centre)
     assert tasks[:6] == [t.name for t in MULTITASK.tasks] and tasks[6:12] == tasks[:6]
     first = sim.reset(3), sim.goal_positions()
     again = sim.reset(3), sim.goal_positions()

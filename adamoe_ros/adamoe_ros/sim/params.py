@@ -17,7 +17,7 @@ class SimBridgeParams(ParameterTable):
 
     physics_steps_per_tick: int = param(10, 'MuJoCo steps (2 ms each) per control tick', ge=1)
     real_time_factor: float = param(1.0, 'sim seconds per wall second; >1 runs faster', gt=0.0)
-    joint_state_rate: float = param(50.0, 'Hz (sim time) of joint_states and sim/cube_position', gt=0.0)
+    joint_state_rate: float = param(50.0, 'Hz (sim time) of joint_states and the privileged state', gt=0.0)
     camera_rate: float = param(10.0, 'Hz (sim time) of each camera; <= 0 disables rendering')
     image_height: int = param(128, 'camera image height (pixels)', ge=1)
     image_width: int = param(128, 'camera image width (pixels)', ge=1)

@@ -111,9 +111,9 @@ class ScriptedExpertNode(Node):
         return response
 
     def _on_cubes(self, msg: Float64MultiArray) -> None:
-        values = self._xyz_by_name(msg, [c.name for c in self._scene.cubes])
+        values = self._xyz_by_name(msg, list(self._scene.state_objects))
         if values is not None:
-            self._cubes = values
+            self._cubes = {c.name: values[c.name] for c in self._scene.cubes}
 
     def _on_goals(self, msg: Float64MultiArray) -> None:
         values = self._xyz_by_name(msg, [g.name for g in self._scene.goals])

@@ -56,7 +56,7 @@ class So101PickPlaceSim:
 
     @property
     def extra_state_names(self) -> tuple[str, ...]:
-        """Names of extra_state(): every cube's centre, as the scene's privileged state."""
+        """Names of extra_state(): the scene's privileged state (object centres)."""
         return self.scene.state_names
 
     @property
@@ -145,8 +145,9 @@ class So101PickPlaceSim:
         return {name: self.data.xpos[body].copy() for name, body in self._cube_body_ids.items()}
 
     def extra_state(self) -> np.ndarray:
-        """Return the privileged state (extra_state_names): every cube's centre, in the scene's cube order."""
-        return np.concatenate([self.cube_position(c.name) for c in self.scene.cubes])
+        """Return the privileged state (extra_state_names): the centres of the scene's state objects, in order."""
+        centres = self.cube_positions() | self.goal_positions()
+        return np.concatenate([centres[name] for name in self.scene.state_objects])
 
     def goal_positions(self) -> dict[str, np.ndarray]:
         """Every goal disc's centre on the table (m), by goal name."""

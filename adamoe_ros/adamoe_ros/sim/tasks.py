@@ -68,8 +68,9 @@ class SceneDef:
     cubes: tuple[CubeDef, ...]
     goals: tuple[GoalDef, ...]
     tasks: tuple[TaskDef, ...]
-    state_topic: str  # std_msgs/Float64MultiArray: every cube's centre (x, y, z), in `cubes` order
+    state_topic: str  # std_msgs/Float64MultiArray: the centres (x, y, z) of `state_objects`, in that order
     state_names: tuple[str, ...]
+    state_objects: tuple[str, ...]  # cubes and goals whose centres form the privileged state
 
     def task(self, name: str) -> TaskDef:
         """Return the task called `name`; raises KeyError naming the known tasks."""
@@ -114,8 +115,8 @@ def _stack(cube: str, base: str) -> TaskDef:
     return TaskDef(f'stack_{cube}_on_{base}', 'stack', f'{cube}_cube', f'{base}_cube', train, held_out)
 
 
-def _state_names(cubes: tuple[CubeDef, ...]) -> tuple[str, ...]:
-    return tuple(f'{c.name}_{axis}' for c in cubes for axis in 'xyz')
+def _state_names(objects: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f'{name}_{axis}' for name in objects for axis in 'xyz')
 
 
 PICK_PLACE = SceneDef(
@@ -126,13 +127,17 @@ PICK_PLACE = SceneDef(
     # The profile already names this scene's privileged state (the bundled demo policy reads it).
     state_topic=SO101.extra_state_topic,
     state_names=SO101.extra_state_names,
+    state_objects=('cube',),
 )
 
 _MULTI_CUBES = (CubeDef('red_cube', 'block', _RED), CubeDef('blue_cube', 'blue_block', _BLUE))
+_MULTI_GOALS = (GoalDef('green_goal', 'green_goal', _GREEN), GoalDef('yellow_goal', 'yellow_goal', _YELLOW))
+# Every object is in the state (both cubes, both goals): only the instruction says which of them matter.
+_MULTI_OBJECTS = tuple(o.name for o in _MULTI_CUBES + _MULTI_GOALS)
 MULTITASK = SceneDef(
     name='multitask',
     cubes=_MULTI_CUBES,
-    goals=(GoalDef('green_goal', 'green_goal', _GREEN), GoalDef('yellow_goal', 'yellow_goal', _YELLOW)),
+    goals=_MULTI_GOALS,
     tasks=(
         _place('red', 'green'),
         _place('blue', 'yellow'),
@@ -142,7 +147,8 @@ MULTITASK = SceneDef(
         _stack('blue', 'red'),
     ),
     state_topic='sim/object_positions',
-    state_names=_state_names(_MULTI_CUBES),
+    state_names=_state_names(_MULTI_OBJECTS),
+    state_objects=_MULTI_OBJECTS,
 )
 
 SCENES: dict[str, SceneDef] = {scene.name: scene for scene in (PICK_PLACE, MULTITASK)}
