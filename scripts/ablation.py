@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""The AdaMoE ablation, like the paper's: same data, seed set, steps and base; only the action expert's FFN varies.
+"""The AdaMoE ablation as the paper ran it: upcycle one pretrained dense policy, fine-tune every variant alike.
 
-For each variant: train (adamoe-train), export (adamoe-export), evaluate on held-out seeds with the engine driving
-the sim directly (adamoe_ros.closed_loop.direct_eval). Then one table and plots:
+On the multi-task scene (sim/tasks.py), in stages; a stage whose outputs exist is skipped, so the study can be
+stopped at any point and started again with the same command:
 
-    python scripts/ablation.py --dataset outputs/pipeline/dataset --steps 1500 --episodes 30 --out results/ablation
+  collect   scripted demonstrations through ROS, in chunks of training seeds, merged into one LeRobot dataset
+  pretrain  stage A: the dense base on those demonstrations (one job, every thread)
+  finetune  stage B: from that one checkpoint, per variant and seed: dense, vanilla MoE and AdaMoE (reference and
+            function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each)
+  export    a bundle per fine-tuned model (validated against PyTorch)
+  evaluate  the engine driving the sim directly on held-out seeds (each fine-tuning seed its own block of
+            evaluation seeds, pooled per variant); seed 0 of the main variants also with held-out phrasings and
+            with swapped instructions (the language test)
+  report    results/ablation_multitask/README.md: success per variant and task with 95% intervals, the spread over
+            seeds, differences to dense with their intervals, losses, expert usage and its specialisation
 
-Reported per variant: success rate with a 95% Wilson interval, lift rate, final flow and balance loss, expert usage
-entropy, training time, inference latency (p50/p99 of one chunk on ONNX Runtime, 1 thread).
+    python scripts/ablation.py                      # everything, resuming
+    python scripts/ablation.py --stop-after pretrain
+
+Checkpoints, bundles and the dataset go to --work (not committed); evaluations, logs and the report to --results.
 """
 
 from __future__ import annotations
@@ -15,187 +26,202 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+from adamoe_ros.closed_loop.ablation_report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REPO_ID = 'local/so101_multitask'
+SCENE = 'multitask'
+STAGES = ('collect', 'pretrain', 'finetune', 'export', 'evaluate', 'report')
+# Stage B variants: name -> adamoe-train arguments (all upcycled from the stage A checkpoint).
 VARIANTS: dict[str, list[str]] = {
     'dense': ['--routing-mode', 'dense'],
     'vanilla_e4_k1': ['--routing-mode', 'vanilla', '--num-experts', '4', '--top-k', '1'],
     'adamoe_e4_k1': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '1'],
+    'adamoe_e4_k1_fp': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '1']
+    + ['--set', 'function_preserving_init=true'],
     'adamoe_e4_k2': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '2'],
     'adamoe_e8_k1': ['--routing-mode', 'adamoe', '--num-experts', '8', '--top-k', '1'],
-    'adamoe_e4_k1_fp': [
-        '--routing-mode',
-        'adamoe',
-        '--num-experts',
-        '4',
-        '--top-k',
-        '1',
-        '--set',
-        'function_preserving_init=true',
-    ],
 }
-REPO_ID = 'local/so101_demos'
+MAIN_VARIANTS = ('dense', 'vanilla_e4_k1', 'adamoe_e4_k1', 'adamoe_e4_k1_fp')  # (a)-(d): every fine-tuning seed
+LANGUAGE_TESTS = {'held_out': ['--phrasing', 'held_out'], 'swap': ['--swap']}
+EVAL_FIRST_SEED = 1000  # collection uses seeds below it
 
 
 def run(cmd: list[str], log: Path) -> None:
-    """Run a stage, its output to a log file; raise with the log's tail on failure."""
+    """Run one step with its output appended to `log`; raise with the log's tail on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open('a') as fh:
         fh.write(f'$ {" ".join(cmd)}\n')
         fh.flush()
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=os.environ.copy())
     if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-30:]
-        raise RuntimeError(f'{cmd[0]} failed ({proc.returncode}); log {log}:\n' + '\n'.join(tail))
+        tail = '\n'.join(log.read_text().splitlines()[-30:])
+        raise RuntimeError(f'{cmd[0]} {cmd[1] if len(cmd) > 1 else ""} failed ({proc.returncode}); {log}:\n{tail}')
 
 
-def final_losses(train_dir: Path, last: int = 20) -> dict[str, float | None]:
-    """Mean flow and balance loss over the last `last` logged steps of adamoe-train (one batch each is noisy)."""
-    entries = [json.loads(line) for line in (train_dir / 'train_log.jsonl').read_text().splitlines()][-last:]
-
-    def mean(key: str) -> float | None:
-        values = [e[key] for e in entries if e.get(key) is not None]
-        return sum(values) / len(values) if values else None
-
-    return {'flow_loss': mean('flow_loss'), 'balance_loss': mean('balance_loss')}
+def done_marker(folder: Path) -> Path:
+    return folder / 'DONE.json'
 
 
-def run_variant(name: str, extra: list[str], args: argparse.Namespace) -> dict:
-    """Train, export and evaluate one variant (skipping stages whose outputs exist)."""
-    out = args.out / name
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / 'stages.log'
-    train_dir, bundle, results = out / 'train', out / 'bundle', out / 'eval.json'
-    timing_file = out / 'train_time.json'
-    if not (train_dir / 'checkpoints' / 'last').exists():
-        start = time.monotonic()
-        run(
-            [
-                'adamoe-train',
-                '--dataset-root',
-                str(args.dataset),
-                '--repo-id',
-                REPO_ID,
-                '--output-dir',
-                str(train_dir),
-                '--steps',
-                str(args.steps),
-                '--batch-size',
-                str(args.batch_size),
-                '--seed',
-                str(args.seed),
-                '--lr-scale',
-                str(args.lr_scale),
-                '--threads',
-                str(args.threads),
-                *extra,
-            ],
-            log,
-        )
-        timing_file.write_text(json.dumps({'train_time_s': time.monotonic() - start}))
+def mark_done(folder: Path, **facts: object) -> None:
+    done_marker(folder).write_text(json.dumps(facts, indent=2) + '\n')
+
+
+# ---- collect ---------------------------------------------------------------------------------------------------
+def collect(args: argparse.Namespace) -> Path:
+    """Demonstrations in chunks of seeds (a chunk left half-done by a stop is recorded again), then merged."""
+    dataset = args.work / 'dataset'
+    if done_marker(dataset).exists():
+        return dataset
+    chunks = []
+    for i in range(-(-args.demos // args.chunk)):
+        chunk = args.work / 'demos' / f'chunk_{i:02d}'
+        chunks.append(chunk)
+        if done_marker(chunk).exists():
+            continue
+        shutil.rmtree(chunk, ignore_errors=True)
+        first_seed = i * args.seeds_per_chunk  # disjoint seed blocks, all below EVAL_FIRST_SEED
+        assert first_seed + args.seeds_per_chunk <= EVAL_FIRST_SEED, 'training seeds would reach held-out seeds'
+        episodes = min(args.chunk, args.demos - i * args.chunk)
+        # fmt: off
+        run([sys.executable, '-m', 'adamoe_ros.closed_loop.collect', '--scene', SCENE, '--root', str(chunk / 'data'),
+             '--episodes', str(episodes), '--first-seed', str(first_seed), '--repo-id', REPO_ID,
+             '--real-time-factor', str(args.collect_rtf)], args.results / 'logs' / 'collect.log')
+        # fmt: on
+        mark_done(chunk, episodes=episodes, first_seed=first_seed)
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    shutil.rmtree(dataset, ignore_errors=True)
+    aggregate_datasets([REPO_ID] * len(chunks), REPO_ID, roots=[c / 'data' for c in chunks], aggr_root=dataset)
+    mark_done(dataset, chunks=len(chunks), demos=args.demos)
+    return dataset
+
+
+# ---- training, export, evaluation ------------------------------------------------------------------------------
+def train(
+    out: Path, dataset: Path, steps: int, seed: int, threads: int, extra: list[str], args: argparse.Namespace
+) -> Path:
+    """adamoe-train into `out` unless its final checkpoint exists; resumes a run that saved checkpoints."""
+    final = out / 'checkpoints' / 'last' / 'pretrained_model'
+    if done_marker(out).exists():
+        return final
+    resume = ['--resume'] if final.exists() else []
+    began = time.monotonic()
+    # fmt: off
+    run(['adamoe-train', '--dataset-root', str(dataset), '--repo-id', REPO_ID, '--output-dir', str(out),
+         '--steps', str(steps), '--batch-size', str(args.batch_size), '--seed', str(seed),
+         '--lr-scale', str(args.lr_scale), '--threads', str(threads), '--save-every', str(args.save_every),
+         *resume, *extra], out / 'train.log')
+    # fmt: on
+    mark_done(out, train_time_s=round(time.monotonic() - began, 1), threads=threads, resumed=bool(resume))
+    return final
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fine-tuned model: its variant, fine-tuning seed and index among the seeds (its evaluation block)."""
+
+    variant: str
+    seed: int
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f'{self.variant}/seed{self.seed}'
+
+
+def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: argparse.Namespace) -> None:
+    """Stage B for one job, then its bundle and its evaluations (each step skipped when done)."""
+    work, results = args.work / job.name, args.results / job.name
+    results.mkdir(parents=True, exist_ok=True)
+    extra = ['--upcycle-from', str(pretrained), *VARIANTS[job.variant]]
+    final = train(work / 'train', dataset, args.finetune_steps, job.seed, 1, extra, args)
+    shutil.copy(work / 'train' / 'train_log.jsonl', results / 'train_log.jsonl')
+    shutil.copy(done_marker(work / 'train'), results / 'train_time.json')
+    if args.stop_after == 'finetune':
+        return
+    bundle = work / 'bundle'
     if not (bundle / 'bundle.json').exists():
-        run(
-            [
-                'adamoe-export',
-                str(train_dir / 'checkpoints' / 'last' / 'pretrained_model'),
-                str(bundle),
-                '--dataset-root',
-                str(args.dataset),
-                '--threads',
-                str(args.threads),
-            ],
-            log,
-        )
-    if not results.exists():
-        run(
-            [
-                sys.executable,
-                '-m',
-                'adamoe_ros.closed_loop.direct_eval',
-                '--bundle',
-                str(bundle),
-                '--episodes',
-                str(args.episodes),
-                '--first-seed',
-                '1000',
-                '--out',
-                str(results),
-                '--plot',
-                str(out / 'expert_usage.png'),
-            ],
-            log,
-        )
-    summary = json.loads(results.read_text())['summary']
-    return {
-        'variant': name,
-        'summary': summary,
-        **final_losses(train_dir),
-        'train_time_s': json.loads(timing_file.read_text())['train_time_s'] if timing_file.exists() else None,
-    }
+        run(['adamoe-export', str(final), str(bundle), '--dataset-root', str(dataset)], results / 'stages.log')
+    if args.stop_after == 'export':
+        return
+    first_seed = EVAL_FIRST_SEED + job.index * args.episodes
+    evaluations = {'eval': []}
+    if job.variant in MAIN_VARIANTS and job.index == 0:
+        evaluations.update(LANGUAGE_TESTS)
+    for name, extra_eval in evaluations.items():
+        out = results / f'{name}.json'
+        if out.exists():
+            continue
+        plot = ['--plot', str(results / 'expert_usage.png')] if name == 'eval' else []
+        # fmt: off
+        run([sys.executable, '-m', 'adamoe_ros.closed_loop.direct_eval', '--bundle', str(bundle), '--scene', SCENE,
+             '--episodes', str(args.episodes), '--first-seed', str(first_seed), '--out', str(out), *plot,
+             *extra_eval], results / 'stages.log')
+        # fmt: on
 
 
-def markdown_table(rows: list[dict], args: argparse.Namespace) -> str:
-    """Results as a Markdown table plus the command that produced it."""
-    lines = [
-        '# AdaMoE ablation (generated by scripts/ablation.py)',
-        '',
-        f'Data: `{args.dataset}` (scripted demonstrations). Same seed ({args.seed}), {args.steps} steps, '
-        f'batch {args.batch_size}, tiny SmolVLA-style base for every variant. Evaluation: {args.episodes} held-out '
-        'seeds (1000..), the engine driving the sim directly (no ROS, sim paused during inference). Losses: mean of '
-        'the last 20 logged steps. Train time: wall clock on the 2-core machine with up to two variants training at '
-        'once, so compare it only roughly.',
-        '',
-        '| variant | success (95% CI) | lifted | flow loss | balance loss | usage entropy | train time | '
-        'inference p50 / p99 |',
-        '|---|---|---|---|---|---|---|---|',
-    ]
-    for row in rows:
-        s = row['summary']
-        ci = s['success_ci95']
-        entropy = s.get('expert_usage', {}).get('usage_entropy')
-        entropy = None if entropy is None or entropy != entropy else entropy  # dense: no experts
-        fmt = lambda v, f: 'n/a' if v is None else format(v, f)  # noqa: E731
-        lines.append(
-            f'| {row["variant"]} | {s["successes"]}/{s["episodes"]} = {s["success_rate"]:.0%} '
-            f'({ci[0]:.0%}-{ci[1]:.0%}) | {s["lift_rate"]:.0%} | {fmt(row["flow_loss"], ".4f")} | '
-            f'{fmt(row["balance_loss"], ".4f")} | {fmt(entropy, ".3f")} | {fmt(row["train_time_s"], ".0f")} s | '
-            f'{s["inference"]["p50_ms"]:.1f} / {s["inference"]["p99_ms"]:.1f} ms |'
-        )
-    lines += ['', 'Command:', '', '```', ' '.join(['python scripts/ablation.py', *sys.argv[1:]]), '```', '']
-    return '\n'.join(lines)
+def jobs(args: argparse.Namespace) -> list[Job]:
+    """Return the jobs: main variants seed by seed first (an early stop leaves comparable sets), then the others."""
+    main = [Job(v, s, i) for i, s in enumerate(args.seeds) for v in MAIN_VARIANTS if v in args.variants]
+    extra = [Job(v, args.seeds[0], 0) for v in args.variants if v not in MAIN_VARIANTS]
+    return main + extra
 
 
 def main() -> None:
-    """Run the variants (two at a time, one thread each) and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--dataset', type=Path, required=True)
-    parser.add_argument('--steps', type=int, default=1500)
+    parser.add_argument('--work', type=Path, default=ROOT / 'outputs' / 'ablation_multitask')
+    parser.add_argument('--results', type=Path, default=ROOT / 'results' / 'ablation_multitask')
+    parser.add_argument('--demos', type=int, default=240, help='successful scripted episodes (40 per task)')
+    parser.add_argument('--chunk', type=int, default=30, help='episodes per collection chunk')
+    parser.add_argument('--seeds-per-chunk', type=int, default=50, help='training seeds reserved per chunk')
+    parser.add_argument('--collect-rtf', type=float, default=3.0, help='real-time factor of the collection sim')
+    parser.add_argument('--pretrain-steps', type=int, default=6000)
+    parser.add_argument('--finetune-steps', type=int, default=2000)
     parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--lr-scale', type=float, default=20.0)
-    parser.add_argument('--episodes', type=int, default=30)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--parallel', type=int, default=2)
-    parser.add_argument('--variants', nargs='*', default=list(VARIANTS))
-    parser.add_argument('--out', type=Path, default=Path('results/ablation'))
+    parser.add_argument('--save-every', type=int, default=500, help='checkpoints a stopped run resumes from')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='fine-tuning seeds')
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--episodes', type=int, default=36, help='evaluation episodes per model (6 per task)')
+    parser.add_argument('--parallel', type=int, default=2, help='fine-tuning jobs at once (one thread each)')
+    parser.add_argument('--threads', type=int, default=os.cpu_count() or 1, help='threads of the pretraining job')
+    parser.add_argument('--stop-after', choices=STAGES, default='report')
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+
+    dataset = collect(args)
+    if args.stop_after == 'collect':
+        return
+    pretrain = args.work / 'pretrain'
+    pretrained = train(pretrain, dataset, args.pretrain_steps, 0, args.threads, ['--routing-mode', 'dense'], args)
+    shutil.copy(pretrain / 'train_log.jsonl', args.results / 'pretrain_log.jsonl')
+    if args.stop_after == 'pretrain':
+        return
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = {name: pool.submit(run_variant, name, VARIANTS[name], args) for name in args.variants}
-        rows = []
-        for name, future in futures.items():
+        futures = {job: pool.submit(finetune_export_evaluate, job, pretrained, dataset, args) for job in jobs(args)}
+        failed = []
+        for job, future in futures.items():
             try:
-                rows.append(future.result())
-                print(f'{name}: done', flush=True)
-            except Exception as err:  # noqa: BLE001 - report the variant and keep the others
-                print(f'{name}: FAILED: {err}', flush=True)
-    (args.out / 'ablation.json').write_text(json.dumps(rows, indent=2) + '\n')
-    table = markdown_table(rows, args)
-    (args.out / 'README.md').write_text(table)
-    print(table)
+                future.result()
+                print(f'{job.name}: done', flush=True)
+            except Exception as err:  # noqa: BLE001 - report the job, keep the others
+                failed.append(job.name)
+                print(f'{job.name}: FAILED: {err}', flush=True)
+    if args.stop_after in ('finetune', 'export', 'evaluate'):
+        return
+    write_report(args.results, list(VARIANTS), command=' '.join(['python scripts/ablation.py', *sys.argv[1:]]))
+    if failed:
+        raise SystemExit(f'failed: {failed}')
 
 
 if __name__ == '__main__':

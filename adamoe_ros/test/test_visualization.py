@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from adamoe_ros.closed_loop.phases import PHASES
-from adamoe_ros.closed_loop.report import plot_expert_usage, plot_token_routing, summarize, usage_by_phase
+from adamoe_ros.closed_loop.report import (
+    plot_expert_usage,
+    plot_token_routing,
+    summarize,
+    usage_by_phase,
+    usage_by_task,
+)
 from adamoe_ros.closed_loop.rollout import run_policy_episode
-from adamoe_ros.closed_loop.stats import usage_entropy, wilson_interval
+from adamoe_ros.closed_loop.stats import difference_interval, specialisation, usage_entropy, wilson_interval
 from adamoe_ros.closed_loop.usage_from_dataset import phase_from_state
 from adamoe_ros.demo import DEMO_BUNDLE
 from adamoe_ros.engine import PolicyEngine
@@ -49,6 +55,11 @@ def test_plots_are_written(rollout, tmp_path):
     assert plot_expert_usage([episode], tmp_path / 'usage.png').stat().st_size > 10_000
     shares = usage_by_phase([episode])
     assert shares and all(np.allclose(s.sum(axis=1), 1.0, atol=1e-5) for s in shares.values())
+    by_task = usage_by_task([episode])
+    assert list(by_task) == [episode.task] and np.allclose(by_task[episode.task].sum(axis=1), 1.0, atol=1e-5)
+    # One episode, one task: its per-task share is the mean over all its chunks, as the overall share.
+    overall = summarize([episode])['expert_usage']
+    np.testing.assert_allclose(overall['by_task'][episode.task], overall['overall_token_fraction'], atol=1e-4)
     assert 0.0 <= summarize([episode])['expert_usage']['usage_entropy'] <= 1.0
 
 
@@ -58,6 +69,17 @@ def test_statistics():
     assert low < 0.5 < high and high - low == pytest.approx(2 * (0.5 - low))
     assert usage_entropy(np.array([[0.25, 0.25, 0.25, 0.25]]), 1) == pytest.approx(1.0)
     assert usage_entropy(np.array([[1.0, 0.0, 0.0, 0.0]]), 1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_rate_difference_and_specialisation():
+    low, high = difference_interval(30, 36, 10, 36)
+    assert 0 < low < 30 / 36 - 10 / 36 < high < 1  # a large gap over 36 episodes each is supported
+    low, high = difference_interval(20, 36, 18, 36)
+    assert low < 0 < high  # two episodes apart is not
+    assert difference_interval(18, 36, 20, 36) == pytest.approx((-high, -low))  # symmetric
+    alike = {'reach': [[0.5, 0.5]], 'lift': [[0.5, 0.5]]}
+    apart = {'reach': [[1.0, 0.0]], 'lift': [[0.0, 1.0]]}
+    assert specialisation(alike) == pytest.approx(0.0) and specialisation(apart) == pytest.approx(0.5)
 
 
 def test_phase_from_recorded_state():

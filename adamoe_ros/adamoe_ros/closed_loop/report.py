@@ -43,6 +43,7 @@ def summarize(episodes: Sequence[EpisodeResult], top_k: int = 1) -> dict[str, An
             'overall_token_fraction': overall.round(4).tolist(),
             'usage_entropy': usage_entropy(overall, top_k),
             'by_phase': {p: u.round(4).tolist() for p, u in usage.items()},
+            'by_task': {t: u.round(4).tolist() for t, u in usage_by_task(episodes).items()},
         }
     return summary
 
@@ -92,6 +93,15 @@ def usage_by_phase(episodes: Sequence[EpisodeResult]) -> dict[str, np.ndarray]:
         for record in episode.routing:
             by_phase.setdefault(record.phase, []).append(record.token_fraction)
     return {p: np.mean(by_phase[p], axis=0) for p in PHASES if p in by_phase}
+
+
+def usage_by_task(episodes: Sequence[EpisodeResult]) -> dict[str, np.ndarray]:
+    """Mean token fraction (layers x experts) per instructed task over all chunks of the episodes."""
+    by_task: dict[str, list[np.ndarray]] = {}
+    for episode in episodes:
+        for record in episode.routing:
+            by_task.setdefault(episode.task, []).append(record.token_fraction)
+    return {t: np.mean(v, axis=0) for t, v in by_task.items()}
 
 
 def episode_table(episodes: Sequence[EpisodeResult]) -> list[dict[str, Any]]:
@@ -183,18 +193,30 @@ def _save(fig: Any, path: Path, title: str) -> Path:
     return path
 
 
+def _stacked_bars(ax: Any, usage: dict[str, np.ndarray], layer: int, colors: Sequence[Any]) -> None:
+    """One bar per key (phase or task): the mean share of each expert in `layer`, stacked."""
+    keys = list(usage)
+    bottom = np.zeros(len(keys))
+    for e in range(next(iter(usage.values())).shape[1]):
+        values = np.array([usage[k][layer, e] for k in keys])
+        ax.bar(keys, values, bottom=bottom, color=colors[e])
+        bottom += values
+    ax.set_ylabel('mean share')
+    ax.tick_params(axis='x', labelsize=7, labelrotation=20)
+
+
 def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str = '') -> Path | None:
-    """Per MoE layer: the selected-expert share over the episode time, and the mean share per task phase."""
+    """Per MoE layer: the selected-expert share over the episode time, and the mean share per phase and per task."""
     records = [r for e in episodes for r in e.routing if r.token_fraction.size]
     if not records:  # no episode, or a dense bundle (no MoE layers)
         return None
     plt = _pyplot()
     first = next(e for e in episodes if e.routing)
     layers, experts = first.routing[0].token_fraction.shape
-    fig, axes = plt.subplots(layers, 2, figsize=(11, 2.2 * layers + 0.6), squeeze=False)
+    fig, axes = plt.subplots(layers, 3, figsize=(16, 2.2 * layers + 0.6), squeeze=False)
     colors = plt.get_cmap('tab10').colors
     times = np.array([r.time for r in first.routing])
-    by_phase = usage_by_phase(episodes)
+    by_phase, by_task = usage_by_phase(episodes), usage_by_task(episodes)
     for layer in range(layers):
         share = np.stack([r.token_fraction[layer] for r in first.routing])  # (chunks, E)
         weight = np.stack([r.mean_weight[layer] for r in first.routing])
@@ -205,17 +227,12 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
         _mark_phases(ax, first.routing, 1.02)
         ax.set_ylabel(f'layer {layer}\nshare')
         ax.set_xlabel(f'sim time (s), seed {first.seed}')
-        ax = axes[layer, 1]
-        phases = list(by_phase)
-        bottom = np.zeros(len(phases))
-        for e in range(experts):
-            values = np.array([by_phase[p][layer, e] for p in phases])
-            ax.bar(phases, values, bottom=bottom, color=colors[e])
-            bottom += values
-        ax.set_ylabel('mean share')
+        _stacked_bars(axes[layer, 1], by_phase, layer, colors)
+        _stacked_bars(axes[layer, 2], by_task, layer, colors)
     axes[0, 0].legend(fontsize=7, loc='upper right', ncol=experts)
     axes[0, 0].set_title('expert share per chunk (area) and mean weight when selected (dashed)')
     axes[0, 1].set_title('mean expert share per task phase (all episodes)')
+    axes[0, 2].set_title('mean expert share per instructed task')
     return _save(fig, path, title or 'AdaMoE expert usage')
 
 

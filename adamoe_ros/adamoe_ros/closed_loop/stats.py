@@ -1,4 +1,4 @@
-"""Small statistics for evaluation reports: Wilson intervals, percentiles, usage entropy."""
+"""Small statistics for evaluation reports: Wilson intervals, rate differences, percentiles, expert usage."""
 
 import math
 
@@ -38,3 +38,26 @@ def usage_entropy(token_fraction: np.ndarray, top_k: int) -> float:
     p = p / np.clip(p.sum(axis=-1, keepdims=True), 1e-12, None)
     ent = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1) / math.log(frac.shape[-1])
     return float(ent.mean())
+
+
+def difference_interval(wins_a: int, n_a: int, wins_b: int, n_b: int) -> tuple[float, float]:
+    """Return the 95% interval of the difference of two success rates (a - b).
+
+    Newcombe's hybrid score method, from the two Wilson intervals: a difference is supported when it excludes 0.
+    """
+    p_a, p_b = wins_a / n_a, wins_b / n_b
+    (low_a, high_a), (low_b, high_b) = wilson_interval(wins_a, n_a), wilson_interval(wins_b, n_b)
+    d = p_a - p_b
+    return (d - math.hypot(p_a - low_a, high_b - p_b), d + math.hypot(high_a - p_a, p_b - low_b))
+
+
+def specialisation(usage: dict[str, list[list[float]]] | dict[str, np.ndarray]) -> float:
+    """Return how differently groups (tasks or phases) are routed, 0 when every group is routed alike.
+
+    The mean over groups and layers of the total variation distance between a group's expert shares and their mean.
+    """
+    if not usage:
+        return float('nan')
+    shares = np.stack([np.asarray(u, dtype=np.float64) for u in usage.values()])  # (groups, layers, experts)
+    shares = shares / np.clip(shares.sum(axis=-1, keepdims=True), 1e-12, None)
+    return float(0.5 * np.abs(shares - shares.mean(axis=0)).sum(axis=-1).mean())
