@@ -139,6 +139,18 @@ def test_params_file_matches_defaults_in_node_and_converter(tmp_path: Path) -> N
         rclpy.shutdown(context=context)
 
 
+def test_writer_creates_a_nested_root_whose_parents_do_not_exist(tmp_path: Path) -> None:
+    root = tmp_path / 'study' / 'chunk_00' / 'data'  # a fresh folder tree, as a data-collection script names it
+    front = {'camera_names': ['front'], 'camera_topics': ['cameras/front/image_raw'], 'camera_types': ['image']}
+    writer = EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), extra_state_topic='', **front))
+    image = numpy_to_image(np.zeros((32, 40, 3), np.uint8), 'rgb8')
+    values = {'camera:front': image, 'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
+    writer.add(AlignedFrame(0, 0, values, {}), 'task')
+    assert writer.save_episode().num_frames == 1
+    writer.close()
+    assert (root / 'meta' / 'info.json').is_file()
+
+
 def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     root = tmp_path / 'ds'
     front = {'camera_names': ['front'], 'camera_topics': ['cameras/front/image_raw'], 'camera_types': ['image']}

@@ -229,7 +229,7 @@ class EpisodeDatasetWriter:
             raise EncoderBehindError(f'the video encoder of {full} is {encoder.queue_maxsize} frames behind')
 
     def _check_free_space(self, needed: int, what: str) -> None:
-        folder = self.root if self.root.exists() else self.root.parent
+        folder = next(p for p in (self.root, *self.root.parents) if p.exists())  # the root may be nested, unmade
         free = shutil.disk_usage(folder).free
         if free < needed + MIN_FREE_BYTES:
             raise DiskFullError(self.root, free, what)
