@@ -2,8 +2,10 @@
 
     python -m adamoe_ros.demo            (or: ros2 run adamoe_ros adamoe_demo, or: make demo)
 
-Prints each episode as it finishes, the success rate with a 95% interval and the inference latency, and writes
-results.json, a contact sheet and a video of the cameras, and a plot of expert usage to --out.
+The scene is the one whose privileged state the bundle reads (sim/tasks.py); consecutive seeds cycle through its
+tasks, and each episode's instruction is published on the instruction topic, as a user would. Prints each episode
+as it finishes, the success rate per instruction and overall with 95% intervals and the inference latency, and
+writes results.json, a contact sheet and a video of the cameras, and a plot of expert usage to --out.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
     plot_expert_usage,
+    print_per_task,
     summarize,
     write_json,
     write_video,
 )
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
+from adamoe_ros.sim.tasks import scene_for_state
 
 DEMO_BUNDLE = Path(__file__).parent / 'bundles' / 'so101_demo'
 
@@ -31,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the demo and print where its outputs are."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bundle', type=Path, default=DEMO_BUNDLE, help='policy bundle folder')
-    parser.add_argument('--episodes', type=int, default=5)
+    parser.add_argument('--episodes', type=int, default=0, help='default: one per task of the scene, at least 5')
     parser.add_argument(
         '--first-seed',
         type=int,
@@ -46,9 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     spec = load_spec(args.bundle)
+    scene = scene_for_state(spec.state_names[len(spec.joint_names) :])
+    args.episodes = args.episodes or max(5, len(scene.tasks))
     print(
         f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {spec.routing.mode} routing, '
-        f'{spec.routing.num_experts} experts top-{spec.routing.top_k}), {args.episodes} episodes of at most '
+        f'{spec.routing.num_experts} experts top-{spec.routing.top_k}), scene {scene.name} ({len(scene.tasks)} '
+        f'tasks), {args.episodes} episodes of at most '
         f'{args.max_time:.0f} s sim time, real-time factor {args.real_time_factor}',
         flush=True,
     )
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         max_time=args.max_time,
         real_time_factor=args.real_time_factor,
         execution_mode=args.mode,
+        scene=scene.name,
     )
     episodes = evaluate_over_ros(cfg, log=lambda line: print('  ' + line, flush=True))
     summary = summarize(episodes, spec.routing.top_k)
@@ -85,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         f'success {summary["successes"]}/{summary["episodes"]} = {summary["success_rate"]:.0%} '
         f'(95% CI {low:.0%}-{high:.0%}); inference p50 {inf["p50_ms"]:.1f} ms, p99 {inf["p99_ms"]:.1f} ms'
     )
+    if len(scene.tasks) > 1:
+        print_per_task(summary)
     if 'observation_to_chunk' in summary:
         o2c = summary['observation_to_chunk']
         print(f'observation -> chunk published: p50 {o2c["p50_ms"]:.1f} ms, p99 {o2c["p99_ms"]:.1f} ms')

@@ -14,7 +14,7 @@ from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
 from adamoe_ros.sim.expert_plan import PickPlacePlan, run_scripted_episode
 from adamoe_ros.sim.task import MIN_CUBE_CUBE_DISTANCE, MIN_CUBE_GOAL_DISTANCE, MIN_GOAL_GOAL_DISTANCE
-from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE
+from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE, scene_for_state
 
 # Direct runs of the expert per task (seed % 6 picks the task): two seeds per task keep this short; the README
 # gives the success rate over 20 seeds per task.
@@ -57,6 +57,12 @@ def test_catalogue_has_distinct_tasks_and_disjoint_phrasings() -> None:
     told = [episode_instruction(MULTITASK, seed, 'held_out', swap=True) for seed in range(24)]
     assert all(t.task != t.scene_task and t.instruction in t.task.held_out for t in told)
     assert {t.instruction for t in told} == {p for t in MULTITASK.tasks for p in t.held_out}
+    # A bundle's state after its joints names the scene it was trained in (the demo picks its scene so).
+    assert (
+        scene_for_state(MULTITASK.state_names) is MULTITASK and scene_for_state(SO101.extra_state_names) is PICK_PLACE
+    )
+    with pytest.raises(ValueError, match='no scene publishes'):
+        scene_for_state(MULTITASK.state_names[:6])
     with pytest.raises(ValueError, match='one task'):
         episode_instruction(PICK_PLACE, 0, swap=True)
     with pytest.raises(ValueError, match='no held_out'):

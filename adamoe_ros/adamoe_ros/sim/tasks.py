@@ -10,6 +10,7 @@ Two scenes share one arm and table:
   differ, so only the instruction says what to do. The task of an episode is drawn from its seed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +160,14 @@ def scene_def(name: str) -> SceneDef:
     if name not in SCENES:
         raise ValueError(f'unknown scene {name!r} (scenes: {sorted(SCENES)})')
     return SCENES[name]
+
+
+def scene_for_state(state_names: Sequence[str]) -> SceneDef:
+    """Return the scene whose privileged state is `state_names` (a bundle's state after its joints)."""
+    for scene in SCENES.values():
+        if tuple(state_names) == scene.state_names:
+            return scene
+    raise ValueError(f'no scene publishes the state {list(state_names)} (scenes: {sorted(SCENES)})')
 
 
 def target_rest_position(
