@@ -9,7 +9,7 @@ graph's routing outputs), so the exported math is the trained math, not a re-imp
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import transformers.models.smolvlm.modeling_smolvlm as smolvlm_modeling
@@ -17,13 +17,48 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks
 from torch import Tensor, nn
 from transformers import DynamicCache
 
-from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing, moe_layers
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward, RoutingCapture, capture_routing, moe_layers
 
 
 def find_moe_layers(flow: nn.Module) -> list[tuple[int, AdaMoEFeedForward]]:
     """(expert layer index, module) for every action-expert MLP that is an AdaMoE layer."""
     layers = flow.vlm_with_expert.lm_expert.layers
     return [(i, layer.mlp) for i, layer in enumerate(layers) if isinstance(layer.mlp, AdaMoEFeedForward)]
+
+
+def cache_tensors(cache: DynamicCache) -> list[Tensor]:
+    """Flatten a prefill's K/V cache into the prefix graph's outputs: keys and values, layer by layer."""
+    kv: list[Tensor] = []
+    for layer in cache.layers:
+        kv += [layer.keys, layer.values]
+    return kv
+
+
+def cache_from_tensors(kv: Sequence[Tensor], num_layers: int) -> DynamicCache:
+    """Return a fresh cache holding the prefix graph's outputs.
+
+    Fresh per call: the denoise step appends suffix K/V to self-attention layers, which must not leak into the
+    next step (LeRobot crops; a graph input is immutable anyway).
+    """
+    cache = DynamicCache()
+    for layer in range(num_layers):
+        cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+    return cache
+
+
+def action_token_routing(
+    captured: RoutingCapture, layers: list[AdaMoEFeedForward], x_t: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Top-k expert indices and weights of the action tokens, (batch, layers, chunk, k), from one denoise step.
+
+    Routing covers every suffix token; the action tokens are the last `chunk` of them (PI0's suffix starts with
+    its state token, SmolVLA's is the action tokens alone).
+    """
+    batch, chunk = x_t.shape[0], x_t.shape[1]
+    (step,) = captured.passes(layers)  # one denoise step runs each layer once
+    indices = [r.topk_idx.reshape(batch, -1, r.topk_idx.shape[-1])[:, -chunk:] for r in step]
+    weights = [r.topk_weight.reshape(batch, -1, r.topk_weight.shape[-1])[:, -chunk:] for r in step]
+    return torch.stack(indices, dim=1).to(torch.int64), torch.stack(weights, dim=1).float()
 
 
 class PrefixGraph(nn.Module):
@@ -49,10 +84,7 @@ class PrefixGraph(nn.Module):
             inputs_embeds=[embs, None],
             use_cache=True,
         )
-        kv: list[Tensor] = []
-        for layer in cache.layers:
-            kv += [layer.keys, layer.values]
-        return (pad_masks, *kv)
+        return (pad_masks, *cache_tensors(cache))
 
 
 class DenoiseStepGraph(nn.Module):
@@ -65,26 +97,14 @@ class DenoiseStepGraph(nn.Module):
         self.moe_layers = [module for _, module in find_moe_layers(flow)]
 
     def forward(self, x_t: Tensor, t: Tensor, prefix_pad_mask: Tensor, *kv: Tensor) -> tuple[Tensor, ...]:
-        # A fresh cache per call: the step appends suffix K/V to self-attention layers, which must not
-        # leak into the next step (LeRobot crops; a graph input is immutable anyway).
-        cache = DynamicCache()
-        for layer in range(self.num_cache_layers):
-            cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+        cache = cache_from_tensors(kv, self.num_cache_layers)
         with capture_routing() as captured:
             velocity = self.flow.denoise_step(
                 prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
             )
         if not self.moe_layers:
             return (velocity,)
-        chunk = x_t.shape[1]
-        indices, weights = [], []
-        (step,) = captured.passes(self.moe_layers)  # one denoise step runs each layer once
-        for routing in step:
-            topk_idx, topk_weight = routing.topk_idx, routing.topk_weight
-            # Routing covers every suffix token; SmolVLA's suffix is exactly the action tokens.
-            indices.append(topk_idx.reshape(x_t.shape[0], -1, topk_idx.shape[-1])[:, -chunk:])
-            weights.append(topk_weight.reshape(x_t.shape[0], -1, topk_weight.shape[-1])[:, -chunk:])
-        return velocity, torch.stack(indices, dim=1).to(torch.int64), torch.stack(weights, dim=1).float()
+        return (velocity, *action_token_routing(captured, self.moe_layers, x_t))
 
 
 def _record_position_ids(embeddings: nn.Module, image_hw: tuple[int, int]) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,16 @@ def example_prefix_inputs(policy: nn.Module, dtype: torch.dtype) -> dict[str, Te
         fmt.image_input_name(cam): (torch.rand(1, 3, model_h, model_w, generator=gen) * 2 - 1).to(dtype)
         for cam in camera_names(config)
     }
-    length = config.tokenizer_max_length
-    inputs[fmt.LANG_TOKENS] = torch.randint(0, 100, (1, length), generator=gen)
-    mask = torch.zeros(1, length, dtype=torch.bool)
-    mask[0, : length // 2] = True  # a realistic partly padded mask; padding must not be baked in
-    inputs[fmt.LANG_MASK] = mask
+    inputs.update(example_language_inputs(config.tokenizer_max_length, gen))
     inputs[fmt.STATE] = torch.randn(1, config.max_state_dim, generator=gen).to(dtype)
     return inputs
+
+
+def example_language_inputs(length: int, gen: torch.Generator) -> dict[str, Tensor]:
+    """Token ids and a partly padded mask (padding must not be baked into the traced graph)."""
+    mask = torch.zeros(1, length, dtype=torch.bool)
+    mask[0, : length // 2] = True
+    return {fmt.LANG_TOKENS: torch.randint(0, 100, (1, length), generator=gen), fmt.LANG_MASK: mask}
 
 
 def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: list[str], outputs: list[str]) -> None:
@@ -53,43 +57,28 @@ def _export(module: nn.Module, args: tuple[Tensor, ...], file: Path, inputs: lis
     onnx.checker.check_model(str(file), full_check=True)
 
 
-@torch.no_grad()
-def export_graphs(policy: nn.Module, scratch: Path, fp16: bool = False, expert_graph: str = 'sparse') -> dict[str, Any]:
-    """Trace prefix.onnx and denoise.onnx into scratch (see `place_graphs`); return their I/O for bundle.json."""
-    flow = policy.model
-    dtype = torch.float16 if fp16 else torch.float32
-    prefix_inputs = example_prefix_inputs(policy, dtype)
-    cams = camera_names(policy.config)
-    prefix = PrefixGraph(flow, len(cams)).eval()
-    model_w, model_h = policy.config.resize_imgs_with_padding
-    with traceable_vision(flow, (model_h, model_w)), export_experts(flow, expert_graph), export_symbolics(OPSET):
-        prefix_outputs = prefix(*prefix_inputs.values())
-        num_layers = (len(prefix_outputs) - 1) // 2
-        prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
-        _export(
-            prefix,
-            tuple(prefix_inputs.values()),
-            scratch_file(scratch, fmt.PREFIX_FILE),
-            list(prefix_inputs),
-            prefix_output_names,
-        )
+def trace_graphs(
+    prefix: nn.Module,
+    prefix_inputs: dict[str, Tensor],
+    make_denoise: Callable[[int], nn.Module],
+    denoise_inputs: dict[str, Tensor],
+    files: tuple[Path, Path],
+) -> dict[str, Any]:
+    """Export the prefix graph, then the denoise graph fed its outputs; return both graphs' I/O for bundle.json.
 
-        denoise = DenoiseStepGraph(flow, num_layers).eval()
-        config = policy.config
-        x_t = torch.randn(1, config.chunk_size, config.max_action_dim, generator=torch.Generator().manual_seed(1))
-        denoise_inputs = {fmt.X_T: x_t.to(dtype), fmt.TIME: torch.tensor([0.7], dtype=dtype)}
-        denoise_inputs.update(dict(zip(prefix_output_names, prefix_outputs, strict=True)))
-        denoise_outputs = denoise(*denoise_inputs.values())
-        denoise_output_names = [fmt.VELOCITY]
-        if len(denoise_outputs) == 3:
-            denoise_output_names += [fmt.ROUTING_INDICES, fmt.ROUTING_WEIGHTS]
-        _export(
-            denoise,
-            tuple(denoise_inputs.values()),
-            scratch_file(scratch, fmt.DENOISE_FILE),
-            list(denoise_inputs),
-            denoise_output_names,
-        )
+    make_denoise(num_cache_layers) builds the denoise graph; denoise_inputs are its inputs before the cache.
+    """
+    prefix_outputs = prefix(*prefix_inputs.values())
+    num_layers = (len(prefix_outputs) - 1) // 2
+    prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
+    _export(prefix, tuple(prefix_inputs.values()), files[0], list(prefix_inputs), prefix_output_names)
+    denoise = make_denoise(num_layers).eval()
+    denoise_inputs = denoise_inputs | dict(zip(prefix_output_names, prefix_outputs, strict=True))
+    denoise_outputs = denoise(*denoise_inputs.values())
+    denoise_output_names = [fmt.VELOCITY]
+    if len(denoise_outputs) == 3:
+        denoise_output_names += [fmt.ROUTING_INDICES, fmt.ROUTING_WEIGHTS]
+    _export(denoise, tuple(denoise_inputs.values()), files[1], list(denoise_inputs), denoise_output_names)
     return {
         'prefix': {
             'inputs': {k: tensor_entry(v) for k, v in prefix_inputs.items()},
@@ -100,3 +89,22 @@ def export_graphs(policy: nn.Module, scratch: Path, fp16: bool = False, expert_g
             'outputs': {k: tensor_entry(v) for k, v in zip(denoise_output_names, denoise_outputs, strict=True)},
         },
     }
+
+
+@torch.no_grad()
+def export_graphs(policy: nn.Module, scratch: Path, fp16: bool = False, expert_graph: str = 'sparse') -> dict[str, Any]:
+    """Trace prefix.onnx and denoise.onnx into scratch (see `place_graphs`); return their I/O for bundle.json."""
+    flow, config = policy.model, policy.config
+    dtype = torch.float16 if fp16 else torch.float32
+    prefix = PrefixGraph(flow, len(camera_names(config))).eval()
+    x_t = torch.randn(1, config.chunk_size, config.max_action_dim, generator=torch.Generator().manual_seed(1))
+    denoise_inputs = {fmt.X_T: x_t.to(dtype), fmt.TIME: torch.tensor([0.7], dtype=dtype)}
+    model_w, model_h = config.resize_imgs_with_padding
+    with traceable_vision(flow, (model_h, model_w)), export_experts(flow, expert_graph), export_symbolics(OPSET):
+        return trace_graphs(
+            prefix,
+            example_prefix_inputs(policy, dtype),
+            lambda num_layers: DenoiseStepGraph(flow, num_layers),
+            denoise_inputs,
+            (scratch_file(scratch, fmt.PREFIX_FILE), scratch_file(scratch, fmt.DENOISE_FILE)),
+        )

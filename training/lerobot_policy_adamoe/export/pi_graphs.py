@@ -21,12 +21,16 @@ import torch
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor, nn
-from transformers import DynamicCache
 
 from adamoe_contract import bundle_format as fmt
-from lerobot_policy_adamoe.export.graphs import export_experts
-from lerobot_policy_adamoe.export.metadata import camera_names, tensor_entry
-from lerobot_policy_adamoe.export.onnx_export import OPSET, _export
+from lerobot_policy_adamoe.export.graphs import (
+    action_token_routing,
+    cache_from_tensors,
+    cache_tensors,
+    export_experts,
+)
+from lerobot_policy_adamoe.export.metadata import camera_names
+from lerobot_policy_adamoe.export.onnx_export import OPSET, example_language_inputs, trace_graphs
 from lerobot_policy_adamoe.export.onnx_ops import export_symbolics
 from lerobot_policy_adamoe.moe import capture_routing, moe_layers
 
@@ -61,10 +65,7 @@ class PiPrefixGraph(nn.Module):
             inputs_embeds=[embs, None],
             use_cache=True,
         )
-        kv: list[Tensor] = []
-        for layer in cache.layers:
-            kv += [layer.keys, layer.values]
-        return (pad_masks, *kv)
+        return (pad_masks, *cache_tensors(cache))
 
 
 class PiDenoiseStepGraph(nn.Module):
@@ -80,23 +81,14 @@ class PiDenoiseStepGraph(nn.Module):
     def forward(self, x_t: Tensor, t: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
         state_args = {'state': rest[0]} if self.with_state else {}
         prefix_pad_mask, *kv = rest[1:] if self.with_state else rest
-        cache = DynamicCache()
-        for layer in range(self.num_cache_layers):
-            cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+        cache = cache_from_tensors(kv, self.num_cache_layers)
         with capture_routing() as captured:
             velocity = self.flow.denoise_step(
                 **state_args, prefix_pad_masks=prefix_pad_mask, past_key_values=cache, x_t=x_t, timestep=t
             )
         if not self.moe_layers:
             return (velocity,)
-        chunk = x_t.shape[1]
-        indices, weights = [], []
-        (step,) = captured.passes(self.moe_layers)  # one denoise step runs each layer once
-        for routing in step:
-            # PI0's suffix is the state token and then the action tokens; keep the action tokens.
-            indices.append(routing.topk_idx.reshape(x_t.shape[0], -1, routing.topk_idx.shape[-1])[:, -chunk:])
-            weights.append(routing.topk_weight.reshape(x_t.shape[0], -1, routing.topk_weight.shape[-1])[:, -chunk:])
-        return velocity, torch.stack(indices, dim=1).to(torch.int64), torch.stack(weights, dim=1).float()
+        return (velocity, *action_token_routing(captured, self.moe_layers, x_t))
 
 
 def example_pi_prefix_inputs(policy: nn.Module) -> dict[str, Tensor]:
@@ -108,51 +100,26 @@ def example_pi_prefix_inputs(policy: nn.Module) -> dict[str, Tensor]:
         fmt.image_input_name(cam): torch.rand(1, 3, height, width, generator=gen) * 2 - 1
         for cam in camera_names(config)
     }
-    length = config.tokenizer_max_length
-    inputs[fmt.LANG_TOKENS] = torch.randint(0, 100, (1, length), generator=gen)
-    mask = torch.zeros(1, length, dtype=torch.bool)
-    mask[0, : length // 2] = True  # a realistic partly padded mask; padding must not be baked in
-    inputs[fmt.LANG_MASK] = mask
-    return inputs
+    return inputs | example_language_inputs(config.tokenizer_max_length, gen)
 
 
 @torch.no_grad()
 def export_pi_graphs(policy: nn.Module, out_dir: Path, expert_graph: str = 'sparse') -> dict[str, Any]:
     """Write prefix.onnx and denoise.onnx of a PI0/PI05 policy (fp32) into out_dir; return their I/O."""
-    flow = policy.model
-    config = policy.config
-    prefix_inputs = example_pi_prefix_inputs(policy)
+    flow, config = policy.model, policy.config
     prefix = PiPrefixGraph(flow, len(camera_names(config))).eval()
-    with export_experts(flow, expert_graph), export_symbolics(OPSET):
-        prefix_outputs = prefix(*prefix_inputs.values())
-        num_layers = (len(prefix_outputs) - 1) // 2
-        prefix_output_names = [fmt.PREFIX_PAD_MASK, *fmt.cache_names(num_layers)]
-        _export(
-            prefix, tuple(prefix_inputs.values()), out_dir / fmt.PREFIX_FILE, list(prefix_inputs), prefix_output_names
-        )
-
-        denoise = PiDenoiseStepGraph(flow, num_layers).eval()
-        gen = torch.Generator().manual_seed(1)
-        denoise_inputs = {
-            fmt.X_T: torch.randn(1, config.chunk_size, config.max_action_dim, generator=gen),
-            fmt.TIME: torch.tensor([0.7]),
-        }
-        if denoise.with_state:
-            denoise_inputs[fmt.STATE] = torch.randn(1, config.max_state_dim, generator=gen)
-        denoise_inputs.update(dict(zip(prefix_output_names, prefix_outputs, strict=True)))
-        denoise_outputs = denoise(*denoise_inputs.values())
-        denoise_output_names = [fmt.VELOCITY]
-        if len(denoise_outputs) == 3:
-            denoise_output_names += [fmt.ROUTING_INDICES, fmt.ROUTING_WEIGHTS]
-        names = list(denoise_inputs)
-        _export(denoise, tuple(denoise_inputs.values()), out_dir / fmt.DENOISE_FILE, names, denoise_output_names)
-    return {
-        'prefix': {
-            'inputs': {k: tensor_entry(v) for k, v in prefix_inputs.items()},
-            'outputs': {k: tensor_entry(v) for k, v in zip(prefix_output_names, prefix_outputs, strict=True)},
-        },
-        'denoise': {
-            'inputs': {k: tensor_entry(v) for k, v in denoise_inputs.items()},
-            'outputs': {k: tensor_entry(v) for k, v in zip(denoise_output_names, denoise_outputs, strict=True)},
-        },
+    gen = torch.Generator().manual_seed(1)
+    denoise_inputs = {
+        fmt.X_T: torch.randn(1, config.chunk_size, config.max_action_dim, generator=gen),
+        fmt.TIME: torch.tensor([0.7]),
     }
+    if takes_state(flow):
+        denoise_inputs[fmt.STATE] = torch.randn(1, config.max_state_dim, generator=gen)
+    with export_experts(flow, expert_graph), export_symbolics(OPSET):
+        return trace_graphs(
+            prefix,
+            example_pi_prefix_inputs(policy),
+            lambda num_layers: PiDenoiseStepGraph(flow, num_layers),
+            denoise_inputs,
+            (out_dir / fmt.PREFIX_FILE, out_dir / fmt.DENOISE_FILE),
+        )
