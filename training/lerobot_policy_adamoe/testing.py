@@ -1,6 +1,7 @@
 """Small synthetic LeRobot datasets for tests and examples (the SO-101 profile's cameras and joints).
 
-Also `run_lerobot_train`, which the end-to-end tests use to run LeRobot's own CLI offline.
+Also `train_steps`, a few optimizer steps the way adamoe-train takes them, and `run_lerobot_train`, which the
+end-to-end tests use to run LeRobot's own CLI offline.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,3 +95,27 @@ def run_lerobot_train(*args: str, cwd: Path) -> str:
     if result.returncode != 0:
         raise RuntimeError(f'lerobot-train exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}')
     return result.stdout + result.stderr
+
+
+def train_steps(policy: Any, preprocessor: Any, dataset: Any, optimizer: Any, steps: int) -> list[dict[str, Any]]:
+    """Take `steps` optimizer steps (batch 8, clipped gradients, the config's scheduler); return each step's info."""
+    import torch
+
+    scheduler = policy.config.get_scheduler_preset().build(optimizer, num_training_steps=1000)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=8, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0)
+    )
+    policy.train()
+    logged: list[dict[str, Any]] = []
+    while len(logged) < steps:
+        for raw in loader:
+            loss, info = policy.forward(preprocessor(raw))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            logged.append(info)
+            if len(logged) == steps:
+                break
+    return logged

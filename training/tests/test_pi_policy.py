@@ -10,6 +10,7 @@ from lerobot.policies.pi0 import modeling_pi0
 from lerobot_policy_adamoe.modeling_adamoe import pi0_expert_layers
 from lerobot_policy_adamoe.modeling_adamoe_pi import AdaMoEPI0Policy, AdaMoEPI05Policy
 from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing, expected_upcycled_factor
+from lerobot_policy_adamoe.testing import train_steps
 from lerobot_policy_adamoe.tiny_pi import (
     TINY_GEMMA,
     TINY_SIGLIP,
@@ -158,26 +159,9 @@ def test_tiny_pi_adamoe_trains_and_checkpoint_reload_is_exact(kind, tiny_backbon
         return info['flow_loss']
 
     optimizer = config.get_optimizer_preset().build(policy.get_optim_params())
-    scheduler = config.get_scheduler_preset().build(optimizer, num_training_steps=1000)
     assert [g['group_name'] for g in optimizer.param_groups] == ['base', 'experts', 'router']
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=8, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0)
-    )
     before = eval_loss()
-    policy.train()
-    steps, logged = 0, []
-    while steps < 45:
-        for raw in loader:
-            loss, info = policy.forward(preprocessor(raw))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            logged.append(info)
-            steps += 1
-            if steps == 45:
-                break
+    logged = train_steps(policy, preprocessor, dataset, optimizer, 45)
     after = eval_loss()
     print('eval flow loss', before, '->', after)
     assert after < 0.7 * before, (before, after)

@@ -14,6 +14,7 @@ from lerobot.utils.import_utils import register_third_party_plugins
 from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy, param_group_of, smolvla_expert_layers
 from lerobot_policy_adamoe.moe import AdaMoEFeedForward, capture_routing, expected_upcycled_factor
+from lerobot_policy_adamoe.testing import train_steps
 from lerobot_policy_adamoe.tiny_base import make_tiny_adamoe_config, make_tiny_smolvla_config
 
 
@@ -165,25 +166,8 @@ def test_tiny_adamoe_trains_and_checkpoint_reload_is_exact(tiny_backbone, synthe
         return info['flow_loss']
 
     optimizer = config.get_optimizer_preset().build(policy.get_optim_params())
-    scheduler = config.get_scheduler_preset().build(optimizer, num_training_steps=1000)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=8, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0)
-    )
     before = eval_loss()
-    policy.train()
-    steps, logged = 0, []
-    while steps < 40:
-        for raw in loader:
-            loss, info = policy.forward(preprocessor(raw))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            logged.append(info)
-            steps += 1
-            if steps == 40:
-                break
+    logged = train_steps(policy, preprocessor, dataset, optimizer, 40)
     after = eval_loss()
     print('eval flow loss', before, '->', after)
     assert after < 0.7 * before, (before, after)
