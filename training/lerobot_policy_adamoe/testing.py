@@ -1,11 +1,12 @@
 """Small synthetic LeRobot datasets for tests and examples (the SO-101 profile's cameras and joints).
 
-Also `train_steps`, a few optimizer steps the way adamoe-train takes them, and `run_lerobot_train`, which the
-end-to-end tests use to run LeRobot's own CLI offline.
+Also `train_steps`, a few optimizer steps the way adamoe-train takes them, and `run_lerobot_train` /
+`lerobot_train_and_resume`, which the end-to-end tests use to run LeRobot's own CLI offline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,44 @@ def run_lerobot_train(*args: str, cwd: Path) -> str:
     if result.returncode != 0:
         raise RuntimeError(f'lerobot-train exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}')
     return result.stdout + result.stderr
+
+
+def lerobot_train_and_resume(policy_args: list[str], dataset: Any, tmp_path: Path) -> tuple[dict[str, Any], Path]:
+    """Train 4 steps with `lerobot-train` (checkpoint at 4), resume to 6; check what both runs must leave behind.
+
+    Returns the first checkpoint's config.json and the resumed `pretrained_model` folder.
+    """
+    from safetensors.torch import load_file
+
+    out = tmp_path / 'run'
+    log = run_lerobot_train(
+        f'--dataset.repo_id={dataset.repo_id}',
+        f'--dataset.root={dataset.root}',
+        *policy_args,
+        '--steps=4',
+        '--batch_size=2',
+        '--num_workers=0',
+        '--wandb.enable=false',
+        f'--output_dir={out}',
+        '--save_freq=4',
+        '--log_freq=2',
+        cwd=tmp_path,
+    )
+    assert 'balance_loss:' in log and 'expert0_share:' in log and 'flow_loss:' in log
+    ckpt = out / 'checkpoints' / '000004'
+    config = json.loads((ckpt / 'pretrained_model' / 'config.json').read_text())
+    groups = json.loads((ckpt / 'training_state' / 'optimizer_param_groups.json').read_text())
+    assert [g['group_name'] for g in groups] == ['base', 'experts', 'router']
+    run_lerobot_train(
+        '--resume=true',
+        f'--config_path={out}/checkpoints/last/pretrained_model/train_config.json',
+        '--steps=6',
+        '--save_freq=6',
+        cwd=tmp_path,
+    )
+    resumed = out / 'checkpoints' / '000006' / 'pretrained_model'
+    assert int(load_file(str(resumed / 'model.safetensors'))['moe_train_step']) == 6
+    return config, resumed
 
 
 def train_steps(policy: Any, preprocessor: Any, dataset: Any, optimizer: Any, steps: int) -> list[dict[str, Any]]:

@@ -1,22 +1,16 @@
 """`lerobot-train --policy.type=adamoe` end to end, offline, on the synthetic dataset; then resume."""
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
-from lerobot_policy_adamoe.testing import run_lerobot_train as lerobot_train
+from lerobot_policy_adamoe.testing import lerobot_train_and_resume
 
 
 def test_lerobot_train_adamoe_end_to_end_and_resume(tiny_backbone, synthetic_dataset, tmp_path):
     assert shutil.which('lerobot-train') or Path(sys.executable).with_name('lerobot-train').exists()
-    out = tmp_path / 'run'
-    log = lerobot_train(
-        f'--dataset.repo_id={synthetic_dataset.repo_id}',
-        f'--dataset.root={synthetic_dataset.root}',
+    policy_args = [
         '--policy.type=adamoe',
         f'--policy.vlm_model_name={tiny_backbone}',
         '--policy.load_vlm_weights=false',
@@ -28,30 +22,7 @@ def test_lerobot_train_adamoe_end_to_end_and_resume(tiny_backbone, synthetic_dat
         '--policy.tokenizer_max_length=24',
         '--policy.push_to_hub=false',
         '--policy.top_k=2',
-        '--steps=4',
-        '--batch_size=2',
-        '--num_workers=0',
-        '--wandb.enable=false',
-        f'--output_dir={out}',
-        '--save_freq=4',
-        '--log_freq=2',
-        cwd=tmp_path,
-    )
-    assert 'balance_loss:' in log and 'expert0_share:' in log and 'flow_loss:' in log
-    ckpt = out / 'checkpoints' / '000004'
-    config = json.loads((ckpt / 'pretrained_model' / 'config.json').read_text())
+    ]
+    config, resumed = lerobot_train_and_resume(policy_args, synthetic_dataset, tmp_path)
     assert config['type'] == 'adamoe' and config['top_k'] == 2
-    groups = json.loads((ckpt / 'training_state' / 'optimizer_param_groups.json').read_text())
-    assert [g['group_name'] for g in groups] == ['base', 'experts', 'router']
-
-    lerobot_train(
-        '--resume=true',
-        f'--config_path={out}/checkpoints/last/pretrained_model/train_config.json',
-        '--steps=6',
-        '--save_freq=6',
-        cwd=tmp_path,
-    )
-    resumed = out / 'checkpoints' / '000006' / 'pretrained_model'
-    assert int(load_file(str(resumed / 'model.safetensors'))['moe_train_step']) == 6
-    policy = AdaMoEPolicy.from_pretrained(resumed)
-    assert len(policy.moe_modules) == 2
+    assert len(AdaMoEPolicy.from_pretrained(resumed).moe_modules) == 2
