@@ -12,6 +12,8 @@ stopped at any point and started again with the same command:
   evaluate  the engine driving the sim directly on held-out seeds (each fine-tuning seed its own block of
             evaluation seeds, pooled per variant); seed 0 of the main variants also with held-out phrasings and
             with swapped instructions (the language test)
+  pixels    the same pipeline (collect, pretrain, AdaMoE function-preserving fine-tune) without the privileged state:
+            the policy sees cameras, joints and the instruction only
   report    results/ablation_multitask/README.md: success per variant and task with 95% intervals, the spread over
             seeds, differences to dense with their intervals, losses, expert usage and its specialisation
 
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 REPO_ID = 'local/so101_multitask'
 SCENE = 'multitask'
-STAGES = ('collect', 'pretrain', 'finetune', 'export', 'evaluate', 'report')
+STAGES = ('collect', 'pretrain', 'finetune', 'export', 'evaluate', 'pixels', 'report')
 # Stage B variants: name -> adamoe-train arguments (all upcycled from the stage A checkpoint).
 VARIANTS: dict[str, list[str]] = {
     'dense': ['--routing-mode', 'dense'],
@@ -52,6 +54,8 @@ VARIANTS: dict[str, list[str]] = {
     'adamoe_e8_k1': ['--routing-mode', 'adamoe', '--num-experts', '8', '--top-k', '1'],
 }
 MAIN_VARIANTS = ('dense', 'vanilla_e4_k1', 'adamoe_e4_k1', 'adamoe_e4_k1_fp')  # (a)-(d): every fine-tuning seed
+PIXELS = 'adamoe_e4_k1_fp_pixels'  # the best-expected variant trained without the privileged state
+VARIANTS[PIXELS] = VARIANTS['adamoe_e4_k1_fp']
 LANGUAGE_TESTS = {'held_out': ['--phrasing', 'held_out'], 'swap': ['--swap']}
 EVAL_FIRST_SEED = 1000  # collection uses seeds below it
 
@@ -77,14 +81,15 @@ def mark_done(folder: Path, **facts: object) -> None:
 
 
 # ---- collect ---------------------------------------------------------------------------------------------------
-def collect(args: argparse.Namespace) -> Path:
+def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
     """Demonstrations in chunks of seeds (a chunk left half-done by a stop is recorded again), then merged."""
-    dataset = args.work / 'dataset'
+    suffix = '' if privileged_state else '_pixels'
+    dataset = args.work / f'dataset{suffix}'
     if done_marker(dataset).exists():
         return dataset
     chunks = []
     for i in range(-(-args.demos // args.chunk)):
-        chunk = args.work / 'demos' / f'chunk_{i:02d}'
+        chunk = args.work / f'demos{suffix}' / f'chunk_{i:02d}'
         chunks.append(chunk)
         if done_marker(chunk).exists():
             continue
@@ -95,7 +100,8 @@ def collect(args: argparse.Namespace) -> Path:
         # fmt: off
         run([sys.executable, '-m', 'adamoe_ros.closed_loop.collect', '--scene', SCENE, '--root', str(chunk / 'data'),
              '--episodes', str(episodes), '--first-seed', str(first_seed), '--repo-id', REPO_ID,
-             '--real-time-factor', str(args.collect_rtf)], args.results / 'logs' / 'collect.log')
+             '--real-time-factor', str(args.collect_rtf), *([] if privileged_state else ['--no-privileged-state'])],
+            args.results / 'logs' / f'collect{suffix}.log')
         # fmt: on
         mark_done(chunk, episodes=episodes, first_seed=first_seed)
     from lerobot.datasets.aggregate import aggregate_datasets
@@ -173,7 +179,7 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
 def jobs(args: argparse.Namespace) -> list[Job]:
     """Return the jobs: main variants seed by seed first (an early stop leaves comparable sets), then the others."""
     main = [Job(v, s, i) for i, s in enumerate(args.seeds) for v in MAIN_VARIANTS if v in args.variants]
-    extra = [Job(v, args.seeds[0], 0) for v in args.variants if v not in MAIN_VARIANTS]
+    extra = [Job(v, args.seeds[0], 0) for v in args.variants if v not in (*MAIN_VARIANTS, PIXELS)]
     return main + extra
 
 
@@ -218,6 +224,20 @@ def main() -> None:
                 failed.append(job.name)
                 print(f'{job.name}: FAILED: {err}', flush=True)
     if args.stop_after in ('finetune', 'export', 'evaluate'):
+        return
+    if PIXELS in args.variants:
+        try:
+            pixels = collect(args, privileged_state=False)
+            pixels_pretrain = args.work / 'pixels_pretrain'
+            dense = train(
+                pixels_pretrain, pixels, args.pretrain_steps, 0, args.threads, ['--routing-mode', 'dense'], args
+            )
+            shutil.copy(pixels_pretrain / 'train_log.jsonl', args.results / 'pixels_pretrain_log.jsonl')
+            finetune_export_evaluate(Job(PIXELS, args.seeds[0], 0), dense, pixels, args)
+        except Exception as err:  # noqa: BLE001 - report it, still write the report
+            failed.append(PIXELS)
+            print(f'{PIXELS}: FAILED: {err}', flush=True)
+    if args.stop_after == 'pixels':
         return
     write_report(args.results, list(VARIANTS), command=' '.join(['python scripts/ablation.py', *sys.argv[1:]]))
     if failed:

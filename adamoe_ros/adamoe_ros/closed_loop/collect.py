@@ -36,8 +36,12 @@ def collect(
     fps: int = 10,
     max_attempts_factor: float = 1.5,
     scene: str = 'pick_place',
+    privileged_state: bool = True,
 ) -> dict[str, int]:
-    """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts."""
+    """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts.
+
+    Without `privileged_state` the dataset's state is the joints alone (a policy from cameras + joints).
+    """
     tasks = scene_def(scene)
     sim_params = {
         'scene': scene,
@@ -60,9 +64,9 @@ def collect(
                 'dataset_root': str(root),
                 'repo_id': repo_id,
                 'fps': fps,
-                # The privileged state: every cube of the scene (only the instruction tells which one matters).
-                'extra_state_topic': tasks.state_topic,
-                'extra_state_names': list(tasks.state_names),
+                # The privileged state: every object of the scene (only the instruction tells which ones matter).
+                'extra_state_topic': tasks.state_topic if privileged_state else '',
+                'extra_state_names': list(tasks.state_names),  # unused without the topic
             },
         ),
     ]
@@ -158,8 +162,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--real-time-factor', type=float, default=3.0)
     parser.add_argument('--repo-id', default='local/so101_demos')
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
+    parser.add_argument(
+        '--no-privileged-state', action='store_true', help="record the joints as the state, not the objects' positions"
+    )
     args = parser.parse_args(argv)
-    counts = collect(args.root, args.episodes, args.first_seed, args.real_time_factor, args.repo_id, scene=args.scene)
+    counts = collect(
+        args.root,
+        args.episodes,
+        args.first_seed,
+        args.real_time_factor,
+        args.repo_id,
+        scene=args.scene,
+        privileged_state=not args.no_privileged_state,
+    )
     print(f'dataset {args.root}: {counts["saved"]} episodes saved, {counts["discarded"]} discarded')
 
 
