@@ -1,4 +1,4 @@
-"""On-disk layout of a policy bundle (format_version 1), shared by the exporter and the runtime."""
+"""On-disk layout of a policy bundle (format_version 2), shared by the exporter and the runtime."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-FORMAT_VERSION = 1
+# Version 2 added `model_family` (and what PI bundles need: centred image padding, state tokens in the prompt,
+# quantile normalisation). Version 1 bundles predate it: all of them are SmolVLA bundles, and still load.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, FORMAT_VERSION)
 METADATA_FILE = 'bundle.json'
 PREFIX_FILE = 'prefix.onnx'
 DENOISE_FILE = 'denoise.onnx'
@@ -17,6 +20,15 @@ GRAPH_FILES = (PREFIX_FILE, DENOISE_FILE)
 # bundle.json key mapping a graph file to the ONNX external-data file that holds its weights. Graphs over
 # protobuf's 2 GB limit must store their weights outside the .onnx file; smaller bundles leave the key out.
 EXTERNAL_DATA = 'external_data'
+
+# Model families: the LeRobot base the graphs were traced from (bundle.json `model_family`).
+SMOLVLA = 'smolvla'
+PI0 = 'pi0'
+PI05 = 'pi05'
+MODEL_FAMILIES = (SMOLVLA, PI0, PI05)
+# The graph that takes the normalised, zero-padded `state` input: SmolVLA embeds it in the prefix, PI0 makes it a
+# suffix token of every denoise step, and PI05 has none (its state is discretised into the prompt's tokens).
+STATE_INPUT_GRAPH = {SMOLVLA: 'prefix', PI0: 'denoise', PI05: None}
 
 # Graph tensor names.
 LANG_TOKENS = 'lang_tokens'

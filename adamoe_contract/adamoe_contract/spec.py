@@ -11,15 +11,26 @@ import numpy as np
 
 from adamoe_contract.bundle_format import (
     EXTERNAL_DATA,
-    FORMAT_VERSION,
     GRAPH_FILES,
     METADATA_FILE,
+    MODEL_FAMILIES,
+    PI05,
+    READABLE_VERSIONS,
+    SMOLVLA,
     content_files,
     external_data_file,
 )
 
 # LeRobot normalisation modes the bundle can carry, with the statistics each one needs.
-NORMALIZATION_STATS = {'MEAN_STD': ('mean', 'std'), 'MIN_MAX': ('min', 'max'), 'IDENTITY': ()}
+NORMALIZATION_STATS = {
+    'MEAN_STD': ('mean', 'std'),
+    'MIN_MAX': ('min', 'max'),
+    'QUANTILES': ('q01', 'q99'),
+    'QUANTILE10': ('q10', 'q90'),
+    'IDENTITY': (),
+}
+# Where resize_with_pad puts the padding: SmolVLA pads left/top, openpi's PI0/PI05 centre the image.
+IMAGE_PADDINGS = ('left_top', 'center')
 # "dense" is the plain base model: no MoE layers, no routing outputs.
 ROUTING_MODES = ('adamoe', 'vanilla', 'dense')
 
@@ -46,6 +57,10 @@ class NormStats:
     std: np.ndarray | None = None
     min: np.ndarray | None = None
     max: np.ndarray | None = None
+    q01: np.ndarray | None = None
+    q99: np.ndarray | None = None
+    q10: np.ndarray | None = None
+    q90: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -58,15 +73,18 @@ class TokenizerSpec:
     padding_side: str
     append_newline: bool
     add_special_tokens: bool
+    # PI05 only: the normalised state is discretised into this many bins and written into the prompt.
+    state_bins: int | None = None
 
 
 @dataclass(frozen=True)
 class ImagePreprocessing:
-    """SmolVLA's resize_with_pad target and pixel range."""
+    """resize_with_pad target, padding convention and pad value (pixels in [0, 1], before scaling to [-1, 1])."""
 
     model_height: int
     model_width: int
     pad_value: float
+    padding: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,7 @@ class BundleSpec:
     routing: RoutingSpec
     graphs: dict[str, dict[str, dict[str, TensorSpec]]]
     precision: str
+    model_family: str
     source: dict[str, Any] = field(default_factory=dict)
     # graph file -> its ONNX external-data file (empty: every graph holds its own weights)
     external_data: dict[str, str] = field(default_factory=dict)
@@ -211,9 +230,16 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
         raise BundleError(f'{file}: top level must be a JSON object')
     root = _Reader(data, '', file)
     version = root.get('format_version', int)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BundleError(
-            f'{file}: format_version {version} is not supported (this adamoe_contract reads version {FORMAT_VERSION})'
+            f'{file}: format_version {version} is not supported '
+            f'(this adamoe_contract reads versions {", ".join(map(str, READABLE_VERSIONS))})'
+        )
+    legacy = version == 1  # before model families: every version-1 bundle is a SmolVLA bundle
+    family = SMOLVLA if legacy else root.get('model_family', str)
+    if family not in MODEL_FAMILIES:
+        raise root.fail(
+            'model_family', f'must be one of {MODEL_FAMILIES}, got {family!r} (a model this runtime cannot run)'
         )
     cameras = root.get_list('cameras', dict)
     if not cameras:
@@ -262,6 +288,7 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
             model_height=img.get('model_height', int),
             model_width=img.get('model_width', int),
             pad_value=float(img.get('pad_value', (int, float))),
+            padding='left_top' if legacy else img.get('padding', str),
         ),
         state_norm=_norm_stats(norm.child('state'), len(state_names)),
         action_norm=_norm_stats(norm.child('action'), len(joint_names)),
@@ -272,6 +299,7 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
             padding_side=tok.get('padding_side', str),
             append_newline=tok.get('append_newline', bool),
             add_special_tokens=tok.get('add_special_tokens', bool),
+            state_bins=tok.get('state_bins', int) if 'state_bins' in tok.data else None,
         ),
         routing=RoutingSpec(
             mode=routing.get('mode', str),
@@ -283,6 +311,7 @@ def spec_from_dict(data: Any, folder: Path) -> BundleSpec:
         ),
         graphs=graphs,
         precision=root.get('precision', str),
+        model_family=family,
         source=dict(data.get('source', {})),
         external_data=_external_data(root),
     )
@@ -296,7 +325,19 @@ def _check_consistency(spec: BundleSpec, root: _Reader) -> None:
     if abs(spec.dt * spec.fps - 1.0) > 1e-6:
         raise root.fail('dt', f'must be 1/fps (dt={spec.dt}, fps={spec.fps})')
     if spec.tokenizer.padding_side != 'right':
-        raise root.fail('tokenizer.padding_side', "must be 'right' (SmolVLA pads on the right)")
+        raise root.fail('tokenizer.padding_side', "must be 'right' (LeRobot's policies pad on the right)")
+    if spec.image_preprocessing.padding not in IMAGE_PADDINGS:
+        raise root.fail(
+            'image_preprocessing.padding', f'must be one of {IMAGE_PADDINGS}, got {spec.image_preprocessing.padding!r}'
+        )
+    # PI05's prompt carries the discretised state; no other family tokenises it.
+    bins = spec.tokenizer.state_bins
+    if (spec.model_family == PI05) != (bins is not None):
+        raise root.fail(
+            'tokenizer.state_bins', f'is required in a {PI05} bundle and only there (this is {spec.model_family})'
+        )
+    if bins is not None and bins < 2:
+        raise root.fail('tokenizer.state_bins', f'must be at least 2, got {bins}')
     if spec.routing.mode not in ROUTING_MODES:
         raise root.fail('routing.mode', f'must be one of {ROUTING_MODES}, got {spec.routing.mode!r}')
     if spec.routing.mode == 'dense' and spec.routing.num_layers:

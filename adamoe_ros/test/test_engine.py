@@ -206,8 +206,44 @@ def test_invalid_json(bundle_copy):
 
 
 def test_version_mismatch(bundle_copy):
-    _edit_metadata(bundle_copy, lambda d: d.__setitem__('format_version', 2))
-    with pytest.raises(BundleError, match='format_version 2 is not supported'):
+    unknown = fmt.FORMAT_VERSION + 1
+    _edit_metadata(bundle_copy, lambda d: d.__setitem__('format_version', unknown))
+    with pytest.raises(BundleError, match=f'format_version {unknown} is not supported'):
+        _load(bundle_copy)
+
+
+def _as_version_2(data, family):
+    data.update(format_version=2, model_family=family)
+    data['image_preprocessing']['padding'] = 'left_top'
+
+
+def test_version_2_names_its_model_family(bundle_copy):
+    _edit_metadata(bundle_copy, lambda d: _as_version_2(d, 'smolvla'))
+    assert _load(bundle_copy).spec.model_family == 'smolvla'  # the demo (version 1) read as what it is
+    _edit_metadata(bundle_copy, lambda d: _as_version_2(d, 'gr00t'))
+    with pytest.raises(
+        BundleError, match=r"field 'model_family' must be one of \('smolvla', 'pi0', 'pi05'\), got 'gr00t'"
+    ):
+        _load(bundle_copy)
+    _edit_metadata(bundle_copy, lambda d: d.pop('model_family'))
+    with pytest.raises(BundleError, match="field 'model_family' is missing"):
+        _load(bundle_copy)
+
+
+def test_state_goes_where_the_family_takes_it(bundle_copy):
+    _edit_metadata(bundle_copy, lambda d: _as_version_2(d, 'pi0'))  # PI0 takes it in the denoise graph
+    with pytest.raises(BundleError, match="prefix.onnx: input 'state' does not belong in this graph"):
+        _load(bundle_copy)
+    _edit_metadata(bundle_copy, lambda d: d.__setitem__('model_family', 'pi05'))
+    with pytest.raises(BundleError, match="'tokenizer.state_bins' is required in a pi05 bundle"):
+        _load(bundle_copy)
+    _edit_metadata(
+        bundle_copy, lambda d: d.update(model_family='smolvla', tokenizer={**d['tokenizer'], 'state_bins': 256})
+    )
+    with pytest.raises(BundleError, match="'tokenizer.state_bins' is required in a pi05 bundle and only there"):
+        _load(bundle_copy)
+    _edit_metadata(bundle_copy, lambda d: d['image_preprocessing'].__setitem__('padding', 'right'))
+    with pytest.raises(BundleError, match=r"'image_preprocessing.padding' must be one of \('left_top', 'center'\)"):
         _load(bundle_copy)
 
 

@@ -7,6 +7,7 @@ import torch
 from lerobot.policies.factory import make_policy
 
 from adamoe_contract import bundle_format as fmt
+from lerobot_policy_adamoe.export.external_data import scratch_file
 from lerobot_policy_adamoe.export.metadata import camera_names
 from lerobot_policy_adamoe.export.pi_graphs import export_pi_graphs
 from lerobot_policy_adamoe.moe import capture_routing
@@ -59,7 +60,7 @@ def test_ort_matches_lerobot_sample_actions(exported):
     with capture_routing() as routing:
         expected = policy.model.sample_actions(*args, noise=noise.clone()).numpy()
 
-    prefix, denoise = session(out / fmt.PREFIX_FILE), session(out / fmt.DENOISE_FILE)
+    prefix, denoise = session(scratch_file(out, fmt.PREFIX_FILE)), session(scratch_file(out, fmt.DENOISE_FILE))
     feeds = {fmt.image_input_name(c): img.numpy() for c, img in zip(camera_names(config), images, strict=True)}
     feeds |= {fmt.LANG_TOKENS: tokens.numpy(), fmt.LANG_MASK: mask.numpy()}
     cache = dict(zip([o.name for o in prefix.get_outputs()], prefix.run(None, feeds), strict=True))

@@ -1,4 +1,4 @@
-"""PolicyEngine: runs an exported AdaMoE/SmolVLA policy bundle with ONNX Runtime (no torch)."""
+"""PolicyEngine: runs an exported policy bundle (SmolVLA, PI0 or PI05 base, AdaMoE or dense) with ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from adamoe_contract.backend import (
     initial_noise,
     normalized_prefix,
 )
-from adamoe_contract.preprocess import image_to_model_input, normalize, pad_last_dim, unnormalize
+from adamoe_contract.preprocess import image_to_model_input, normalize, pad_last_dim, state_prompt, unnormalize
 from adamoe_contract.routing import RoutingAccumulator
 from adamoe_contract.spec import BundleError, BundleSpec, TensorSpec, load_spec
 from adamoe_ros.engine.flow import euler_integrate, rtc_prefix_weights
@@ -56,6 +56,7 @@ class PolicyEngine:
         self.rtc = rtc
         self.providers = prefix.get_providers()
         self._cache_names = [o.name for o in prefix.get_outputs()][1:]
+        self._state_graph = fmt.STATE_INPUT_GRAPH[spec.model_family]
 
     @classmethod
     def from_bundle(
@@ -119,6 +120,8 @@ class PolicyEngine:
         """Predict one action chunk (horizon, action_dim) in robot units; RTC-guided if prefix_actions given."""
         start = time.perf_counter()
         feeds = self.preprocess(observation)
+        # PI0's state is a suffix token of every denoise step, not a prefix input.
+        step_feeds = {fmt.STATE: feeds.pop(fmt.STATE)} if self._state_graph == 'denoise' else {}
         noise = initial_noise(self.spec, noise_seed, noise)
         target, mask = self._rtc_target(prefix_actions, inference_delay)
         t_pre = time.perf_counter()
@@ -126,6 +129,7 @@ class PolicyEngine:
         t_prefix = time.perf_counter()
         cache_feeds = dict(zip(self._cache_names, prefix_out[1:], strict=True))
         cache_feeds[fmt.PREFIX_PAD_MASK] = prefix_out[0]
+        cache_feeds.update(step_feeds)
         routing = RoutingAccumulator(self.spec.routing)
         dtype = np.float16 if self.spec.precision == 'fp16' else np.float32
 
@@ -150,18 +154,25 @@ class PolicyEngine:
         return InferenceResult(actions=actions, timings=timings, routing=routing.result(), noise=noise)
 
     def preprocess(self, observation: Observation) -> dict[str, np.ndarray]:
-        """Validate an observation and build the prefix-graph feeds (ValueError names the bad field)."""
+        """Validate an observation and build the feeds it gives the graphs (ValueError names the bad field).
+
+        The prefix graph's inputs, and `state` for the graph the model family feeds it to (none for PI05, whose
+        prompt carries the discretised state instead).
+        """
         spec = self.spec
         state = check_observation(observation, spec)
         feeds: dict[str, np.ndarray] = {}
-        model_hw = (spec.image_preprocessing.model_height, spec.image_preprocessing.model_width)
         for cam in spec.camera_names:
             image = np.asarray(observation.images[cam])
-            pixels = image_to_model_input(image, spec.image_size[cam], model_hw, spec.image_preprocessing.pad_value)
+            pixels = image_to_model_input(image, spec.image_size[cam], spec.image_preprocessing)
             feeds[fmt.image_input_name(cam)] = pixels.astype(self._float_dtype)
         norm_state = normalize(state, spec.state_norm)
-        feeds[fmt.STATE] = pad_last_dim(norm_state[None], spec.max_state_dim).astype(self._float_dtype)
-        feeds[fmt.LANG_TOKENS], feeds[fmt.LANG_MASK] = self._tokenizer(observation.instruction)
+        if self._state_graph is not None:
+            feeds[fmt.STATE] = pad_last_dim(norm_state[None], spec.max_state_dim).astype(self._float_dtype)
+        prompt = observation.instruction
+        if spec.tokenizer.state_bins is not None:
+            prompt = state_prompt(prompt, norm_state, spec.tokenizer.state_bins)
+        feeds[fmt.LANG_TOKENS], feeds[fmt.LANG_MASK] = self._tokenizer(prompt)
         return feeds
 
     @property
@@ -190,12 +201,16 @@ def _expected_prefix(spec: BundleSpec) -> dict[str, tuple[int, ...]]:
     }
     shapes[fmt.LANG_TOKENS] = (1, spec.tokenizer.max_length)
     shapes[fmt.LANG_MASK] = (1, spec.tokenizer.max_length)
-    shapes[fmt.STATE] = (1, spec.max_state_dim)
-    return shapes
+    return shapes | _state_input(spec, 'prefix')
 
 
 def _expected_denoise(spec: BundleSpec) -> dict[str, tuple[int, ...]]:
-    return {fmt.X_T: (1, spec.horizon, spec.max_action_dim), fmt.TIME: (1,)}
+    return {fmt.X_T: (1, spec.horizon, spec.max_action_dim), fmt.TIME: (1,)} | _state_input(spec, 'denoise')
+
+
+def _state_input(spec: BundleSpec, graph: str) -> dict[str, tuple[int, ...]]:
+    """Return the padded state input if the bundle's model family feeds the state to `graph`."""
+    return {fmt.STATE: (1, spec.max_state_dim)} if fmt.STATE_INPUT_GRAPH[spec.model_family] == graph else {}
 
 
 def _check_graph(
@@ -219,6 +234,8 @@ def _check_graph(
                     f"{file}: {kind[:-1]} '{name}' is {dtype}{list(shape)} but bundle.json declares "
                     f'{wanted[name][1]}{list(wanted[name][0])}'
                 )
+    if fmt.STATE in declared['inputs'] and fmt.STATE not in expected_inputs:
+        raise BundleError(f"{file}: input '{fmt.STATE}' does not belong in this graph for the bundle's model_family")
     for name, shape in expected_inputs.items():
         if name not in declared['inputs']:
             raise BundleError(f"{file}: required input '{name}' is missing")

@@ -1,4 +1,9 @@
-"""Writes a complete policy bundle folder: graphs, tokenizer, bundle.json with its content hash."""
+"""Writes a complete policy bundle folder: graphs, tokenizer, bundle.json with its content hash.
+
+SmolVLA bundles take the tokenizer file of the backbone folder; PI0/PI05 bundles take the tokenizer of the
+policy's own preprocessor (LeRobot's PI processors load it by name) and record how that preprocessor builds the
+prompt: PI0 appends a newline, PI05 writes the task and its discretised state.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
+from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
+from lerobot.processor import TokenizerProcessorStep
 from torch import nn
 from transformers import AutoTokenizer
 
 from adamoe_contract import bundle_format as fmt
 from lerobot_policy_adamoe.export.external_data import EXTERNAL_DATA_THRESHOLD, place_graphs
+from lerobot_policy_adamoe.export.family import model_family
 from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata, norm_entry
 from lerobot_policy_adamoe.export.onnx_export import export_graphs
+from lerobot_policy_adamoe.export.pi_graphs import export_pi_graphs
 
 Progress = Callable[[str], None]
+# Bins of PI05's state tokens: Pi05PrepareStateTokenizerProcessorStep has them fixed (openpi's tokenizer).
+PI05_STATE_BINS = 256
 
 
 def normalization_entries(config: Any, stats: Mapping[str, Mapping[str, Any]], eps: float = 1e-8) -> dict[str, Any]:
@@ -59,6 +71,42 @@ def tokenizer_entry(config: Any, out_dir: Path) -> dict[str, Any]:
     }
 
 
+def pi_prompt_entry(preprocessor: Any) -> dict[str, Any]:
+    """How a PI preprocessor turns the task into the text it tokenises, read from the steps it has."""
+    steps = preprocessor.steps
+    entry: dict[str, Any] = {'append_newline': any(isinstance(step, Pi0NewLineProcessor) for step in steps)}
+    if any(isinstance(step, Pi05PrepareStateTokenizerProcessorStep) for step in steps):
+        entry['state_bins'] = PI05_STATE_BINS
+    return entry
+
+
+def pi_tokenizer_entry(preprocessor: Any, out_dir: Path) -> dict[str, Any]:
+    """Save the tokenizer of the PI preprocessor's TokenizerProcessorStep as tokenizer.json; return its entry."""
+    steps = [step for step in preprocessor.steps if isinstance(step, TokenizerProcessorStep)]
+    if len(steps) != 1:
+        raise ValueError(f'a PI preprocessor has one TokenizerProcessorStep, this one has {len(steps)}')
+    step = steps[0]
+    if (step.padding_side, step.padding, step.truncation) != ('right', 'max_length', True):
+        raise ValueError(
+            'the runtime tokenizer pads on the right to max_length and truncates; the preprocessor has '
+            f'padding_side={step.padding_side!r}, padding={step.padding!r}, truncation={step.truncation}'
+        )
+    tokenizer = step.input_tokenizer
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f'{step.tokenizer_name}: tokenizer has no pad token; PI pads prompts to max_length')
+    # The `tokenizers` object the HF tokenizer runs, with the special-token handling it was loaded with.
+    tokenizer.backend_tokenizer.save(str(out_dir / fmt.TOKENIZER_FILE))
+    return {
+        'file': fmt.TOKENIZER_FILE,
+        'max_length': step.max_length,
+        'pad_token_id': int(tokenizer.pad_token_id),
+        'padding_side': 'right',
+        'truncation': True,
+        **pi_prompt_entry(preprocessor),
+        'add_special_tokens': True,
+    }
+
+
 def half_precision_copy(policy: nn.Module) -> nn.Module:
     """Float16 copy of the policy for an fp16 export; the caller's fp32 policy stays the reference."""
     half = copy.deepcopy(policy).half()
@@ -78,24 +126,37 @@ def write_bundle(
     progress: Progress | None = None,
     expert_graph: str = 'sparse',
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    preprocessor: Any | None = None,
 ) -> str:
-    """Export `policy` (a SmolVLA-style LeRobot policy, eval mode) into out_dir; return the bundle_id.
+    """Export `policy` (a SmolVLA, PI0 or PI05 LeRobot policy, eval mode) into out_dir; return the bundle_id.
 
     Graphs that together exceed `external_data_threshold` bytes keep their weights in `<graph>.onnx.data`.
+    A PI0/PI05 bundle needs the policy's `preprocessor` (its tokenizer and prompt) and is fp32 only.
     """
     report = progress or (lambda _msg: None)
+    family = model_family(policy.model)
+    if family != fmt.SMOLVLA and fp16:
+        raise ValueError(f'fp16 {family} bundles are not implemented; export this policy in fp32')
+    if family != fmt.SMOLVLA and preprocessor is None:
+        raise ValueError(f'a {family} bundle takes its tokenizer and prompt from the policy preprocessor: pass it')
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     policy.eval()
     report('normalisation stats')
     normalization = normalization_entries(policy.config, stats, eps)
     report('tokenizer')
-    tokenizer = tokenizer_entry(policy.config, out_dir)
+    if family == fmt.SMOLVLA:
+        tokenizer = tokenizer_entry(policy.config, out_dir)
+    else:
+        tokenizer = pi_tokenizer_entry(preprocessor, out_dir)
     report('ONNX graphs (prefix, denoise)')
     with tempfile.TemporaryDirectory(prefix='.export_', dir=out_dir) as scratch:
-        graphs = export_graphs(
-            half_precision_copy(policy) if fp16 else policy, Path(scratch), fp16=fp16, expert_graph=expert_graph
-        )
+        if family == fmt.SMOLVLA:
+            graphs = export_graphs(
+                half_precision_copy(policy) if fp16 else policy, Path(scratch), fp16=fp16, expert_graph=expert_graph
+            )
+        else:
+            graphs = export_pi_graphs(policy, Path(scratch), expert_graph=expert_graph)
         report('checking and placing the graphs')
         external_data = place_graphs(Path(scratch), out_dir, external_data_threshold)
     metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, 'fp16' if fp16 else 'fp32')

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=report,
             expert_graph=args.expert_graph,
             external_data_threshold=int(args.external_data_gib * 1024**3),
+            preprocessor=ckpt.preprocessor,
         )
         bar.update(task, description='validating: PyTorch vs ONNX Runtime')
         engine = PolicyEngine.from_bundle(args.bundle_dir, intra_op_threads=args.threads)

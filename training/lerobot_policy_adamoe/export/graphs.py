@@ -17,12 +17,13 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks
 from torch import Tensor, nn
 from transformers import DynamicCache
 
+from lerobot_policy_adamoe.export.family import expert_layers
 from lerobot_policy_adamoe.moe import AdaMoEFeedForward, RoutingCapture, capture_routing, moe_layers
 
 
 def find_moe_layers(flow: nn.Module) -> list[tuple[int, AdaMoEFeedForward]]:
-    """(expert layer index, module) for every action-expert MLP that is an AdaMoE layer."""
-    layers = flow.vlm_with_expert.lm_expert.layers
+    """(expert layer index, module) for every action-expert MLP that is an AdaMoE layer (SmolVLA, PI0, PI05)."""
+    layers = expert_layers(flow)
     return [(i, layer.mlp) for i, layer in enumerate(layers) if isinstance(layer.mlp, AdaMoEFeedForward)]
 
 

@@ -14,9 +14,13 @@ from torch import nn
 
 from adamoe_contract import bundle_format as fmt
 from adamoe_contract.spec import NORMALIZATION_STATS
+from lerobot_policy_adamoe.export.family import model_family
 from lerobot_policy_adamoe.export.graphs import find_moe_layers
 
 IMAGE_PREFIX = 'observation.images.'
+# How each family fits camera images to the model size: (description, bundle.json `padding`).
+_SMOLVLA_RESIZE = ('resize_with_pad (bilinear, align_corners=False, pad left/top)', 'left_top')
+_PI_RESIZE = ('resize_with_pad_torch (bilinear, align_corners=False, clamp to [0, 1], pad centred)', 'center')
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,25 @@ def routing_entry(flow: nn.Module) -> dict[str, Any]:
     }
 
 
+def image_preprocessing_entry(config: Any, family: str) -> dict[str, Any]:
+    """How the policy turns a [0, 1] camera image into its model input (LeRobot's own resize, then x2-1)."""
+    if family == fmt.SMOLVLA:
+        model_w, model_h = config.resize_imgs_with_padding  # SmolVLA stores (width, height)
+        resize, padding = _SMOLVLA_RESIZE
+    else:
+        model_h, model_w = config.image_resolution  # PI's `_preprocess_images` target, (height, width)
+        resize, padding = _PI_RESIZE
+    return {
+        'resize': resize,
+        'model_height': model_h,
+        'model_width': model_w,
+        'pad_value': 0.0,
+        'padding': padding,
+        'input_range': [0.0, 1.0],
+        'model_range': [-1.0, 1.0],
+    }
+
+
 def tensor_entry(array: np.ndarray | torch.Tensor) -> dict[str, Any]:
     """Describe a graph tensor's static shape and dtype for bundle.json."""
     dtype = str(array.dtype).replace('torch.', '')
@@ -105,19 +128,13 @@ def build_metadata(
             f'names do not fit the policy: {len(names.state_names)} state names for state dim {state_dim}, '
             f'{len(names.joint_names)} joint names for action dim {action_dim}'
         )
-    model_w, model_h = config.resize_imgs_with_padding  # SmolVLA stores (width, height)
+    family = model_family(policy.model)
     return {
         'format_version': fmt.FORMAT_VERSION,
+        'model_family': family,
         'bundle_id': '',
         'cameras': cams,
-        'image_preprocessing': {
-            'resize': 'resize_with_pad (bilinear, align_corners=False, pad left/top)',
-            'model_height': model_h,
-            'model_width': model_w,
-            'pad_value': 0.0,
-            'input_range': [0.0, 1.0],
-            'model_range': [-1.0, 1.0],
-        },
+        'image_preprocessing': image_preprocessing_entry(config, family),
         'state_names': list(names.state_names),
         'joint_names': list(names.joint_names),
         'state_dim': state_dim,
@@ -127,7 +144,7 @@ def build_metadata(
         'fps': float(names.fps),
         'dt': 1.0 / float(names.fps),
         'horizon': config.chunk_size,
-        'num_flow_steps': config.num_steps,
+        'num_flow_steps': config.num_steps if family == fmt.SMOLVLA else config.num_inference_steps,
         'flow': {'time_start': 1.0, 'time_end': 0.0, 'step': 'x += dt * v, dt = -1/num_flow_steps'},
         'normalization': normalization,
         'tokenizer': tokenizer,

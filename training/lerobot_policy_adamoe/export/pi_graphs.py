@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
-from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor, nn
 
 from adamoe_contract import bundle_format as fmt
+from lerobot_policy_adamoe.export.external_data import scratch_file
+from lerobot_policy_adamoe.export.family import model_family
 from lerobot_policy_adamoe.export.graphs import (
     action_token_routing,
     cache_from_tensors,
@@ -37,7 +38,7 @@ from lerobot_policy_adamoe.moe import capture_routing, moe_layers
 
 def takes_state(flow: nn.Module) -> bool:
     """Whether the denoise step takes the state (PI0: a suffix token); PI05 has it in the prompt tokens."""
-    return not isinstance(flow, PI05Pytorch)
+    return fmt.STATE_INPUT_GRAPH[model_family(flow)] == 'denoise'
 
 
 class PiPrefixGraph(nn.Module):
@@ -104,8 +105,11 @@ def example_pi_prefix_inputs(policy: nn.Module) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def export_pi_graphs(policy: nn.Module, out_dir: Path, expert_graph: str = 'sparse') -> dict[str, Any]:
-    """Write prefix.onnx and denoise.onnx of a PI0/PI05 policy (fp32) into out_dir; return their I/O."""
+def export_pi_graphs(policy: nn.Module, scratch: Path, expert_graph: str = 'sparse') -> dict[str, Any]:
+    """Trace prefix.onnx and denoise.onnx of a PI0/PI05 policy (fp32) into scratch (see `place_graphs`).
+
+    Returns both graphs' I/O for bundle.json, like `onnx_export.export_graphs` for SmolVLA.
+    """
     flow, config = policy.model, policy.config
     prefix = PiPrefixGraph(flow, len(camera_names(config))).eval()
     gen = torch.Generator().manual_seed(1)
@@ -121,5 +125,5 @@ def export_pi_graphs(policy: nn.Module, out_dir: Path, expert_graph: str = 'spar
             example_pi_prefix_inputs(policy),
             lambda num_layers: PiDenoiseStepGraph(flow, num_layers),
             denoise_inputs,
-            (out_dir / fmt.PREFIX_FILE, out_dir / fmt.DENOISE_FILE),
+            (scratch_file(scratch, fmt.PREFIX_FILE), scratch_file(scratch, fmt.DENOISE_FILE)),
         )

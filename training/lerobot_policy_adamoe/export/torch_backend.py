@@ -13,6 +13,7 @@ import torch
 from lerobot.configs import RTCAttentionSchedule
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
+from adamoe_contract import bundle_format as fmt
 from adamoe_contract.backend import (
     InferenceResult,
     Observation,
@@ -23,8 +24,9 @@ from adamoe_contract.backend import (
 )
 from adamoe_contract.routing import RoutingAccumulator
 from adamoe_contract.spec import BundleSpec, spec_from_dict
-from lerobot_policy_adamoe.export.bundle_writer import normalization_entries
+from lerobot_policy_adamoe.export.bundle_writer import normalization_entries, pi_prompt_entry
 from lerobot_policy_adamoe.export.checkpoint import LoadedCheckpoint, load_checkpoint
+from lerobot_policy_adamoe.export.family import model_family
 from lerobot_policy_adamoe.export.graphs import find_moe_layers
 from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata
 from lerobot_policy_adamoe.export.reference import observation_to_batch
@@ -55,6 +57,8 @@ class TorchPolicyEngine:
             'append_newline': True,
             'add_special_tokens': True,
         }
+        if model_family(checkpoint.policy.model) != fmt.SMOLVLA:
+            tokenizer |= pi_prompt_entry(checkpoint.preprocessor)
         metadata = build_metadata(
             checkpoint.policy,
             names,
@@ -97,7 +101,7 @@ class TorchPolicyEngine:
         chunk = ckpt.postprocessor(actions)[0].cpu().numpy().astype(np.float32)
         routing = RoutingAccumulator(spec.routing)
         for step in captured.passes(self._moe):  # one pass per denoise step
-            # Routing covers every suffix token; SmolVLA's suffix is exactly the action tokens.
+            # Routing covers every suffix token; the action tokens are the last horizon ones (PI0's state first).
             indices = np.stack([info.topk_idx[-spec.horizon :].numpy() for info in step])[None]
             weights = np.stack([info.topk_weight[-spec.horizon :].float().numpy() for info in step])[None]
             routing.add(indices, weights)
