@@ -7,18 +7,22 @@ the shared one, random init) x 2 and 3 cameras x path:
 - torch: PyTorch on the device running the two graph modules a bundle holds (export/graphs.py PrefixGraph and
   DenoiseStepGraph; pi_graphs.py for π0) in bf16: SmolVLA cast as for its fp16 bundle (action_out_proj fp32), π0
   in LeRobot's own bf16 layout (vision tower and norms fp32). Modes: eager; `cudagraphs` (torch.compile backend
-  'cudagraphs': dynamo's graphs replayed as CUDA graphs, no inductor, quick to set up); `reduce-overhead`
-  (torch.compile mode='reduce-overhead': inductor kernels + CUDA graphs, minutes of compiling per row). On a GPU
-  the MoE layers take their dense all-experts path below 256 tokens (moe.py), which CUDA graphs can capture.
+  'cudagraphs': dynamo's graphs replayed as CUDA graphs, no inductor, the quicker to set up); `reduce-overhead`
+  (torch.compile mode='reduce-overhead': inductor kernels + CUDA graphs, longer compiles; not run by default). On
+  a GPU the MoE layers take their static-shape all-experts path below 256 tokens (moe.py). AdaMoE's routing capture
+  (a ContextVar) breaks dynamo's graph at every MoE layer, so a compiled AdaMoE step is several CUDA graphs where
+  dense is one: the summary prints both graph counts, and the eager ratio is the like-for-like one.
 - ort: the runtime engine (PolicyEngine: preprocessing, IO binding, fp16 bundle) on ONNX Runtime's TensorRT and
   CUDA execution providers where onnxruntime-gpu provides them (on --device cpu: the CPU provider). SmolVLA only:
   this branch exports no π0 bundle.
 Goals (issue 11, one H100/H200-class GPU): SmolVLA-size AdaMoE <= 15 ms per chunk, π0-size AdaMoE <= 30 ms with
 3 cameras, AdaMoE <= 1.15x dense (p50); printed beside the figures for the real sizes.
 
-On a GPU machine with PyTorch + CUDA (the lent H200 has no onnxruntime-gpu), in one go: rows run cheapest mode
-first, so eager rows all come before compiled ones; a row that would start after --budget-min is skipped and listed;
-the JSON is rewritten after every row:
+On a GPU machine with PyTorch + CUDA (the lent H200 has no onnxruntime-gpu), in one go of under 10 minutes: rows
+run cheapest mode first, so eager rows all come before compiled ones; a row that would start after --budget-min is
+skipped and listed; the JSON is rewritten after every row. Besides PyTorch it needs this repository's training
+environment (lerobot 0.6.1 with what it imports, transformers 5.5); from the repository root:
+  export PYTHONPATH=adamoe_contract:adamoe_ros:training
   python training/benchmarks/bench_gpu.py --out results/gpu/bench_gpu.json
 Without a CUDA device it says so in one line and exits 0. At the test size on the CPU (training/tests):
   python training/benchmarks/bench_gpu.py --device cpu --sizes tiny --chunks 2
