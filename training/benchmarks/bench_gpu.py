@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         f'bundles; p50/p99 over {args.chunks} chunks after {args.warmup} warm-up chunks; batch 1; random init'
     )
     print('\n'.join([header, *notes]), flush=True)
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     results: list[dict[str, Any]] = []
     policies: dict[tuple[str, str, str], Any] = {}
     with tempfile.TemporaryDirectory(prefix='bench_gpu_') as tmp:
@@ -347,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result), flush=True)
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps({'header': header, 'args': sys.argv[1:], 'rows': results}, indent=2))
+                args.out.write_text(json.dumps({'header': header, 'args': settings, 'rows': results}, indent=2))
     print('\n'.join(['', header, '', *summary(results, args.device == 'cuda')]))
     failed = [r for r in results if 'error' in r or 'skipped' in r]
     for r in failed:

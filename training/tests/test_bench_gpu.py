@@ -51,7 +51,9 @@ def test_the_compiled_chunk_is_the_eager_one(bench, tmp_path):
 def test_a_cpu_run_at_the_test_size_times_every_row(bench, tmp_path, capsys):
     out = tmp_path / 'rows.json'
     assert bench.main(['--device', 'cpu', '--sizes', 'tiny', '--chunks', '2', '--warmup', '1', '--out', str(out)]) == 0
-    rows = json.loads(out.read_text())['rows']
+    written = json.loads(out.read_text())
+    rows = written['rows']
+    assert written['args']['device'] == 'cpu' and written['args']['chunks'] == 2
     torch_rows = {(r['model'], r['variant'], r['cameras']) for r in rows if r['path'] == 'torch'}
     assert torch_rows == {(m, v, c) for m in ('smolvla', 'pi0') for v in ('dense', 'adamoe') for c in (2, 3)}
     ort_rows = {(r['model'], r['variant'], r['cameras'], r['mode']) for r in rows if r['path'] == 'ort'}
