@@ -7,11 +7,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 from adamoe_contract import bundle_format as fmt
 from adamoe_ros.engine import BundleError, Observation, PolicyBackend, PolicyEngine, ProviderError, RtcOptions
+from adamoe_ros.engine.binding import provider_device, run_on_device
 from adamoe_ros.engine.flow import rtc_guidance_weight, rtc_prefix_weights
+from adamoe_ros.engine.providers import CUDA_PROVIDERS, create_session
 
 DEMO = Path(__file__).resolve().parents[1] / 'adamoe_ros' / 'bundles' / 'so101_demo'
 
@@ -177,6 +181,27 @@ def test_explicit_cpu_provider_and_unavailable_provider(bundle_copy):
         PolicyEngine.from_bundle(bundle_copy, rtc=RtcOptions(schedule='CUBIC'), warmup=False)
 
 
+@pytest.mark.parametrize('provider', CUDA_PROVIDERS)
+def test_a_missing_gpu_provider_is_named_not_replaced_by_the_cpu(bundle_copy, provider):
+    if provider in ort.get_available_providers():
+        pytest.skip(f'{provider} is available here')
+    with pytest.raises(ProviderError, match=rf"\['{provider}'\] are not available.*onnxruntime-gpu"):
+        PolicyEngine.from_bundle(bundle_copy, providers=[provider, 'CPUExecutionProvider'], warmup=False)
+
+
+def test_the_binding_device_is_the_first_providers():
+    assert provider_device('CUDAExecutionProvider', {'device_id': '1'}) == ('cuda', 1)
+    assert provider_device('TensorrtExecutionProvider', {}) == ('cuda', 0)
+    assert provider_device('CPUExecutionProvider', {}) == ('cpu', 0)
+
+
+def test_prefix_outputs_stay_on_the_session_device(engine):
+    session = create_session(DEMO / fmt.PREFIX_FILE, ['CPUExecutionProvider'], 1)
+    cache = run_on_device(session, engine.preprocess(_observation(engine)))
+    assert list(cache) == [o.name for o in session.get_outputs()]
+    assert all(isinstance(v, ort.OrtValue) and v.device_name() == 'cpu' for v in cache.values())
+
+
 # --- bad bundles: each gives one BundleError naming the file and the problem --------------------------
 
 
@@ -287,6 +312,20 @@ def test_dims_mismatch_between_spec_and_graph(bundle_copy):
 def test_dtype_mismatch(bundle_copy):
     _edit_metadata(bundle_copy, lambda d: d['graphs']['prefix']['inputs']['state'].__setitem__('dtype', 'float16'))
     with pytest.raises(BundleError, match="prefix.onnx: input 'state' is float32"):
+        _load(bundle_copy)
+
+
+def test_prefix_outputs_must_be_denoise_inputs(bundle_copy):
+    # Rename the denoise graph's key_0 input in the graph and in bundle.json, so only the hand-off disagrees.
+    model = onnx.load(str(bundle_copy / fmt.DENOISE_FILE))
+    for node in model.graph.node:
+        node.input[:] = ['key_zero' if name == 'key_0' else name for name in node.input]
+    next(i for i in model.graph.input if i.name == 'key_0').name = 'key_zero'
+    onnx.save(model, str(bundle_copy / fmt.DENOISE_FILE))
+    inputs = lambda d: d['graphs']['denoise']['inputs']  # noqa: E731
+    _edit_metadata(bundle_copy, lambda d: inputs(d).__setitem__('key_zero', inputs(d).pop('key_0')))
+    _rehash(bundle_copy)
+    with pytest.raises(BundleError, match=r"prefix.onnx: outputs \['key_0'\] are not inputs of denoise.onnx"):
         _load(bundle_copy)
 
 

@@ -4,12 +4,18 @@ SmolVLA (`lerobot/smolvla_base`) on SmolVLM2-500M-Video-Instruct: text 960 wide 
 5 KV heads, 49280-row embedding) of which SmolVLA keeps the first 16 of 32 layers; SigLIP vision 768 wide,
 12 layers, 12 heads, patch 16 at 512x512 with pixel-shuffle scale 4 (64 tokens per image); action expert
 0.75 x 960 = 720 wide (SmolVLA's default multiplier); chunk 50, 10 flow steps. About 450 M parameters.
+
+π0 (openpi's pi0, LeRobot's PI0 defaults): PaliGemma 3B (gemma_2b: 18 layers, width 2048, FFN 16384; SigLIP So400m
+at 224x224, 256 tokens per image) and the gemma_300m action expert (18 layers, width 1024, FFN 4096) that holds the
+MoE layers, as in the AdaMoE paper; chunk 50, 10 flow steps. LeRobot's build has 4.0 B parameters (with the action
+expert's unused 257152-row LM head), 4.9 B with 4 routed experts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lerobot_policy_adamoe.configuration_adamoe_pi import AdaMoEPI0Config
 from lerobot_policy_adamoe.export.untrained import UntrainedSpec
 
 SMOLVLM2_500M: dict[str, Any] = {  # make_tiny_backbone() arguments
@@ -47,4 +53,21 @@ def smolvla_spec(routing_mode: str, num_experts: int = 4, top_k: int = 1, seed: 
         seed=seed,
         config_overrides=dict(SMOLVLA_CONFIG),
         backbone=dict(SMOLVLM2_500M),
+    )
+
+
+PI0_CONFIG: dict[str, Any] = {
+    'paligemma_variant': 'gemma_2b',
+    'action_expert_variant': 'gemma_300m',
+    'chunk_size': 50,
+    'n_action_steps': 50,
+    'num_inference_steps': 10,
+    'noise_std': 0.02,  # distinct routed experts, as for SmolVLA above
+}
+
+
+def pi0_config(routing_mode: str, num_experts: int = 4, top_k: int = 1, **overrides: Any) -> AdaMoEPI0Config:
+    """Full-size π0 (dense) or π0 AdaMoE, random init; `overrides` are further PI0Config fields (dtype, device)."""
+    return AdaMoEPI0Config(
+        **{**PI0_CONFIG, 'routing_mode': routing_mode, 'num_experts': num_experts, 'top_k': top_k, **overrides}
     )

@@ -1,10 +1,12 @@
-"""The real-size SmolVLA spec has lerobot/smolvla_base's shapes (built on the meta device: no memory, no init)."""
+"""The real-size SmolVLA and π0 specs have their bases' shapes (built on the meta device: no memory, no init)."""
 
 import pytest
 import torch
 
 from lerobot_policy_adamoe.export.untrained import make_tiny_adamoe_policy
-from lerobot_policy_adamoe.real_size import smolvla_spec
+from lerobot_policy_adamoe.modeling_adamoe_pi import AdaMoEPI0Policy
+from lerobot_policy_adamoe.moe import AdaMoEFeedForward
+from lerobot_policy_adamoe.real_size import pi0_config, smolvla_spec
 from lerobot_policy_adamoe.tiny_base import make_tiny_backbone
 
 
@@ -42,3 +44,23 @@ def test_smolvla_adamoe_adds_four_routed_experts_per_expert_layer(models):
 def test_embedding_rows_cannot_be_fewer_than_the_tokenizer(tmp_path):
     with pytest.raises(ValueError, match='smaller than the tokenizer'):
         make_tiny_backbone(tmp_path, embedding_rows=8)
+
+
+def test_pi0_real_size_is_paligemma_3b_with_moe_in_the_gemma_300m_expert():
+    counts = {}
+    for mode in ('dense', 'adamoe'):
+        config = pi0_config(mode)
+        config.device = 'meta'  # LeRobot's config only accepts real devices; PI0Policy moves the model to this one
+        with torch.device('meta'):
+            policy = AdaMoEPI0Policy(config)
+        counts[mode] = _count(policy)
+    pali = policy.model.paligemma_with_expert.paligemma.config.text_config
+    expert = policy.model.paligemma_with_expert.gemma_expert.model
+    assert (pali.num_hidden_layers, pali.hidden_size, pali.intermediate_size) == (18, 2048, 16384)
+    assert (len(expert.layers), expert.config.hidden_size, expert.config.intermediate_size) == (18, 1024, 4096)
+    assert all(isinstance(layer.mlp, AdaMoEFeedForward) for layer in expert.layers)
+    assert policy.config.chunk_size == 50 and policy.config.num_inference_steps == 10
+    assert policy.config.image_resolution == (224, 224)
+    assert 3.9e9 < counts['dense'] < 4.1e9  # the module docstring's 4.0 B
+    ffn = 3 * 1024 * 4096
+    assert 18 * 4 * ffn <= counts['adamoe'] - counts['dense'] < 18 * 4 * ffn * 1.01

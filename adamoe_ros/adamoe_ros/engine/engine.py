@@ -22,6 +22,7 @@ from adamoe_contract.backend import (
 from adamoe_contract.preprocess import image_to_model_input, normalize, pad_last_dim, state_prompt, unnormalize
 from adamoe_contract.routing import RoutingAccumulator
 from adamoe_contract.spec import BundleError, BundleSpec, TensorSpec, load_spec
+from adamoe_ros.engine.binding import BoundStep, run_on_device
 from adamoe_ros.engine.flow import euler_integrate, rtc_prefix_weights
 from adamoe_ros.engine.providers import create_session, resolve_providers
 from adamoe_ros.engine.tokenizer import InstructionTokenizer
@@ -55,7 +56,6 @@ class PolicyEngine:
         self._tokenizer = tokenizer
         self.rtc = rtc
         self.providers = prefix.get_providers()
-        self._cache_names = [o.name for o in prefix.get_outputs()][1:]
         self._state_graph = fmt.STATE_INPUT_GRAPH[spec.model_family]
 
     @classmethod
@@ -89,6 +89,7 @@ class PolicyEngine:
         denoise = create_session(folder / fmt.DENOISE_FILE, chosen, intra_op_threads, strict=strict)
         _check_graph(folder / fmt.PREFIX_FILE, prefix, spec.graphs['prefix'], _expected_prefix(spec))
         _check_graph(folder / fmt.DENOISE_FILE, denoise, spec.graphs['denoise'], _expected_denoise(spec))
+        _check_cache_handoff(folder, spec)
         engine = cls(spec, prefix, denoise, InstructionTokenizer(folder, spec.tokenizer), rtc)
         _log.info(
             'loaded bundle %s (%s, %s routing) on %s',
@@ -125,16 +126,16 @@ class PolicyEngine:
         noise = initial_noise(self.spec, noise_seed, noise)
         target, mask = self._rtc_target(prefix_actions, inference_delay)
         t_pre = time.perf_counter()
-        prefix_out = self._prefix.run(None, feeds)
+        # The prefix outputs (pad mask, K/V cache) are the denoise inputs of the same names; they stay on the
+        # provider's device and are bound once for all flow steps (binding.py).
+        cache = run_on_device(self._prefix, feeds)
         t_prefix = time.perf_counter()
-        cache_feeds = dict(zip(self._cache_names, prefix_out[1:], strict=True))
-        cache_feeds[fmt.PREFIX_PAD_MASK] = prefix_out[0]
-        cache_feeds.update(step_feeds)
+        denoise = BoundStep(self._denoise, cache | step_feeds)
         routing = RoutingAccumulator(self.spec.routing)
         dtype = np.float16 if self.spec.precision == 'fp16' else np.float32
 
         def velocity(x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
-            outputs = self._denoise.run(None, {fmt.X_T: x_t.astype(dtype), fmt.TIME: t.astype(dtype), **cache_feeds})
+            outputs = denoise({fmt.X_T: x_t.astype(dtype), fmt.TIME: t.astype(dtype)})
             if len(outputs) == 3:
                 routing.add(outputs[1], outputs[2])
             return outputs[0].astype(np.float32)
@@ -244,3 +245,13 @@ def _check_graph(
                 f"{file}: input '{name}' has shape {list(declared['inputs'][name].shape)} but the bundle's "
                 f'dimensions need {list(shape)}'
             )
+
+
+def _check_cache_handoff(folder: Path, spec: BundleSpec) -> None:
+    """Every prefix output (pad mask, K/V cache) must be the denoise input of the same name: infer binds by name."""
+    unfed = [name for name in spec.graphs['prefix']['outputs'] if name not in spec.graphs['denoise']['inputs']]
+    if unfed:
+        raise BundleError(
+            f'{folder / fmt.PREFIX_FILE}: outputs {unfed} are not inputs of {fmt.DENOISE_FILE}; the prefix graph '
+            'must hand its pad mask and K/V cache to the denoise inputs of the same names'
+        )

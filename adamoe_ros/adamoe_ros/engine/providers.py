@@ -10,7 +10,9 @@ import onnxruntime as ort
 
 from adamoe_contract.spec import BundleError
 
-PREFERRED_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider')
+# Providers that run on an NVIDIA GPU (tensors in CUDA memory); onnxruntime-gpu has them, onnxruntime does not.
+CUDA_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+PREFERRED_PROVIDERS = (*CUDA_PROVIDERS, 'CPUExecutionProvider')
 _log = logging.getLogger('adamoe_ros.engine')
 
 
@@ -25,7 +27,10 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
         return [p for p in PREFERRED_PROVIDERS if p in available]
     missing = [p for p in requested if p not in available]
     if missing:
-        raise ProviderError(f'execution providers {missing} are not available in this onnxruntime ({available})')
+        hint = ''
+        if set(missing) & set(CUDA_PROVIDERS):
+            hint = '; the CUDA and TensorRT providers come with onnxruntime-gpu (installed in place of onnxruntime)'
+        raise ProviderError(f'execution providers {missing} are not available in this onnxruntime ({available}){hint}')
     if not requested:
         raise ProviderError('providers list is empty')
     return list(requested)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
 from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
 from lerobot.processor import TokenizerProcessorStep
@@ -107,9 +108,9 @@ def pi_tokenizer_entry(preprocessor: Any, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def half_precision_copy(policy: nn.Module) -> nn.Module:
-    """Float16 copy of the policy for an fp16 export; the caller's fp32 policy stays the reference."""
-    half = copy.deepcopy(policy).half()
+def half_precision_copy(policy: nn.Module, dtype: torch.dtype = torch.float16) -> nn.Module:
+    """16-bit copy (float16 for an fp16 export, bfloat16 for PyTorch on a GPU); the fp32 policy stays the reference."""
+    half = copy.deepcopy(policy).to(dtype)
     # SmolVLA upcasts the expert output to float32 before action_out_proj, so that layer must stay fp32.
     half.model.action_out_proj.float()
     return half

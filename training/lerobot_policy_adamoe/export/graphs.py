@@ -74,7 +74,7 @@ class PrefixGraph(nn.Module):
         images = list(inputs[: self.num_cameras])
         lang_tokens, lang_mask, state = inputs[self.num_cameras :]
         # Every camera is present at runtime; a missing camera is an input error, not a masked slot.
-        img_masks = [torch.ones(img.shape[0], dtype=torch.bool) for img in images]
+        img_masks = [torch.ones(img.shape[0], dtype=torch.bool, device=img.device) for img in images]
         embs, pad_masks, att_masks = self.flow.embed_prefix(images, img_masks, lang_tokens, lang_mask, state=state)
         att_2d = make_att_2d_masks(pad_masks, att_masks)
         position_ids = torch.cumsum(pad_masks, dim=1) - 1
@@ -113,11 +113,12 @@ def _record_position_ids(embeddings: nn.Module, image_hw: tuple[int, int]) -> Te
     captured: list[Tensor] = []
     hook = embeddings.position_embedding.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     try:
+        weight = embeddings.patch_embedding.weight
         channels = embeddings.patch_embedding.in_channels
-        pixels = torch.zeros(1, channels, *image_hw, dtype=embeddings.patch_embedding.weight.dtype)
+        pixels = torch.zeros(1, channels, *image_hw, dtype=weight.dtype, device=weight.device)
         side = (image_hw[0] // embeddings.patch_size, image_hw[1] // embeddings.patch_size)
         with torch.no_grad():
-            embeddings(pixels, torch.ones(1, *side, dtype=torch.bool))
+            embeddings(pixels, torch.ones(1, *side, dtype=torch.bool, device=weight.device))
     finally:
         hook.remove()
     return captured[0].clone()

@@ -53,7 +53,7 @@ class PiPrefixGraph(nn.Module):
         images = list(inputs[: self.num_cameras])
         lang_tokens, lang_mask = inputs[self.num_cameras :]
         # Every camera is present at runtime; a missing camera is an input error, not a masked slot.
-        img_masks = [torch.ones(img.shape[0], dtype=torch.bool) for img in images]
+        img_masks = [torch.ones(img.shape[0], dtype=torch.bool, device=img.device) for img in images]
         embs, pad_masks, att_masks = self.flow.embed_prefix(images, img_masks, lang_tokens, lang_mask)
         att_4d = prepare_attention_masks_4d(make_att_2d_masks(pad_masks, att_masks))
         position_ids = torch.cumsum(pad_masks, dim=1) - 1
