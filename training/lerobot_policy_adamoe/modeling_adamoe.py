@@ -95,6 +95,9 @@ def load_dense_checkpoint(
     state = load_file(str(weights))
     if fix_keys is not None:
         state = fix_keys(state)
+    # A dense AdaMoE checkpoint (routing_mode='dense', e.g. a pretraining stage) carries its training-step counter;
+    # the upcycled model starts its own balance-loss schedule, so the counter is not a base weight.
+    state.pop('moe_train_step', None)
     own = policy.state_dict()
     unexpected = sorted(set(state) - set(own))
     missing = sorted(k for k in set(own) - set(state) if 'lm_head' not in k)

@@ -55,6 +55,23 @@ def test_balance_coefficient_schedule(tiny_backbone):
     assert [config.balance_coef(s) for s in (0, 499, 500, 10_000)] == [0.01, 0.01, 0.005, 0.005]
 
 
+def test_upcycling_from_a_dense_adamoe_checkpoint(tiny_backbone, synthetic_dataset, tmp_path):
+    # The ablation's stage A trains `adamoe` with routing_mode='dense' and upcycles its checkpoint in stage B.
+    torch.manual_seed(0)
+    dense = make_policy(make_tiny_adamoe_config(tiny_backbone, routing_mode='dense'), ds_meta=synthetic_dataset.meta)
+    dense.moe_train_step.fill_(123)  # trained for a while
+    dense.save_pretrained(tmp_path / 'dense')
+    for routing_mode in ('adamoe', 'dense'):  # upcycled, or the dense variant fine-tuned from the same checkpoint
+        config = make_tiny_adamoe_config(tiny_backbone, upcycle_from=str(tmp_path / 'dense'), routing_mode=routing_mode)
+        policy = make_policy(config, ds_meta=synthetic_dataset.meta)
+        state = policy.state_dict()
+        for key, value in dense.state_dict().items():
+            if key != 'moe_train_step':
+                assert torch.equal(state[key], value), key
+        assert int(policy.moe_train_step) == 0  # its own balance-loss schedule starts at the beginning
+        assert len(policy.moe_modules) == (0 if routing_mode == 'dense' else len(smolvla_expert_layers(policy)))
+
+
 def test_upcycling_from_dense_checkpoint(tiny_backbone, synthetic_dataset, tmp_path):
     torch.manual_seed(0)
     dense_cfg = make_tiny_smolvla_config(tiny_backbone)
