@@ -3,10 +3,11 @@
 import pytest
 import torch
 
+from lerobot_policy_adamoe.export.pi_graphs import PiDenoiseStepGraph, PiPrefixGraph, example_pi_prefix_inputs
 from lerobot_policy_adamoe.export.untrained import make_tiny_adamoe_policy
 from lerobot_policy_adamoe.modeling_adamoe_pi import AdaMoEPI0Policy
 from lerobot_policy_adamoe.moe import AdaMoEFeedForward
-from lerobot_policy_adamoe.real_size import pi0_config, smolvla_spec
+from lerobot_policy_adamoe.real_size import PI0_VLM_VARIANTS, make_pi0_policy, pi0_config, pi0_interface, smolvla_spec
 from lerobot_policy_adamoe.tiny_base import make_tiny_backbone
 
 
@@ -64,3 +65,51 @@ def test_pi0_real_size_is_paligemma_3b_with_moe_in_the_gemma_300m_expert():
     assert 3.9e9 < counts['dense'] < 4.1e9  # the module docstring's 4.0 B
     ffn = 3 * 1024 * 4096
     assert 18 * 4 * ffn <= counts['adamoe'] - counts['dense'] < 18 * 4 * ffn * 1.01
+
+
+@pytest.fixture(scope='module')
+def pi0_300m():
+    policies = {}
+    for mode in ('dense', 'adamoe'):
+        config = pi0_config(mode, paligemma_variant=PI0_VLM_VARIANTS['pi0_300m'], noise_std=0.0)
+        config.device = 'meta'
+        with torch.device('meta'):
+            policies[mode] = make_pi0_policy(config, pi0_interface(config.image_resolution))
+    return policies
+
+
+def test_pi0_300m_is_pi0_with_paligemma_at_the_gemma_300m_shape(pi0_300m):
+    policy = pi0_300m['adamoe']
+    pair = policy.model.paligemma_with_expert
+    text, vision = pair.paligemma.config.text_config, pair.paligemma.config.vision_config
+    assert (text.num_hidden_layers, text.hidden_size, text.intermediate_size) == (18, 1024, 4096)
+    assert (vision.num_hidden_layers, vision.hidden_size, vision.intermediate_size) == (27, 1152, 4304)  # So400m
+    assert (vision.patch_size, vision.image_size) == (14, 224)
+    projector = pair.paligemma.model.multi_modal_projector.linear
+    assert (projector.in_features, projector.out_features) == (1152, 1024)  # to the text width, as openpi
+    expert = pair.gemma_expert.model
+    assert (len(expert.layers), expert.config.hidden_size, expert.config.intermediate_size) == (18, 1024, 4096)
+    assert all(isinstance(layer.mlp, AdaMoEFeedForward) for layer in expert.layers)
+    assert pair.paligemma.lm_head is None and pair.gemma_expert.lm_head is None  # never run, not built into bundles
+    config = policy.config
+    assert config.tokenizer_max_length == 48 and config.chunk_size == 50 and config.num_inference_steps == 10
+    cameras = [key for key in config.input_features if key.startswith('observation.images.')]
+    assert len(cameras) == 3 and config.input_features[cameras[0]].shape == (3, 224, 224)
+    assert config.robot_state_feature.shape == (14,) and config.action_feature.shape == (14,)
+    dense, adamoe = _count(pi0_300m['dense']), _count(policy)
+    assert 1.29e9 < dense < 1.31e9  # real_size.py's "1.30 B without the LM heads"
+    ffn = 3 * 1024 * 4096
+    assert 18 * 4 * ffn <= adamoe - dense < 18 * 4 * ffn * 1.01
+
+
+def test_pi0_300m_graphs_take_three_cameras_and_pi0s_prompt(pi0_300m):
+    # Shapes only (meta tensors): the bundle's prefix sees 3 x 256 image tokens + 48 prompt tokens.
+    policy = pi0_300m['adamoe']
+    with torch.device('meta'), torch.no_grad():
+        inputs = example_pi_prefix_inputs(policy)
+        mask, *cache = PiPrefixGraph(policy.model, 3)(*inputs.values())
+        assert mask.shape == (1, 3 * 256 + 48) and len(cache) == 2 * 18
+        assert cache[0].shape == (1, 1, 816, 256)  # one KV head of width 256 per layer
+        x_t, state = torch.zeros(1, 50, 32), torch.zeros(1, 32)
+        velocity, *routing = PiDenoiseStepGraph(policy.model, 18)(x_t, torch.zeros(1), state, mask, *cache)
+    assert velocity.shape == (1, 50, 32) and [r.shape for r in routing] == [(1, 18, 50, 1)] * 2

@@ -43,8 +43,6 @@ class UntrainedSpec:
 
 def make_tiny_adamoe_policy(spec: UntrainedSpec, backbone_dir: Path) -> torch.nn.Module:
     """Random-init tiny AdaMoE policy with the spec's cameras, state and action sizes."""
-    from lerobot.configs import FeatureType, PolicyFeature
-
     from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
     from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
     from lerobot_policy_adamoe.tiny_base import make_tiny_backbone
@@ -68,14 +66,22 @@ def make_tiny_adamoe_policy(spec: UntrainedSpec, backbone_dir: Path) -> torch.nn
     }
     kwargs.update(spec.config_overrides)
     config = AdaMoEConfig(**kwargs)
+    config.input_features, config.output_features = interface_features(spec)
+    torch.manual_seed(spec.seed)
+    return AdaMoEPolicy(config).eval()
+
+
+def interface_features(spec: UntrainedSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """LeRobot (input_features, output_features) of the spec's cameras at image_hw, its state and its action."""
+    from lerobot.configs import FeatureType, PolicyFeature
+
+    h, w = spec.image_hw
     state_dim = len(spec.joint_names) + len(spec.extra_state_names)
-    config.input_features = {
+    inputs = {
         **{f'observation.images.{cam}': PolicyFeature(FeatureType.VISUAL, (3, h, w)) for cam in spec.cameras},
         'observation.state': PolicyFeature(FeatureType.STATE, (state_dim,)),
     }
-    config.output_features = {'action': PolicyFeature(FeatureType.ACTION, (len(spec.joint_names),))}
-    torch.manual_seed(spec.seed)
-    return AdaMoEPolicy(config).eval()
+    return inputs, {'action': PolicyFeature(FeatureType.ACTION, (len(spec.joint_names),))}
 
 
 def untrained_stats(spec: UntrainedSpec) -> dict[str, dict[str, torch.Tensor]]:
