@@ -85,8 +85,8 @@ def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
     """Demonstrations in chunks of seeds (a chunk left half-done by a stop is recorded again), then merged."""
     suffix = '' if privileged_state else '_pixels'
     dataset = args.work / f'dataset{suffix}'
-    if done_marker(dataset).exists():
-        return dataset
+    if done_marker(dataset).exists() and json.loads(done_marker(dataset).read_text())['demos'] == args.demos:
+        return dataset  # (asked for more demos: the new chunks are recorded and everything merged again)
     chunks = []
     for i in range(-(-args.demos // args.chunk)):
         chunk = args.work / f'demos{suffix}' / f'chunk_{i:02d}'
@@ -187,12 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work', type=Path, default=ROOT / 'outputs' / 'ablation_multitask')
     parser.add_argument('--results', type=Path, default=ROOT / 'results' / 'ablation_multitask')
-    parser.add_argument('--demos', type=int, default=240, help='successful scripted episodes (40 per task)')
+    parser.add_argument('--demos', type=int, default=480, help='successful scripted episodes (80 per task)')
     parser.add_argument('--chunk', type=int, default=30, help='episodes per collection chunk')
     parser.add_argument('--seeds-per-chunk', type=int, default=50, help='training seeds reserved per chunk')
     parser.add_argument('--collect-rtf', type=float, default=3.0, help='real-time factor of the collection sim')
-    parser.add_argument('--pretrain-steps', type=int, default=6000)
-    parser.add_argument('--finetune-steps', type=int, default=2000)
+    parser.add_argument('--pretrain-steps', type=int, default=20000)
+    parser.add_argument('--finetune-steps', type=int, default=4000)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--lr-scale', type=float, default=20.0)
     parser.add_argument('--save-every', type=int, default=500, help='checkpoints a stopped run resumes from')
@@ -200,7 +200,12 @@ def main() -> None:
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--episodes', type=int, default=36, help='evaluation episodes per model (6 per task)')
     parser.add_argument('--parallel', type=int, default=2, help='fine-tuning jobs at once (one thread each)')
-    parser.add_argument('--threads', type=int, default=os.cpu_count() or 1, help='threads of the pretraining job')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='threads of the pretraining job (2 contend with anything else: 3x slower)',
+    )
     parser.add_argument('--stop-after', choices=STAGES, default='report')
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)

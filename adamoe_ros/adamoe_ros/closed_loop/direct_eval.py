@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     if args.plot:
-        plot_expert_usage(episodes, args.plot, title=f'expert usage, {args.bundle.name}')
+        plot_expert_usage(episodes, args.plot, title=f'expert usage, {args.bundle} ({engine.spec.bundle_id[:12]})')
         first = episodes[0]
         plot_token_routing(
             first.routing,
