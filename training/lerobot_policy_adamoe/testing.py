@@ -158,3 +158,15 @@ def train_steps(policy: Any, preprocessor: Any, dataset: Any, optimizer: Any, st
             if len(logged) == steps:
                 break
     return logged
+
+
+def load_benchmark(name: str) -> Any:
+    """Import training/benchmarks/<name>.py (scripts, not a package) as a module for its tests."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / 'benchmarks' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

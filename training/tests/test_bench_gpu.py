@@ -1,6 +1,5 @@
 """The GPU benchmark's code on the CPU at the test size: its timed chunk is LeRobot's, and a whole run completes."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,16 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from lerobot_policy_adamoe.testing import load_benchmark
+
 BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_gpu.py'
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('bench_gpu', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark('bench_gpu')
 
 
 @pytest.mark.parametrize('model', ['smolvla', 'pi0'])

@@ -1,22 +1,15 @@
 """The real-size benchmark at the test size: its π0 worker path end to end, and its memory estimate and refusals."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / 'bench_real_size.py'
+from lerobot_policy_adamoe.testing import load_benchmark
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location('bench_real_size', BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark('bench_real_size')
 
 
 def _row(params_m, peak, precision='fp32', size='s'):
