@@ -113,10 +113,12 @@ def test_future_stamp_is_rejected_and_does_not_block_the_stream(stream):
     stamps, _ = stamps_and_values(commands)
     in_window = np.count_nonzero((stamps > window[0]) & (stamps < window[1]))
     assert in_window > 0, f'no command between {2 * max_age_s} s and {6 * max_age_s} s after the bad stamp'
-    # Only the bad messages were rejected, never a correctly stamped one.
-    rejected = harness.node._rejections.per_topic[topic]
-    assert 1 <= rejected <= sent, (rejected, status.message)
-    assert 'ahead' in status.message, status.message
+    # Only the bad messages broke the future-stamp rule, and no correctly stamped one was refused as out of order
+    # (which a bad stamp taken as the newest would cause). A good message may still be refused as too old when the
+    # machine is loaded: that is the age rule at work, not the bad stamp.
+    rejected = harness.node._rejections.per_rule
+    assert 1 <= rejected[topic, 'future_stamp'] <= sent, (rejected, status.message)
+    assert rejected[topic, 'out_of_order'] == 0, (rejected, status.message)
 
 
 def test_replayed_joint_states_never_become_the_restart_reference():

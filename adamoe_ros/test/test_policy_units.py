@@ -226,16 +226,18 @@ def test_stamp_rules():
     buffer.put_measurement(JOINT_STATE_STREAM, 'a', stamp_ns=now, now_ns=now)
     buffer.put_measurement(JOINT_STATE_STREAM, 'b', stamp_ns=now, now_ns=now)  # same stamp: taken
     buffer.put_measurement(JOINT_STATE_STREAM, 'c', stamp_ns=now + 20 * MS, now_ns=now)  # within max_future_stamp
-    for stamp, problem in (
-        (0, 'no header stamp'),
-        (now + 20 * MS - 1, 'older than the newest'),
-        (now + 41 * MS, 'ahead of the node clock'),
-        (now - 51 * MS, 'beyond the maximum age'),
+    for stamp, problem, rule in (
+        (0, 'no header stamp', 'no_stamp'),
+        (now + 20 * MS - 1, 'older than the newest', 'out_of_order'),
+        (now + 41 * MS, 'ahead of the node clock', 'future_stamp'),
+        (now - 51 * MS, 'beyond the maximum age', 'too_old'),
     ):
-        with pytest.raises(InputRejectedError, match=problem):
+        with pytest.raises(InputRejectedError, match=problem) as refused:
             buffer.check_stamp(JOINT_STATE_STREAM, stamp_ns=stamp, now_ns=now + 20 * MS)  # what the node asks first
-        with pytest.raises(InputRejectedError, match=problem):
+        assert refused.value.rule == rule
+        with pytest.raises(InputRejectedError, match=problem) as refused:
             buffer.put_measurement(JOINT_STATE_STREAM, 'bad', stamp_ns=stamp, now_ns=now + 20 * MS)
+        assert refused.value.rule == rule
     assert buffer.get(JOINT_STATE_STREAM) == 'c'  # nothing rejected changed the stream
     # A stamp ahead counts from its arrival: it buys no freshness.
     assert buffer.fresh(JOINT_STATE_STREAM, now + 50 * MS) == 'c'

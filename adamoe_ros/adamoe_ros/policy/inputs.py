@@ -80,17 +80,19 @@ class ObservationBuffer:
         Cheap, so a camera frame that will be refused is refused before anything converts it.
         """
         if stamp_ns == 0:
-            raise InputRejectedError('no header stamp: the age of the measurement is unknown')
+            raise InputRejectedError('no header stamp: the age of the measurement is unknown', 'no_stamp')
         lead_ns = stamp_ns - now_ns
         if lead_ns > self._max_future_ns:
             raise InputRejectedError(
                 f'stamp {_s(stamp_ns)} s is {_s(lead_ns)} s ahead of the node clock '
-                f'(max_future_stamp {_s(self._max_future_ns)} s)'
+                f'(max_future_stamp {_s(self._max_future_ns)} s)',
+                'future_stamp',
             )
         if -lead_ns > self._max_age_ns[stream]:
             raise InputRejectedError(
                 f'stamp {_s(stamp_ns)} s is {_s(-lead_ns)} s old, beyond the maximum age '
-                f'{_s(self._max_age_ns[stream])} s'
+                f'{_s(self._max_age_ns[stream])} s',
+                'too_old',
             )
         with self._lock:
             newest = self._latest.get(stream)
@@ -176,7 +178,9 @@ class ObservationBuffer:
 
 
 def _older_than(stamp_ns: int, newest: _Value) -> InputRejectedError:
-    return InputRejectedError(f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s')
+    return InputRejectedError(
+        f'stamp {_s(stamp_ns)} s is older than the newest accepted {_s(newest.stamp_ns)} s', 'out_of_order'
+    )
 
 
 def _ns(seconds: float) -> int:

@@ -336,7 +336,7 @@ class PolicyNode(LifecycleNode):
             frame = check_camera_image(msg, self._params.max_image_side)
             replaced = self._buffer.put_measurement(stream, frame, stamp, now)
         except InputRejectedError as err:
-            self._rejections.reject(topic, str(err))
+            self._rejections.reject(topic, err)
             return
         self.timings.frame_received(camera, replaced)
         if camera == self._cameras[0]:
@@ -348,13 +348,13 @@ class PolicyNode(LifecycleNode):
             positions = self._matcher.positions(msg)
             self._buffer.put_measurement(JOINT_STATE_STREAM, positions, stamp_to_ns(msg.header.stamp), self._now_ns())
         except (InputRejectedError, JointStateError) as err:
-            self._rejections.reject(self._params.joint_states_topic, str(err))
+            self._rejections.reject(self._params.joint_states_topic, err)
 
     def _on_instruction(self, msg: String) -> None:
         try:
             text = check_instruction(msg.data, self._params.max_instruction_length)
         except InputRejectedError as err:
-            self._rejections.reject(self._params.instruction_topic, str(err))
+            self._rejections.reject(self._params.instruction_topic, err)
             return
         if text != self._buffer.get(INSTRUCTION_STREAM):
             self.get_logger().info(f'instruction: {text!r}')
@@ -364,7 +364,7 @@ class PolicyNode(LifecycleNode):
         try:
             values = check_extra_state(msg.data, self._extra_names)
         except InputRejectedError as err:
-            self._rejections.reject(self._params.extra_state_topic, str(err))
+            self._rejections.reject(self._params.extra_state_topic, err)
             return
         self._buffer.put(EXTRA_STATE_STREAM, values, self._now_ns())
 

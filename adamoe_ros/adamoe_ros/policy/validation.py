@@ -17,7 +17,12 @@ from adamoe_ros.ros_image import (
 
 
 class InputRejectedError(ValueError):
-    """An input message is malformed; the message says what is wrong with it."""
+    """An input message is malformed; the message says what is wrong with it, `rule` which check refused it."""
+
+    def __init__(self, problem: str, rule: str = 'content') -> None:
+        """Refuse a message for `problem`, found by `rule` (content, or one of the stamp rules)."""
+        super().__init__(problem)
+        self.rule = rule
 
 
 class CameraFrame:
