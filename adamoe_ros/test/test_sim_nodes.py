@@ -19,10 +19,11 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from adamoe_ros.node_main import ExecutorThread
-from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.ros_image import to_rgb8
 from adamoe_ros.sim import SO101
 from adamoe_ros.sim.bridge_node import SimBridgeNode
+from adamoe_ros.sim.expert_plan import SETTLE_AFTER_RELEASE_S
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 from adamoe_ros.sim.tasks import MULTITASK
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
@@ -91,6 +92,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return condition()
 
 
+def settle(h: Harness) -> None:
+    """Let the released cube come to rest, in sim time, before the physics judges it."""
+    until = h.bridge.now_ns() + SETTLE_AFTER_RELEASE_S * NS_PER_S
+    assert wait_for(lambda: h.bridge.now_ns() >= until, 30.0)
+
+
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     h = Harness()
@@ -129,7 +136,7 @@ def test_trajectory_is_followed_and_stamps_are_sim_time(harness: Harness) -> Non
     )
     stamps = [stamp_to_ns(m.header.stamp) for m in list(harness.joint_states)]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
-    assert stamps[-1] <= stamp_to_ns(harness.clock[-1].clock) + 1
+    assert stamps[-1] <= harness.bridge.now_ns()  # stamped with sim time, never ahead of it
     assert stamps[-1] == pytest.approx(harness.bridge.now_ns(), abs=1e9)
 
 
@@ -184,20 +191,23 @@ def test_scripted_expert_solves_the_task_through_topics() -> None:
             h.call(ResetSim, 'sim/reset', ResetSim.Request(seed=seed))
             assert wait_for(lambda: h.expert.start_episode()[0] if not h.expert.running else True)
             assert h.expert.episode_done.wait(60.0)
-            time.sleep(0.3)  # let the cube settle in sim time
+            settle(h)
             successes += h.call(GetTaskStatus, 'sim/task_status', GetTaskStatus.Request()).success
         assert successes == 2
         assert len(leader) > 20 and list(leader[-1].name) == list(SO101.joint_names)
-        leader_stamps = [stamp_to_ns(m.header.stamp) for m in leader]
-        assert all(b > a for a, b in zip(leader_stamps, leader_stamps[1:]))
-        # The leader streams at the joint-state rate (50 Hz sim time), holding the target between control ticks.
-        assert np.median(np.diff(leader_stamps) / 1e9) == pytest.approx(0.02, abs=0.005)
-        # Targets change only on control ticks: 10 Hz in sim time (a dropped best-effort sample delays one tick).
-        changes = [
-            leader_stamps[i] for i in range(1, len(leader)) if list(leader[i].position) != list(leader[i - 1].position)
+        leader_stamps = np.array([stamp_to_ns(m.header.stamp) for m in leader])
+        assert np.all(np.diff(leader_stamps) > 0)
+        # Between control ticks the leader repeats the held target, one message per joint state the expert gets
+        # (how many arrive is up to the scheduler: best effort), so there are more messages than targets.
+        changes = leader_stamps[
+            [i for i in range(1, len(leader)) if list(leader[i].position) != list(leader[i - 1].position)]
         ]
-        gaps = np.diff(changes) / 1e9
-        assert np.median(gaps) == pytest.approx(0.1, abs=0.01) and np.mean(np.abs(gaps - 0.1) < 0.03) > 0.8
+        assert 10 < len(changes) < len(leader)
+        # Targets change only on control ticks, each at the first joint state at or after a tick time of the sim
+        # clock; so k further changes take more than k - 1 control periods of sim time, however late they come.
+        period_ns = NS_PER_S / h.expert.get_parameter('control_rate').value
+        for k in (1, 5, 10):
+            assert np.all(changes[k:] - changes[:-k] > (k - 1) * period_ns), k
         assert wait_for(lambda: bool(status) and status[-1].data == 'done')
         assert instructions and instructions[-1].data == SO101.default_instruction
         # The Trigger service refuses nothing once data flows, and reports why when it would.
@@ -225,7 +235,7 @@ def test_scripted_expert_solves_every_instruction_through_topics() -> None:
             leader.clear()
             assert h.expert.start_episode()[0]
             assert h.expert.episode_done.wait(60.0)
-            time.sleep(0.3)  # let the cube settle in sim time
+            settle(h)
             status = h.call(GetTaskStatus, 'sim/task_status', GetTaskStatus.Request())
             assert status.success, (task.name, status.message)
             # The leader repeats each target between control ticks: the commands are its distinct values.

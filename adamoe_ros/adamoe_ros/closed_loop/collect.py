@@ -20,10 +20,17 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from adamoe_ros.closed_loop.ros_eval import call_service
+from adamoe_ros.ros_env import NS_PER_S
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
+from adamoe_ros.sim.bridge_node import SimBridgeNode
+from adamoe_ros.sim.expert_plan import SETTLE_AFTER_RELEASE_S
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
 from adamoe_ros.sim.tasks import SCENES, TaskDef, scene_def
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
+
+# Sim time an episode goes on recording once the expert is done: the released cube comes to rest before the physics
+# judges it, and the demonstration ends holding still.
+RECORD_AFTER_DONE_S = 2 * SETTLE_AFTER_RELEASE_S
 
 
 def collect(
@@ -74,7 +81,7 @@ def collect(
     launch = InProcessLaunch(specs)
     try:
         launch.start()
-        expert = launch.nodes['scripted_expert']
+        bridge, expert = launch.nodes['sim_bridge'], launch.nodes['scripted_expert']
         harness = Node('collector', context=launch.context)
         launch.executor.add_node(harness)
         clients = {
@@ -99,7 +106,7 @@ def collect(
                 raise RuntimeError(f'scripted expert did not start: {why}')
             if not expert.episode_done.wait(timeout=120):
                 raise TimeoutError(f'scripted expert episode on seed {seed} did not end in 120 s')
-            time.sleep(1.0 / real_time_factor)  # the released cube settles before the physics judges it
+            _wait_sim_time(bridge, RECORD_AFTER_DONE_S)
             status = call_service(clients['sim/task_status'], GetTaskStatus.Request())
             if status.success:
                 _check(call_service(clients['recorder/save'], Trigger.Request(), timeout=120), 'recorder/save')
@@ -118,6 +125,16 @@ def collect(
     finally:
         launch.shutdown()
     return counts
+
+
+def _wait_sim_time(bridge: SimBridgeNode, seconds: float, timeout: float = 60.0) -> None:
+    """Wait until the sim clock has advanced `seconds` (a loaded machine runs it slower than its real-time factor)."""
+    until = bridge.now_ns() + int(seconds * NS_PER_S)
+    deadline = time.monotonic() + timeout
+    while bridge.now_ns() < until:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'the sim clock did not advance {seconds} s in {timeout} s')
+        time.sleep(0.02)
 
 
 def _wait_ready(expert: ScriptedExpertNode, task: TaskDef, timeout: float = 10.0) -> None:

@@ -21,6 +21,8 @@ from adamoe_ros.sim.so101 import So101PickPlaceSim
 from adamoe_ros.sim.task import TaskStatus
 from adamoe_ros.sim.tasks import SCENES
 
+SETTLE_AFTER_RELEASE_S = 0.5  # sim time a released cube needs to come to rest before the physics judges it
+
 
 class Phase(enum.Enum):
     """Steps of one pick-and-place, in order."""
@@ -199,7 +201,7 @@ def run_scripted_episode(
             commands.append(command)
         sim.set_joint_targets(command)
         sim.step(steps_per_tick)
-    sim.step(int(round(0.5 / sim.dt)))  # let the released cube settle before judging
+    sim.step(int(round(SETTLE_AFTER_RELEASE_S / sim.dt)))
     return sim.task_status()
 
 
