@@ -497,6 +497,18 @@ class PolicyNode(LifecycleNode):
 
     # ---- status --------------------------------------------------------------------------
 
+    @property
+    def inference_in_flight(self) -> bool:
+        """True from a chunk request until the chunk is merged or dropped, except while it waits for a camera frame.
+
+        A driver of a simulated clock holds the clock meanwhile, so that inference takes no simulated time.
+        """
+        worker, p = self._worker, self._params
+        if worker is None or p is None or not worker.busy:
+            return False
+        # Synced to the camera, the request waits for the next frame (the event cleared) before it plans.
+        return not p.sync_inference_to_camera or self._frame_event.is_set()
+
     def status_message(self) -> PolicyStatus:
         """Return the current PolicyStatus (also published on policy/status)."""
         now = self._now_ns()
