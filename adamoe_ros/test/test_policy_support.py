@@ -23,6 +23,7 @@ from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import (
+    BUFFERED_SENSOR_QOS,
     LATCHED_QOS,
     NS_PER_S,
     RELIABLE_QOS,
@@ -84,7 +85,7 @@ def start_inputs(*args: str) -> subprocess.Popen:
 
 
 class Recorder(Node):
-    """Records what the policy node publishes, with arrival times (time.monotonic)."""
+    """Records what the policy node publishes, with arrival times (time.monotonic), and the front camera's stamps."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_test_recorder', **kwargs)
@@ -92,8 +93,8 @@ class Recorder(Node):
         self.commands: list[tuple[float, np.ndarray]] = []
         self.chunks: list[tuple[float, ActionChunk]] = []
         self.status: list[PolicyStatus] = []
-        self.frames: list[float] = []
-        self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, SENSOR_QOS)
+        self.frames: list[int] = []  # header stamps (ns)
+        self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, BUFFERED_SENSOR_QOS)
         self.create_subscription(
             Float64MultiArray, 'forward_position_controller/commands', self._on_command, RELIABLE_QOS
         )
@@ -106,7 +107,7 @@ class Recorder(Node):
 
     def _on_frame(self, msg: Image) -> None:
         with self.lock:
-            self.frames.append(time.monotonic())
+            self.frames.append(stamp_to_ns(msg.header.stamp))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
