@@ -1,7 +1,7 @@
 """Synthetic policy inputs (cameras, joint states, instruction, extra state) for tests, benchmarks and bring-up.
 
-Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--fuzz N` also sends N malformed or random
-messages on every input topic. SIGUSR1 stops the cameras, SIGUSR2 starts them again (a camera
+Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--fuzz-rate 500` also sends 500 malformed or
+random messages a second on the input topics. SIGUSR1 stops the cameras, SIGUSR2 starts them again (a camera
 outage when a test needs one). Camera count and size: `--cameras front wrist top --width 640 --height 480` (one
 topic cameras/<name>/image_raw per name).
 """
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         help='measured joint positions (rad, profile joint order)',
     )
     parser.add_argument('--instruction', default='pick up the cube')
-    parser.add_argument('--fuzz', type=int, default=0, help='malformed messages to send in total')
+    parser.add_argument('--fuzz-rate', type=float, default=0.0, help='malformed messages per second (from 0.5 s)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     cameras_on = True
@@ -176,7 +176,6 @@ def main(argv: list[str] | None = None) -> None:
     node.publish_instruction()
     start = time.monotonic()
     next_frame = next_state = start
-    fuzz_period = (args.duration * 0.8) / args.fuzz if args.fuzz else None
     next_fuzz = start + 0.5
     try:
         while (now := time.monotonic()) - start < args.duration:
@@ -187,9 +186,9 @@ def main(argv: list[str] | None = None) -> None:
             if now >= next_state:
                 node.publish_state()
                 next_state += 1.0 / args.state_rate
-            while fuzz_period and now >= next_fuzz and node.sent['malformed'] < args.fuzz:
+            while args.fuzz_rate and now >= next_fuzz:
                 node.publish_malformed()
-                next_fuzz += fuzz_period
+                next_fuzz += 1.0 / args.fuzz_rate
             time.sleep(0.001)
         print(f'sent {node.sent}', flush=True)
     except KeyboardInterrupt:
