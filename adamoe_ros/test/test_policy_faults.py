@@ -23,9 +23,10 @@ from test_policy_support import (
     BUNDLE,
     LOWER,
     MAX_VELOCITY,
+    SIM_STEP_NS,
     UPPER,
     Harness,
-    SimDriver,
+    SimRun,
     collect,
     policy_overrides,
     start_inputs,
@@ -35,46 +36,11 @@ from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, 
 from adamoe_ros.tools.fake_inputs import SO101
 
 MS = 1_000_000
-STEP_NS = 10 * MS  # simulated time per driver step
 PERIOD_NS = 20 * MS  # control period at the test's 50 Hz
 MAX_AGE_NS = 300 * MS  # max_image_age and max_joint_state_age of policy_overrides()
 MAX_STEP = MAX_VELOCITY * PERIOD_NS / NS_PER_S + 1e-9
 MEASURED = np.array([0.1, 0.2, -0.3, 0.4, 0.0, 0.5])
 MOVED = MEASURED + np.array([0.4, -0.3, 0.3, -0.2, 0.5, 0.4])  # the arm after the fault: far away in steps
-
-
-class SimRun:
-    """The policy node on a simulated clock, driven step by step; records its commands and chunks."""
-
-    def __init__(self, **overrides: object) -> None:
-        self.harness = Harness(policy_overrides(use_sim_time=True, command_stream='both', **overrides))
-        self.node = self.harness.node
-        self.driver = SimDriver(context=self.harness.context)
-        self.harness.executor.add_node(self.driver)
-        self.commands = collect(self.harness, JointState, 'joint_command')
-        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-
-    def drive(self, start_ns: int, end_ns: int, inputs: Callable[[int], tuple[bool, np.ndarray | None]]) -> None:
-        """Step the clock from start to end; inputs(t) says whether frames come at t and the joint positions."""
-        for t in range(start_ns, end_ns, STEP_NS):
-            self.driver.step(t, *inputs(t))
-            deadline = time.monotonic() + 1.0
-            while self.node.get_clock().now().nanoseconds != t and time.monotonic() < deadline:
-                time.sleep(0.001)
-            time.sleep(0.006)  # let the tick of this step run and its command arrive
-
-    def sent(self) -> tuple[np.ndarray, np.ndarray]:
-        """Stamps and values of every command, in the order they arrived."""
-        messages = list(self.commands)
-        return np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages])
-
-    def chunk_stamps(self) -> np.ndarray:
-        with self.harness.recorder.lock:
-            return np.array([stamp_to_ns(c.header.stamp) for _, c in self.harness.recorder.chunks])
-
-    def close(self) -> None:
-        self.harness.close()
 
 
 def assert_no_jump(values: np.ndarray, measured: np.ndarray) -> None:
@@ -106,8 +72,8 @@ def test_joint_state_stall_stops_commands_and_resumes_from_the_new_measurement()
     finally:
         run.close()
     before = stamps < stall[1]
-    stale_from = stall[0] - STEP_NS + MAX_AGE_NS  # the last joint state, plus max_joint_state_age
-    assert before.sum() > 20 and stale_from - PERIOD_NS - STEP_NS <= stamps[before].max() <= stale_from + PERIOD_NS
+    stale_from = stall[0] - SIM_STEP_NS + MAX_AGE_NS  # the last joint state, plus max_joint_state_age
+    assert before.sum() > 20 and stale_from - PERIOD_NS - SIM_STEP_NS <= stamps[before].max() <= stale_from + PERIOD_NS
     first = int(np.argmax(~before))
     assert (~before).sum() > 20
     # Planned after the stall, ramping from the arm where it is now.

@@ -65,10 +65,14 @@ def test_full_lifecycle_with_hold_on_deactivate():
         assert client.transition(Transition.TRANSITION_ACTIVATE) and client.state() == 'active'
         assert harness.wait_for(lambda: len(recorder.chunks) >= 1 and len(recorder.commands) >= 10, 20.0)
         assert client.transition(Transition.TRANSITION_DEACTIVATE) and client.state() == 'inactive'
-        time.sleep(0.3)
-        with recorder.lock:
-            count, last = len(recorder.commands), recorder.commands[-1][1]
-        np.testing.assert_allclose(last, np.clip(MEASURED, LOWER, UPPER))  # the hold command
+        hold = np.clip(MEASURED, LOWER, UPPER)
+
+        def held() -> bool:
+            with recorder.lock:
+                return bool(np.allclose(recorder.commands[-1][1], hold, rtol=1e-7, atol=0))
+
+        assert harness.wait_for(held, 10.0), 'the last command is not the hold'
+        count = len(recorder.commands)
         time.sleep(0.5)
         assert len(recorder.commands) == count, 'commands continued after deactivate'
         assert harness.node.status_message().commanding is False

@@ -5,11 +5,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -19,7 +22,15 @@ from std_msgs.msg import Float64MultiArray, String
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
-from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, ns_to_stamp
+from adamoe_ros.ros_env import (
+    BUFFERED_SENSOR_QOS,
+    LATCHED_QOS,
+    NS_PER_S,
+    RELIABLE_QOS,
+    SENSOR_QOS,
+    ns_to_stamp,
+    stamp_to_ns,
+)
 from adamoe_ros.ros_image import numpy_to_image
 from adamoe_ros.tools.fake_inputs import SO101
 from adamoe_ros_interfaces.msg import ActionChunk, PolicyStatus
@@ -32,6 +43,7 @@ PROFILE = load_robot_profile(PROFILE_PATH)
 LOWER = np.array(PROFILE.lower_limits)
 UPPER = np.array(PROFILE.upper_limits)
 (MAX_VELOCITY,) = set(PROFILE.max_velocity)  # one velocity limit for every joint
+SIM_STEP_NS = 10_000_000  # simulated time per SimRun step
 
 
 def policy_overrides(**extra: object) -> list[Parameter]:
@@ -51,6 +63,16 @@ def policy_overrides(**extra: object) -> list[Parameter]:
     return [Parameter(k, value=v) for k, v in values.items()]
 
 
+def control_period_s(node: Node) -> float:
+    """The node's control period (s), from its control_rate parameter."""
+    return 1.0 / node.get_parameter('control_rate').value
+
+
+def parameter_ns(node: Node, name: str) -> int:
+    """A parameter of the node in seconds (an age), in nanoseconds."""
+    return round(node.get_parameter(name).value * NS_PER_S)
+
+
 def start_inputs(*args: str) -> subprocess.Popen:
     """Run the synthetic input publisher in another process (same ROS domain as the test)."""
     return subprocess.Popen(
@@ -63,7 +85,7 @@ def start_inputs(*args: str) -> subprocess.Popen:
 
 
 class Recorder(Node):
-    """Records what the policy node publishes, with arrival times (time.monotonic)."""
+    """Records what the policy node publishes, with arrival times (time.monotonic), and the front camera's stamps."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_test_recorder', **kwargs)
@@ -71,8 +93,8 @@ class Recorder(Node):
         self.commands: list[tuple[float, np.ndarray]] = []
         self.chunks: list[tuple[float, ActionChunk]] = []
         self.status: list[PolicyStatus] = []
-        self.frames: list[float] = []
-        self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, SENSOR_QOS)
+        self.frames: list[int] = []  # header stamps (ns)
+        self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, BUFFERED_SENSOR_QOS)
         self.create_subscription(
             Float64MultiArray, 'forward_position_controller/commands', self._on_command, RELIABLE_QOS
         )
@@ -85,7 +107,7 @@ class Recorder(Node):
 
     def _on_frame(self, msg: Image) -> None:
         with self.lock:
-            self.frames.append(time.monotonic())
+            self.frames.append(stamp_to_ns(msg.header.stamp))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
@@ -169,6 +191,54 @@ def collect(harness: Harness, msg_type: type, topic: str, qos=RELIABLE_QOS) -> l
 
     harness.recorder.create_subscription(msg_type, topic, store, qos)
     return received
+
+
+class SimRun:
+    """The policy node on a simulated clock, driven step by step; records its commands and chunks.
+
+    Commands are the JointState stream, stamped on the node clock when sent.
+    """
+
+    def __init__(self, **overrides: object) -> None:
+        self.harness = Harness(policy_overrides(use_sim_time=True, command_stream='both', **overrides))
+        self.node = self.harness.node
+        self.driver = SimDriver(context=self.harness.context)
+        self.harness.executor.add_node(self.driver)
+        self.commands = collect(self.harness, JointState, 'joint_command')
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        self._tick = next(t for t in self.node.timers if t.callback == self.node._on_control_tick)
+
+    def drive(self, start_ns: int, end_ns: int, inputs: Callable[[int], tuple[bool, np.ndarray | None]]) -> None:
+        """Step the clock from start to end; inputs(t) says whether frames come at t and the joint positions.
+
+        Each step waits for the node's control tick at t and for any inference in flight, so inference takes no
+        simulated time however slowly it runs (synced to the camera, it is in flight from the moment the node has
+        taken the frame it waited for).
+        """
+        for t in range(start_ns, end_ns, SIM_STEP_NS):
+            self.driver.step(t, *inputs(t))
+            assert self.harness.wait_for(partial(self._step_done, t), 30.0, step=0.001), f'node stuck at {t} ns'
+
+    def _step_done(self, t_ns: int) -> bool:
+        ticked = (
+            self.node.get_clock().now().nanoseconds == t_ns
+            and self._tick.time_until_next_call() > 0  # the tick due at t_ns (if one is) was taken...
+            and self._tick.callback_group.can_execute(self._tick)  # ...and has returned
+        )
+        return ticked and not self.node.inference_in_flight
+
+    def sent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stamps and values of every command, in the order they arrived."""
+        messages = list(self.commands)
+        return np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages])
+
+    def chunk_stamps(self) -> np.ndarray:
+        with self.harness.recorder.lock:
+            return np.array([stamp_to_ns(c.header.stamp) for _, c in self.harness.recorder.chunks])
+
+    def close(self) -> None:
+        self.harness.close()
 
 
 def so101_params_file() -> list[str]:

@@ -170,8 +170,6 @@ class PolicyNode(LifecycleNode):
         self._active = False
         self._stop_worker()
         self._send_hold()
-        with self._lock:
-            self._commander.drop_plan()
         self._state_label = 'inactive'
         result = super().on_deactivate(state)
         self._publish_status()
@@ -411,8 +409,8 @@ class PolicyNode(LifecycleNode):
                 command = None
                 self._problem = f'holding: {err}'
                 self.get_logger().error(self._problem, throttle_duration_sec=p.warn_throttle)
-        if command is not None and not p.dry_run:
-            self._publish_command(command, now)
+            if command is not None and not p.dry_run:
+                self._publish_command(command, now)  # under the lock: a hold from another thread comes after it
 
     def _publish_command(self, command: np.ndarray, now: int) -> None:
         self.timings.command_sent()
@@ -422,14 +420,19 @@ class PolicyNode(LifecycleNode):
             self._joint_command_pub.publish(joint_command(command, self._joint_names, now))
 
     def _send_hold(self) -> None:
-        """Command the measured position once after commanding, so a position controller stops where the robot is."""
+        """Command the measured position once after commanding, so a position controller stops where the robot is.
+
+        The plan is dropped with it, under the command lock: a control tick running meanwhile sends its command
+        before the hold or finds nothing left to send.
+        """
         if self._params is None:
             return
         now = self._now_ns()
         with self._lock:
             hold = self._commander.hold(now)
-        if hold is not None:
-            self._publish_command(hold, now)
+            self._commander.drop_plan()
+            if hold is not None:
+                self._publish_command(hold, now)
 
     # ---- inference -----------------------------------------------------------------------
 
@@ -486,13 +489,25 @@ class PolicyNode(LifecycleNode):
         if self._commander is None:
             return  # died while the first configure was loading it: nothing commanded yet
         now = self._now_ns()
-        with self._lock:
+        with self._lock:  # as in _send_hold: no command of a tick can follow the hold
             hold = self._commander.hold(now)
             self._commander.drop_plan()
-        if hold is not None and self._active:
-            self._publish_command(hold, now)
+            if hold is not None and self._active:
+                self._publish_command(hold, now)
 
     # ---- status --------------------------------------------------------------------------
+
+    @property
+    def inference_in_flight(self) -> bool:
+        """True from a chunk request until the chunk is merged or dropped, except while it waits for a camera frame.
+
+        A driver of a simulated clock holds the clock meanwhile, so that inference takes no simulated time.
+        """
+        worker, p = self._worker, self._params
+        if worker is None or p is None or not worker.busy:
+            return False
+        # Synced to the camera, the request waits for the next frame (the event cleared) before it plans.
+        return not p.sync_inference_to_camera or self._frame_event.is_set()
 
     def status_message(self) -> PolicyStatus:
         """Return the current PolicyStatus (also published on policy/status)."""

@@ -24,9 +24,14 @@ class InferenceWorker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
+    @property
+    def busy(self) -> bool:
+        """True from an accepted request until its run of the job has returned."""
+        return self._busy.is_set()
+
     def request(self) -> bool:
         """Ask for one run of the job; False when one is already pending or running."""
-        if self._busy.is_set() or self._stop.is_set():
+        if self.busy or self._stop.is_set():
             return False
         self._busy.set()
         self._wake.set()

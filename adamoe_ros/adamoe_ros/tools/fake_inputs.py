@@ -1,11 +1,13 @@
 """Synthetic policy inputs (cameras, joint states, instruction, extra state) for tests, benchmarks and bring-up.
 
-Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--camera-gap 3:4` stops the cameras
-between 3 s and 4 s, `--fuzz N` also sends N malformed or random messages on every input topic. Camera count and
-size: `--cameras front wrist top --width 640 --height 480` (one topic cameras/<name>/image_raw per name).
+Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--fuzz-rate 500` also sends 500 malformed or
+random messages a second on the input topics. SIGUSR1 stops the cameras, SIGUSR2 starts them again (a camera
+outage when a test needs one). Camera count and size: `--cameras front wrist top --width 640 --height 480` (one
+topic cameras/<name>/image_raw per name).
 """
 
 import argparse
+import signal
 import time
 
 import numpy as np
@@ -158,30 +160,35 @@ def main(argv: list[str] | None = None) -> None:
         help='measured joint positions (rad, profile joint order)',
     )
     parser.add_argument('--instruction', default='pick up the cube')
-    parser.add_argument('--camera-gap', default='', help='START:END seconds without camera frames')
-    parser.add_argument('--fuzz', type=int, default=0, help='malformed messages to send in total')
+    parser.add_argument('--fuzz-rate', type=float, default=0.0, help='malformed messages per second (from 0.5 s)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    gap = tuple(float(v) for v in args.camera_gap.split(':')) if args.camera_gap else (-1.0, -1.0)
+    cameras_on = True
+
+    def switch_cameras(signum: int, frame: object) -> None:
+        nonlocal cameras_on
+        cameras_on = signum == signal.SIGUSR2
+
+    signal.signal(signal.SIGUSR1, switch_cameras)
+    signal.signal(signal.SIGUSR2, switch_cameras)
     rclpy.init()
     node = SyntheticInputs(args)
     node.publish_instruction()
     start = time.monotonic()
     next_frame = next_state = start
-    fuzz_period = (args.duration * 0.8) / args.fuzz if args.fuzz else None
     next_fuzz = start + 0.5
     try:
         while (now := time.monotonic()) - start < args.duration:
             if now >= next_frame:
-                if not gap[0] <= now - start < gap[1]:
+                if cameras_on:
                     node.publish_frames()
                 next_frame += 1.0 / args.camera_rate
             if now >= next_state:
                 node.publish_state()
                 next_state += 1.0 / args.state_rate
-            while fuzz_period and now >= next_fuzz and node.sent['malformed'] < args.fuzz:
+            while args.fuzz_rate and now >= next_fuzz:
                 node.publish_malformed()
-                next_fuzz += fuzz_period
+                next_fuzz += 1.0 / args.fuzz_rate
             time.sleep(0.001)
         print(f'sent {node.sent}', flush=True)
     except KeyboardInterrupt:
