@@ -1,7 +1,8 @@
 """Recorder node end to end: a 30 Hz synthetic source in another process (sim time), episodes via the services.
 
-The source's values encode their stamps (state = t, action = t + 1000, image grey level = tick % 32 * 8), so the
-reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced times.
+The source's values encode their stamps (state = t, action = t + 1000 but its last joint = the tick, image grey level
+= tick % 32 * 8), so the reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced
+times.
 """
 
 import re
@@ -21,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.node import RecorderNode
-from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, grey_level
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, SIM_START_S, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
 
 FPS = 10
@@ -136,7 +137,10 @@ def check_alignment(
 ) -> None:
     # The leader arm and the cameras publish every tick, so they give the source tick nearest to each frame time.
     t = action[:, 0] - LEADER_OFFSET
-    np.testing.assert_allclose(action, (t + LEADER_OFFSET)[:, None].repeat(6, 1), atol=1e-3)
+    leader = (t + LEADER_OFFSET)[:, None].repeat(action.shape[1] - 1, 1)
+    np.testing.assert_allclose(action[:, :-1], leader, atol=1e-3)
+    ticks = action[:, -1].astype(int)  # the leader's last joint is its tick, whose sim stamp is t
+    np.testing.assert_allclose(SIM_START_S + ticks / SOURCE_RATE, t, atol=1e-3)
     np.testing.assert_allclose(state[:, :6], state[:, :1].repeat(6, 1), atol=1e-4)
     # Follower joint states have gaps: the nearest sample may be another tick, but within the tolerance.
     assert np.all(np.abs(state[:, 0] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3), state[:, 0] - t
@@ -158,7 +162,6 @@ def check_alignment(
     assert np.sum(steps) <= len(steps) + dropped + 2 * slack + 1e-2, (steps, dropped)
     # The camera frame is normally the one of the action's tick (grey level encodes tick % 32); a lost best-effort
     # image makes the aligner take a neighbour, which the tolerance allows up to 2 ticks away.
-    ticks = np.round((t - 1.0) * SOURCE_RATE).astype(int)
     image_ticks = np.round(np.array(grey) / 8).astype(int)
     offset = (image_ticks - ticks + 16) % 32 - 16
     assert np.all(np.abs(offset) <= 2), offset
