@@ -1,7 +1,8 @@
 """Recorder node end to end: a 30 Hz synthetic source in another process (sim time), episodes via the services.
 
-The source's values encode their stamps (state = t, action = t + 1000, image grey level = tick % 32 * 8), so the
-reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced times.
+The source's values encode their stamps (state = t, action = t + 1000 but its last joint = the tick, image grey level
+= tick % 32 * 8), so the reloaded dataset shows whether every frame's streams were taken at the same, evenly spaced
+times.
 """
 
 import re
@@ -21,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.node import RecorderNode
-from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, grey_level
+from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, SIM_START_S, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
 
 FPS = 10
@@ -100,15 +101,27 @@ class Harness:
         rclpy.shutdown(context=self.context)
 
 
-def record_episode(harness: Harness, seconds: float) -> tuple[str, float]:
-    """Record for `seconds`; return the save message and the longest the recording window can have lasted."""
-    began = time.monotonic()
+def record_episode(harness: Harness, seconds: float) -> tuple[str, range]:
+    """Record for `seconds`; return the save message and how many frame times the episode can have decided.
+
+    The episode's frame times are t0 + k * period up to the save, on the recorder's (sim) clock, which runs slower
+    than the wall clock when the source's timer skips periods: read that clock just outside and just inside the
+    two service calls to bound the episode's window.
+    """
+    clock = harness.recorder.get_clock()
+    period_ns = harness.recorder._aligner.period_ns
+    before_start = clock.now().nanoseconds
     start = harness.call('start')
     assert start.success, start.message
+    after_start = clock.now().nanoseconds
     time.sleep(seconds)
+    before_save = clock.now().nanoseconds
     saved = harness.call('save')
     assert saved.success, saved.message
-    return saved.message, time.monotonic() - began
+    after_save = clock.now().nanoseconds
+    fewest = (before_save - after_start) // period_ns + 1
+    most = (after_save - before_start) // period_ns + 1
+    return saved.message, range(fewest, most + 1)
 
 
 def saved_counts(message: str) -> tuple[int, int]:
@@ -132,24 +145,27 @@ def episode_arrays(ds, episode: int) -> tuple[np.ndarray, np.ndarray, list[int]]
 
 
 def check_alignment(
-    state: np.ndarray, action: np.ndarray, grey: list[int], dropped: int, tolerance: float = 0.05
+    state: np.ndarray, action: np.ndarray, grey: list[int], dropped: int, tolerance: float, fps: int
 ) -> None:
     # The leader arm and the cameras publish every tick, so they give the source tick nearest to each frame time.
     t = action[:, 0] - LEADER_OFFSET
-    np.testing.assert_allclose(action, (t + LEADER_OFFSET)[:, None].repeat(6, 1), atol=1e-3)
+    leader = (t + LEADER_OFFSET)[:, None].repeat(action.shape[1] - 1, 1)
+    np.testing.assert_allclose(action[:, :-1], leader, atol=1e-3)
+    ticks = action[:, -1].astype(int)  # the leader's last joint is its tick, whose sim stamp is t
+    np.testing.assert_allclose(SIM_START_S + ticks / SOURCE_RATE, t, atol=1e-3)
     np.testing.assert_allclose(state[:, :6], state[:, :1].repeat(6, 1), atol=1e-4)
     # Follower joint states have gaps: the nearest sample may be another tick, but within the tolerance.
     assert np.all(np.abs(state[:, 0] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3), state[:, 0] - t
-    # cube_x has no header: the recorder stamps it with its publication time (receive time minus the DDS-measured
-    # queueing delay), so it is within the tolerance too, up to transport latency.
-    assert np.all(np.abs(state[:, 6] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 0.01), state[:, 6] - t
+    # cube_x has no header: the recorder stamps it with the sim time of its publication (the /clock published just
+    # before it), which is its value, so it is within the tolerance like the stamped follower.
+    assert np.all(np.abs(state[:, 6] - t) <= tolerance + 1 / SOURCE_RATE / 2 + 1e-3), state[:, 6] - t
     np.testing.assert_allclose(state[:, 7], -state[:, 6], atol=1e-4)
     # Frames lie on a 10 Hz grid. A frame's action is the leader sample nearest its grid time: that tick, or a
     # neighbour tick within the tolerance when a best-effort sample was lost or late (under load), so t is the
     # grid time to within `slack` periods. Steps are whole periods up to that slack, and the grid points missing
     # between two saved frames, at least ceil(step - 2 * slack) - 1 of them, are all counted as dropped.
-    slack = np.floor(tolerance * SOURCE_RATE + 1e-9) / SOURCE_RATE * FPS
-    steps = np.diff(t) * FPS
+    slack = np.floor(tolerance * SOURCE_RATE + 1e-9) / SOURCE_RATE * fps
+    steps = np.diff(t) * fps
     assert np.all(steps >= 1 - 2 * slack - 1e-2), steps
     assert np.all(np.abs(steps - np.round(steps)) <= slack + 1e-2), steps
     missing = np.maximum(np.ceil(steps - 2 * slack - 1e-2) - 1, 0)
@@ -158,7 +174,6 @@ def check_alignment(
     assert np.sum(steps) <= len(steps) + dropped + 2 * slack + 1e-2, (steps, dropped)
     # The camera frame is normally the one of the action's tick (grey level encodes tick % 32); a lost best-effort
     # image makes the aligner take a neighbour, which the tolerance allows up to 2 ticks away.
-    ticks = np.round((t - 1.0) * SOURCE_RATE).astype(int)
     image_ticks = np.round(np.array(grey) / 8).astype(int)
     offset = (image_ticks - ticks + 16) % 32 - 16
     assert np.all(np.abs(offset) <= 2), offset
@@ -198,20 +213,20 @@ def test_three_episodes_with_discard_are_aligned_and_counted(
 
     counts = [saved_counts(m) for m, _ in (first, second, third)]
     assert sum(d for _, d in counts) > 0, 'the joint_states gaps must have rejected frames'
-    for (frames, dropped), (_, window) in zip(counts, (first, second, third), strict=True):
-        # Every frame time of the recording window is either saved or counted as dropped: at least the 2 s slept,
-        # at most the window measured around the two service calls (which can be slow under load).
-        assert 14 <= frames + dropped <= window * FPS + 2, (counts, window)
+    for (frames, dropped), (_, frame_times) in zip(counts, (first, second, third), strict=True):
+        # Every frame time of the recording window is either saved or counted as dropped.
+        assert frames + dropped in frame_times, (counts, frame_times)
     assert statuses and statuses[-1].saved_episodes == 3 and not statuses[-1].recording
     assert max(s.frame_count for s in statuses) > 0
 
+    config = harness.recorder.config
     ds = load(root)
     assert ds.meta.total_episodes == 3
     assert [ds.meta.episodes[i]['length'] for i in range(3)] == [f for f, _ in counts]
     assert ds.meta.features['observation.state']['names'][-3:] == ['cube_x', 'cube_y', 'cube_z']
     assert ds[0]['task'] == 'pick up the cube'
     for episode, (_, dropped) in enumerate(counts):
-        check_alignment(*episode_arrays(ds, episode), dropped=dropped)
+        check_alignment(*episode_arrays(ds, episode), dropped=dropped, tolerance=config.tolerance_s, fps=config.fps)
 
 
 def test_start_refuses_without_instruction_or_task(tmp_path: Path) -> None:

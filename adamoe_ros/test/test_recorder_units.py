@@ -15,6 +15,7 @@ from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.mcap_convert import load_params_file
 from adamoe_ros.recorder.node import RecorderNode
+from adamoe_ros.recorder.sim_stamps import SimPublicationStamps
 from adamoe_ros.recorder.streams import (
     StreamValueError,
     array_values,
@@ -73,6 +74,23 @@ def test_aligner_rejects_bad_settings() -> None:
         FrameAligner(['a', 'a'], fps=10, tolerance_s=0.05, max_latency_s=0.1)
     with pytest.raises(ValueError):
         FrameAligner(['a'], fps=0, tolerance_s=0.05, max_latency_s=0.1)
+
+
+def test_sim_stamps_give_each_sample_the_sim_time_of_its_publication() -> None:
+    stamps = SimPublicationStamps(history_ns=2_000 * MS)
+    assert stamps.add_sample(5 * MS, 'early') == []  # no /clock yet: it waits
+    assert stamps.add_clock(10 * MS, 1_000 * MS) == [(0, 'early')]  # published before any /clock: no sim time
+    assert stamps.add_sample(12 * MS, 'a') == []  # a /clock published before it may still be on its way
+    assert stamps.add_clock(20 * MS, 1_033 * MS) == [(1_000 * MS, 'a')]
+    assert stamps.add_clock(30 * MS, 1_066 * MS) == []
+    # Queued behind later clocks (a loaded executor), and whatever the speed of sim time: its publication's sim time.
+    assert stamps.add_sample(25 * MS, 'queued') == [(1_033 * MS, 'queued')]
+    assert stamps.add_sample(20 * MS, 'with its clock') == [(1_033 * MS, 'with its clock')]
+    # A stopped /clock (paused sim): only the newest 2 s of samples wait, then get the paused sim time.
+    for k in range(5):
+        assert stamps.add_sample((40 + 1_000 * k) * MS, k) == []
+    assert stamps.add_clock(10_000 * MS, 2_000 * MS) == [(1_066 * MS, 3), (1_066 * MS, 4)]
+    assert stamps.add_sample(29 * MS, 'older than the history') == [(0, 'older than the history')]
 
 
 def test_stream_extraction_orders_by_name_and_refuses_bad_messages() -> None:

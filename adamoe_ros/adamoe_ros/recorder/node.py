@@ -10,7 +10,9 @@ from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from rclpy.subscription import MessageInfo
+from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import run_node
@@ -19,12 +21,21 @@ from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
-from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
-from adamoe_ros.ros_env import BUFFERED_SENSOR_QOS, LATCHED_QOS, RELIABLE_QOS
+from adamoe_ros.recorder.sim_stamps import SimPublicationStamps
+from adamoe_ros.recorder.streams import StreamSource, StreamValueError, header_stamp_ns, stream_sources
+from adamoe_ros.ros_env import BUFFERED_SENSOR_QOS, LATCHED_QOS, RELIABLE_QOS, stamp_to_ns
 from adamoe_ros_interfaces.msg import RecorderStatus
 
 # Beyond this the publisher's clock is not trusted (another host with an unsynchronised clock).
 MAX_QUEUE_DELAY_NS = 2_000_000_000
+# One deeper than the streams' queue: behind a backlog, a stream's message is dropped before the /clock published just
+# before it (when /clock comes no more often than the stream: this project's sim), so a kept sample keeps its /clock.
+CLOCK_QOS = QoSProfile(
+    history=BUFFERED_SENSOR_QOS.history,
+    depth=BUFFERED_SENSOR_QOS.depth + 1,
+    reliability=BUFFERED_SENSOR_QOS.reliability,
+    durability=BUFFERED_SENSOR_QOS.durability,
+)
 
 
 class RecorderNode(Node):
@@ -60,6 +71,11 @@ class RecorderNode(Node):
         self._message = ''
         self._saved_episodes = self._writer.saved_episodes
 
+        # Under sim time a headerless message gets the sim time of its publication, from /clock (sim_stamps.py).
+        self._sim_stamps: SimPublicationStamps | None = None
+        if self.get_parameter('use_sim_time').value:
+            self._sim_stamps = SimPublicationStamps(MAX_QUEUE_DELAY_NS)
+            self.create_subscription(Clock, '/clock', self._on_clock, CLOCK_QOS)
         for source in stream_sources(self.config):
             qos = LATCHED_QOS if source.stream == 'instruction' else BUFFERED_SENSOR_QOS
             self.create_subscription(source.msg_type, source.topic, self._make_callback(source), qos)
@@ -85,7 +101,6 @@ class RecorderNode(Node):
             if source.stream == 'instruction':
                 self._on_instruction(msg.data)
                 return
-            receive_ns = self._publication_time_ns(info)
             try:
                 value = source.extract(msg)
             except StreamValueError as error:
@@ -94,25 +109,41 @@ class RecorderNode(Node):
                     self._message = str(error)
                 self.get_logger().warning(f'ignoring message: {error}', throttle_duration_sec=2.0)
                 return
-            stamp = sample_stamp_ns(msg, source.has_header, receive_ns)
+            stamp = header_stamp_ns(msg, source.has_header)
             with self._lock:
-                self._aligner.push(source.stream, stamp, value)
+                if stamp:
+                    self._aligner.push(source.stream, stamp, value)
+                else:
+                    self._push_headerless(source.stream, value, info)
                 if self._recording and source.stream in self._received:
                     self._received[source.stream] += 1
 
         return on_message
 
-    def _publication_time_ns(self, info: MessageInfo) -> int:
-        """Node-clock time the message was published: the stamp of headerless messages.
+    def _push_headerless(self, stream: str, value: Any, info: MessageInfo | None) -> None:
+        """Push a sample stamped with its publication time on the node clock (call with the lock held).
 
         Receive time alone would lag by however long the message queued behind other callbacks (hundreds of ms on a
-        loaded machine), so the DDS source timestamp (system clock) is used to subtract that queueing delay.
+        loaded machine), so the stamp comes from the DDS source timestamp, which is on the publisher's system clock:
+        used as is when the node clock is the system clock, turned into sim time through /clock under sim time.
         """
-        now = self.get_clock().now().nanoseconds
+        source_ns = info.get('source_timestamp', 0) if info else 0
+        if source_ns <= 0:  # a middleware without source timestamps: receive time is all there is
+            self._aligner.push(stream, self.get_clock().now().nanoseconds, value)
+        elif self._sim_stamps is None:
+            now = self.get_clock().now().nanoseconds
+            self._aligner.push(stream, now - min(max(0, time.time_ns() - source_ns), MAX_QUEUE_DELAY_NS), value)
+        else:
+            for stamp, (name, sample) in self._sim_stamps.add_sample(source_ns, (stream, value)):
+                self._aligner.push(name, stamp, sample)
+
+    def _on_clock(self, msg: Clock, info: MessageInfo) -> None:
         source_ns = info.get('source_timestamp', 0) if info else 0
         if source_ns <= 0:
-            return now
-        return now - min(max(0, time.time_ns() - source_ns), MAX_QUEUE_DELAY_NS)
+            return
+        with self._lock:
+            for stamp, (stream, value) in self._sim_stamps.add_clock(source_ns, stamp_to_ns(msg.clock)):
+                self._aligner.push(stream, stamp, value)
 
     def _on_instruction(self, text: str) -> None:
         with self._lock:

@@ -29,13 +29,14 @@ class StreamSource:
     has_header: bool
 
 
+def header_stamp_ns(msg: Any, has_header: bool) -> int:
+    """Header stamp, 0 when there is none (Float64MultiArray has no header; JTC commands often leave it 0)."""
+    return max(stamp_to_ns(msg.header.stamp), 0) if has_header else 0
+
+
 def sample_stamp_ns(msg: Any, has_header: bool, receive_ns: int) -> int:
-    """Header stamp when set, else the receive time (Float64MultiArray has no header; JTC commands often 0)."""
-    if has_header:
-        stamp = stamp_to_ns(msg.header.stamp)
-        if stamp > 0:
-            return stamp
-    return receive_ns
+    """Header stamp when set, else the receive time."""
+    return header_stamp_ns(msg, has_header) or receive_ns
 
 
 def _finite(values: np.ndarray, what: str) -> np.ndarray:

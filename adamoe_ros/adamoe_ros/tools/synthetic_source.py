@@ -1,15 +1,17 @@
 """Synthetic teleop streams whose values encode their own stamps (for recorder tests and benchmarks).
 
 At `rate` Hz, tick k publishes (all stamped t_k): every camera as a flat image of grey level (k % 32) * 8, follower
-`joint_states` with every position = t_k - offset, leader `leader/joint_states` = t_k - offset + 1000,
-`sim/cube_position` = [t, -t, 2t] and a latched instruction. With --sim-time it also publishes /clock = t_k
-(starting at 1 s), so stamps and the receiver's clock are sim time. --gap-every/--gap-length skip joint_states
-for a while to provoke rejected frames. --texture adds a moving textured scene with sensor noise to the grey level,
-so compression costs what it costs on a real camera (benchmarks). On exit it prints how many ticks it published.
+`joint_states` with every position = t_k - offset, leader `leader/joint_states` = t_k - offset + 1000 on every joint
+but the last, which holds k itself, `sim/cube_position` = [t, -t, 2t] and a latched instruction. With --sim-time it
+also publishes /clock = t_k (starting at 1 s), so stamps and the receiver's clock are sim time. --gap-every/--gap-length
+skip joint_states for a while to provoke rejected frames. --texture adds a moving textured scene with sensor noise to
+the grey level, so compression costs what it costs on a real camera (benchmarks). --stamps FILE writes t_k (ns) as
+line k when tick k is published. On exit it prints how many ticks it published.
 """
 
 import argparse
 import time
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -69,6 +71,8 @@ class SyntheticTeleopSource(Node):
         self._cube = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, RELIABLE_QOS)
         self._clock_pub = self.create_publisher(Clock, '/clock', RELIABLE_QOS) if args.sim_time else None
         self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data=args.instruction))
+        # Line-buffered: the lines written so far survive a SIGKILL of this process.
+        self._stamps: TextIO | None = open(args.stamps, 'w', buffering=1) if args.stamps else None
         self._wall_start = time.monotonic()
         self.create_timer(1.0 / args.rate, self._publish)  # wall timer: this node is the time source
 
@@ -92,11 +96,22 @@ class SyntheticTeleopSource(Node):
             state = JointState(name=list(SO101.joint_names), position=[value] * len(SO101.joint_names))
             state.header.stamp = stamp
             self._joints.publish(state)
-        leader = JointState(name=list(SO101.joint_names), position=[value + LEADER_OFFSET] * len(SO101.joint_names))
+        # The tick itself, not only its stamp: a receiver tells which tick a frame took without rounding stamps,
+        # which wall-clock jitter and skipped timer periods move off the rate's grid (float32 holds it exactly).
+        leader_values = [value + LEADER_OFFSET] * (len(SO101.joint_names) - 1) + [float(self._tick)]
+        leader = JointState(name=list(SO101.joint_names), position=leader_values)
         leader.header.stamp = stamp
         self._leader.publish(leader)
         self._cube.publish(Float64MultiArray(data=[value, -value, 2 * value]))
+        if self._stamps is not None:
+            self._stamps.write(f'{stamp_ns}\n')
         self._tick += 1
+
+    def destroy_node(self) -> None:
+        """Close the stamps file, then destroy the node."""
+        if self._stamps is not None:
+            self._stamps.close()
+        super().destroy_node()
 
     def summary(self) -> str:
         """How many ticks were published (each: one image per camera) at what mean rate."""
@@ -116,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--gap-every', type=int, default=0, help='ticks between joint_states gaps (0: none)')
     parser.add_argument('--gap-length', type=int, default=0, help='ticks without joint_states per gap')
     parser.add_argument('--instruction', default='pick up the cube')
+    parser.add_argument('--stamps', help="file to write each published tick's stamp (ns) to, one line per tick")
     args = parser.parse_args(argv)
     made: list[SyntheticTeleopSource] = []
 
