@@ -12,7 +12,10 @@ stale events. It prints a table and a verdict line and writes samples.csv and so
 
 Clock: the policy node runs on sim time (use_sim_time, /clock from the sim bridge), as the runner file says: its
 control timer and its input ages then follow the physics even when the sim falls behind real time on a loaded
-machine. The driver measures the command and chunk rates on the same /clock.
+machine. The soak sets its command_stream to 'both': the sim executes the Float64MultiArray commands, which the
+driver checks against the limits, and the JointState copy of each, stamped with the node clock at its control tick,
+times the command stream on the node's own clock (the command rate, the sim-kill hold). The driver measures the
+chunk rate on its own view of /clock.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from rcl_interfaces.srv import GetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, call_service
 from adamoe_ros.node_main import ExecutorThread
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros.runner import NODE_CLASSES, NodeSpec, load_specs
 from adamoe_ros.tools.proc_stats import read_process_stats
 from adamoe_ros.tools.soak_checks import (
@@ -57,6 +61,7 @@ from adamoe_ros.tools.soak_checks import (
     ProcessSample,
     RateCounter,
     Sample,
+    TimeLines,
     command_check,
     command_problem,
     exit_check,
@@ -78,6 +83,7 @@ POLICY_PARAMETERS = (
     'robot_profile',
     'command_topic',
     'command_stream',
+    'joint_command_topic',
     'joint_states_topic',
     'instruction_topic',
     'dry_run',
@@ -120,6 +126,7 @@ class SoakResult:
     samples: list[Sample]
     checks: list[Check]
     control_rate: float
+    command_rate_hz: float | None  # over the soak, on the node clock
     commands: int
     bad: dict[str, int]
     fault: FaultRecord | None = None
@@ -188,13 +195,20 @@ class NodeProcess:
 
 @dataclass
 class _Command:
-    """A command as received: wall and sim arrival time, its run, and the measured joint state then."""
+    """A command as received: wall arrival time, its run, and the measured joint state then."""
 
     wall: float
-    sim_ns: int
     run: int
     values: np.ndarray
     measured: tuple[tuple[str, ...], np.ndarray] | None
+
+
+@dataclass
+class _Stamp:
+    """The JointState copy of a command as received: its run and its stamp, the node clock at its control tick."""
+
+    run: int
+    stamp_ns: int
 
 
 class SoakDriver(Node):
@@ -210,6 +224,8 @@ class SoakDriver(Node):
         self.lock = threading.Lock()
         self.run_id = 0  # bumped by the main thread whenever the command stream is meant to break
         self.commands: list[_Command] = []
+        self.stamps: list[_Stamp] = []
+        self.clock = TimeLines()  # every /clock the sims published, reliably: the killed sim's last one
         self.chunks: list[tuple[int, float]] = []  # (sim arrival ns, engine seconds)
         self.measured: tuple[tuple[str, ...], np.ndarray] | None = None
         self.stale_events = 0
@@ -240,6 +256,8 @@ class SoakDriver(Node):
         self.instruction_pub = self.create_publisher(String, params['instruction_topic'], LATCHED_QOS)
         self.create_subscription(JointState, params['joint_states_topic'], self._on_joint_state, SENSOR_QOS)
         self.create_subscription(Float64MultiArray, params['command_topic'], self._on_command, RELIABLE_QOS)
+        self.create_subscription(JointState, params['joint_command_topic'], self._on_stamp, RELIABLE_QOS)
+        self.create_subscription(Clock, '/clock', self._on_clock, RELIABLE_QOS)
         self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
         self.create_subscription(PolicyStatus, 'policy/status', self._on_status, RELIABLE_QOS)
 
@@ -256,12 +274,17 @@ class SoakDriver(Node):
         with self.lock:
             self.inputs_back_at, self._watching = None, True
 
-    def take(self) -> tuple[list[_Command], list[tuple[int, float]]]:
-        """Hand the commands and chunks received since the last call to the main thread."""
+    def take(self) -> tuple[list[_Command], list[_Stamp], list[tuple[int, float]]]:
+        """Hand the commands, their stamps and the chunks received since the last call to the main thread."""
         with self.lock:
-            commands, chunks = self.commands, self.chunks
-            self.commands, self.chunks = [], []
-        return commands, chunks
+            commands, stamps, chunks = self.commands, self.stamps, self.chunks
+            self.commands, self.stamps, self.chunks = [], [], []
+        return commands, stamps, chunks
+
+    def clock_end(self, line: int) -> int:
+        """Return the newest /clock received on time line `line` (on the current one: so far)."""
+        with self.lock:
+            return self.clock.ends[line]
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -273,11 +296,17 @@ class SoakDriver(Node):
                 self.inputs_back_at, self._watching = time.monotonic(), False
 
     def _on_command(self, msg: Float64MultiArray) -> None:
-        command = _Command(
-            time.monotonic(), self._now_ns(), self.run_id, np.asarray(msg.data, dtype=np.float64), self.measured
-        )
+        command = _Command(time.monotonic(), self.run_id, np.asarray(msg.data, dtype=np.float64), self.measured)
         with self.lock:
             self.commands.append(command)
+
+    def _on_stamp(self, msg: JointState) -> None:
+        with self.lock:
+            self.stamps.append(_Stamp(self.run_id, stamp_to_ns(msg.header.stamp)))
+
+    def _on_clock(self, msg: Clock) -> None:
+        with self.lock:
+            self.clock.add(stamp_to_ns(msg.clock))
 
     def _on_chunk(self, msg: ActionChunk) -> None:
         with self.lock:
@@ -302,9 +331,11 @@ class Soak:
         self.commands = 0
         self.episodes = self.successes = 0
         self.total_rate, self.window_rate = RateCounter(), RateCounter()
+        self.command_lines = TimeLines()  # of the command stamps
         self.fault: FaultRecord | None = None
         self.problems: list[Check] = []
         self._previous: _Command | None = None
+        self._previous_stamp: tuple[int, int, int] | None = None  # (run, time line, stamp) of the last timed command
         self._window_chunks: list[float] = []
         self._window_sim_ns = 0
         self._expected_down: str | None = None  # the process the soak itself killed
@@ -314,10 +345,10 @@ class Soak:
     def run(self) -> SoakResult:
         """Configure the policy, run episodes until the time is up, then judge."""
         params = self.driver.policy_parameters()
-        if params['dry_run'] or params['command_stream'] not in ('float64_array', 'both'):
+        if params['dry_run'] or params['command_stream'] != 'both':
             raise RuntimeError(
-                'the soak checks the Float64MultiArray commands: the policy node must send them '
-                f'(dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})'
+                'the soak checks the Float64MultiArray commands and times their JointState copies: the policy node '
+                f'must send both (dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})'
             )
         self.control_rate = float(params['control_rate'])
         # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
@@ -397,7 +428,8 @@ class Soak:
     def _kill_sim(self) -> None:
         """SIGKILL the sim bridge and start it again; the policy node stays active throughout."""
         sim = self.processes[self._name_of(SIM)]
-        self.fault = FaultRecord(killed_at=self._t(), control_period=1.0 / self.control_rate)
+        # Nothing of the new sim exists yet: the current time line of /clock and of the stamps is the killed sim's.
+        self.fault = FaultRecord(killed_at=self._t(), line=len(self.command_lines.ends) - 1)
         self.driver.run_id += 1
         self._expected_down = sim.name
         sim.kill()
@@ -419,13 +451,15 @@ class Soak:
     # ---- checks and samples -----------------------------------------------------------------
 
     def _drain(self) -> None:
-        """Check every command received since the last call, in order, and count the chunks."""
-        commands, chunks = self.driver.take()
+        """Check and time every command received since the last call, in order, and count the chunks."""
+        commands, stamps, chunks = self.driver.take()
         self._window_chunks += [seconds for _, seconds in chunks]
         if self.fault is not None and self.fault.inputs_back_at is None and self.driver.inputs_back_at is not None:
             self.fault.inputs_back_at = self._t(self.driver.inputs_back_at)
         for command in commands:
             self._check_command(command)
+        for stamp in stamps:
+            self._time_command(stamp)
 
     def _check_command(self, command: _Command) -> None:
         measured = self._in_joint_order(command.measured)
@@ -438,13 +472,21 @@ class Soak:
                 f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: {_rounded(command.values)} '
                 f'(measured {_rounded(measured)}, previous {_rounded(previous and previous.values)})'
             )
-        if previous is not None and command.sim_ns >= previous.sim_ns:
-            seconds = (command.sim_ns - previous.sim_ns) / NS_PER_S
-            self.total_rate.add(seconds)
-            self.window_rate.add(seconds)
         if self.fault is not None:
             self.fault.on_command(self._t(command.wall), command.values, measured, self.limits)
         self._previous = command
+
+    def _time_command(self, stamp: _Stamp) -> None:
+        """Count the interval from the previous command of the same run and time line, on the node clock."""
+        line = self.command_lines.add(stamp.stamp_ns)
+        previous = self._previous_stamp
+        if previous is not None and previous[:2] == (stamp.run, line):
+            seconds = (stamp.stamp_ns - previous[2]) / NS_PER_S
+            self.total_rate.add(seconds)
+            self.window_rate.add(seconds)
+        if self.fault is not None:
+            self.fault.on_stamp(line, stamp.stamp_ns)
+        self._previous_stamp = (stamp.run, line, stamp.stamp_ns)
 
     def _in_joint_order(self, measured: tuple[tuple[str, ...], np.ndarray] | None) -> np.ndarray | None:
         if measured is None:
@@ -488,12 +530,16 @@ class Soak:
         checks = [
             *self.problems,
             *resource_checks(self.samples, self.names, self.goals),
-            rate_check(self.total_rate.rate(), self.control_rate, self.goals),
+            rate_check(self.total_rate, self.control_rate, self.goals, self.driver.stale_events),
             command_check(self.bad, self.commands),
         ]
         if self.fault is not None:
+            # Judged now: the killed sim's last /clock messages arrive when they arrive, as its last commands do.
+            self.fault.last_clock_ns = self.driver.clock_end(self.fault.line)
             checks += fault_checks(self.fault)
-        return SoakResult(self.samples, checks, self.control_rate, self.commands, dict(self.bad), self.fault)
+        return SoakResult(
+            self.samples, checks, self.control_rate, self.total_rate.rate(), self.commands, dict(self.bad), self.fault
+        )
 
 
 def _rounded(values: np.ndarray | None) -> list[float] | None:
@@ -501,13 +547,18 @@ def _rounded(values: np.ndarray | None) -> list[float] | None:
 
 
 def stack_specs(cfg: SoakConfig) -> list[NodeSpec]:
-    """Return the sim bridge and the policy node of the runner file, with the soak's real-time factor."""
+    """Return the sim bridge and the policy node of the runner file, with the soak's real-time factor.
+
+    The policy node also sends each command as a stamped JointState, on a topic the sim does not read.
+    """
     specs = [s for s in load_specs(cfg.stack) if s.executable in (SIM, POLICY)]
     if sorted(s.executable for s in specs) != sorted((SIM, POLICY)):
         raise ValueError(f'{cfg.stack} must list one {SIM} and one {POLICY}')
     for spec in specs:
         if spec.executable == SIM:
             spec.parameters['real_time_factor'] = cfg.real_time_factor
+        else:
+            spec.parameters['command_stream'] = 'both'
     return specs
 
 
@@ -589,6 +640,7 @@ def write_outputs(cfg: SoakConfig, result: SoakResult) -> None:
             {
                 'config': config,
                 'control_rate': result.control_rate,
+                'command_rate_hz': result.command_rate_hz,
                 'commands': result.commands,
                 'bad': result.bad,
                 'samples': [asdict(s) for s in result.samples],
