@@ -400,8 +400,9 @@ class PolicyNode(LifecycleNode):
             with self._lock:
                 self._commander.stop_on_stale()
             return
-        if self._queue.remaining(now) < p.refill_threshold * self._horizon:
-            self._worker.request()
+        worker = self._worker  # None once a deactivate from another thread has stopped it
+        if worker is not None and self._queue.remaining(now) < p.refill_threshold * self._horizon:
+            worker.request()
         with self._lock:
             try:
                 command = self._commander.next_command(now)
