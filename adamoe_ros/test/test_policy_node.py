@@ -15,6 +15,7 @@ from test_policy_support import (
     control_period_s,
     parameter_ns,
     policy_overrides,
+    stamps_and_values,
     start_inputs,
 )
 
@@ -61,9 +62,7 @@ def test_commands_flow_stop_on_stale_camera_and_ramp_on_resume(harness):
     with recorder.lock:
         chunks = list(recorder.chunks)
         frames = np.array(recorder.frames, dtype=np.int64)
-    messages = list(commands)
-    stamps = np.array([stamp_to_ns(m.header.stamp) for m in messages])
-    values = np.array([m.position for m in messages])
+    stamps, values = stamps_and_values(commands)
     period_s = control_period_s(node)
 
     # Every command is finite, inside the limits and one velocity-limited step from the previous one

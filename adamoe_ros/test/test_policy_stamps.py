@@ -15,10 +15,10 @@ import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from test_policy_support import Harness, collect, so101_params_file
+from test_policy_support import Harness, collect, so101_params_file, stamps_and_values
 
 from adamoe_contract.robots import load_robot_profile
-from adamoe_ros.ros_env import NS_PER_S, stamp_to_ns
+from adamoe_ros.ros_env import NS_PER_S
 
 CLIENT = Path(__file__).parent / 'support' / 'stamp_client.py'
 P0 = np.array([0.0, -0.5, 0.5, 0.3, 0.0, 0.5])
@@ -76,11 +76,6 @@ def start_commanding(harness: Harness, commands: list) -> None:
     assert harness.wait_for(lambda: node.status_message().stale_inputs == [], 20.0), node.status_message()
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert harness.wait_for(lambda: len(commands) >= 20, 20.0), node.status_message()
-
-
-def stamps_and_values(commands: list) -> tuple[np.ndarray, np.ndarray]:
-    messages = list(commands)
-    return (np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages]))
 
 
 def now_ns(harness: Harness) -> int:

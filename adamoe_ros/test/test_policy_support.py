@@ -193,6 +193,12 @@ def collect(harness: Harness, msg_type: type, topic: str, qos=RELIABLE_QOS) -> l
     return received
 
 
+def stamps_and_values(commands: list[JointState]) -> tuple[np.ndarray, np.ndarray]:
+    """Header stamps (ns) and positions of JointState commands, in the order they arrived."""
+    messages = list(commands)
+    return np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages])
+
+
 class SimRun:
     """The policy node on a simulated clock, driven step by step; records its commands and chunks.
 
@@ -230,8 +236,7 @@ class SimRun:
 
     def sent(self) -> tuple[np.ndarray, np.ndarray]:
         """Stamps and values of every command, in the order they arrived."""
-        messages = list(self.commands)
-        return np.array([stamp_to_ns(m.header.stamp) for m in messages]), np.array([m.position for m in messages])
+        return stamps_and_values(self.commands)
 
     def chunk_stamps(self) -> np.ndarray:
         with self.harness.recorder.lock:
