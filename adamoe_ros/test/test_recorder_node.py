@@ -5,6 +5,7 @@ The source's values encode their stamps (state = t, action = t + 1000 but its la
 times.
 """
 
+import concurrent.futures
 import re
 import subprocess
 import sys
@@ -270,3 +271,28 @@ def test_writer_backlog_is_bounded_and_its_overflow_counted(tmp_path: Path) -> N
     frames, dropped = saved_counts(saved.message)
     assert dropped >= overflow.dropped_frames
     assert load(tmp_path / 'ds').meta.episodes[0]['length'] == frames
+
+
+def test_a_frame_written_before_the_executor_goes_on_does_not_stall_the_recorder(tmp_path: Path) -> None:
+    """The IO thread may finish a frame before the executor thread that queued it (holding the lock) goes on: on a
+    loaded machine it does now and then, and the recorder once deadlocked there. Give it the time to, every frame
+    (a write that needs the lock cannot finish meanwhile: the wait is bounded)."""
+    proc = start_source()
+    harness = Harness(tmp_path / 'ds')
+    submit = harness.recorder._io.submit
+
+    def submit_and_finish(fn, *args):  # noqa: ANN001, ANN202 (the worker's own signature)
+        future = submit(fn, *args)
+        concurrent.futures.wait([future], timeout=0.2 / FPS)
+        return future
+
+    harness.recorder._io.submit = submit_and_finish
+    try:
+        harness.wait_sim_clock()
+        harness.wait_task()
+        message, frame_times = record_episode(harness, 1.0)
+    finally:
+        harness.close()
+        stop_process(proc)
+    frames, dropped = saved_counts(message)
+    assert frames > 0 and frames + dropped in frame_times, (message, frame_times)

@@ -177,10 +177,19 @@ class RecorderNode(Node):
                 continue
             self._frames += 1
             self._queued_writes += 1
-            self._io.submit(self._writer.add, result, self._task).add_done_callback(self._on_frame_written)
+            self._io.submit(self._write_frame, result, self._task)
 
-    def _on_frame_written(self, future: Any) -> None:
-        error = None if future.cancelled() else future.exception()
+    def _write_frame(self, frame: AlignedFrame, task: str) -> None:
+        """Write one queued frame on the IO thread, then settle its count; a failed write is a counted drop.
+
+        The counting runs here rather than in a future's done-callback: a callback added to a future that has already
+        finished runs at once in the adding thread, which holds the lock, and deadlocked the recorder.
+        """
+        try:
+            self._writer.add(frame, task)
+            error = None
+        except Exception as exc:  # noqa: BLE001 (disk full, encoder behind, a bad frame: each is reported alike)
+            error = exc
         with self._lock:
             self._queued_writes -= 1
             if error is not None:
