@@ -15,7 +15,7 @@ RUNS=${1:-5}
 CLONE=${2:-$(mktemp -d)/adamoe_ros}
 LOGS=$CLONE.logs
 
-RUN_TIMEOUT_S=3600  # CI gives the whole suite 90 minutes; a run takes 15-25 here
+RUN_TIMEOUT_S=3600  # CI gives the whole suite 90 minutes; a run took 13-20 minutes here
 if [ -d "$CLONE/.git" ]; then
   echo "suite_runs: resuming in $CLONE ($(git -C "$CLONE" rev-parse --short HEAD)), logs in $LOGS"
 else

@@ -2,6 +2,7 @@
 chose a profile, and doing its job: 640x480 images from another process reach the recorder in the runner."""
 
 import ast
+import functools
 import os
 import re
 import subprocess
@@ -100,8 +101,9 @@ def fastdds_segments(pid: int) -> dict[str, int]:
     return segments
 
 
+@functools.cache
 def profile_segment_bytes() -> int:
-    """The shared-memory segment size the shipped profile sets."""
+    """The shared-memory segment size the shipped profile sets (read once: the segment polls call it)."""
     root = ET.parse(shm_profile_path()).getroot()
     return max(int(size.text) for size in root.iterfind('.//dds:transport_descriptor/dds:segment_size', NS))
 
