@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from process_support import stop
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -32,15 +33,6 @@ def start(command: list[str], ready_text: str, timeout_s: float = 90.0) -> subpr
         assert time.monotonic() < deadline, f'{command} not up: {seen}'
         seen += line
     return proc
-
-
-def stop(proc: subprocess.Popen, sig: signal.Signals) -> tuple[int, str]:
-    proc.send_signal(sig)
-    try:
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    return proc.returncode, output
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])

@@ -15,6 +15,7 @@ from typing import ClassVar
 import pytest
 import rclpy
 import yaml
+from process_support import stop
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import DescribeParameters, GetParameters
 from rclpy.executors import SingleThreadedExecutor
@@ -269,9 +270,8 @@ def test_sim_bridge_process_takes_integers_for_floats(context):
         assert descriptors[0].read_only and descriptors[0].floating_point_range[0].from_value == 0.0
     finally:
         probe.destroy_node()
-        proc.send_signal(signal.SIGINT)
-        output = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 0, output
+        code, output = stop(proc, signal.SIGINT)
+    assert code == 0, output
     assert 'Traceback' not in output, output
 
 

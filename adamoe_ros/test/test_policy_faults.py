@@ -21,7 +21,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from test_policy_support import (
     BUNDLE,
+    CONTROL_RATE,
     LOWER,
+    MAX_INPUT_AGE_S,
     MAX_VELOCITY,
     SIM_STEP_NS,
     UPPER,
@@ -36,8 +38,8 @@ from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, 
 from adamoe_ros.tools.fake_inputs import SO101
 
 MS = 1_000_000
-PERIOD_NS = 20 * MS  # control period at the test's 50 Hz
-MAX_AGE_NS = 300 * MS  # max_image_age and max_joint_state_age of policy_overrides()
+PERIOD_NS = round(NS_PER_S / CONTROL_RATE)
+MAX_AGE_NS = round(MAX_INPUT_AGE_S * NS_PER_S)  # max_image_age and max_joint_state_age of policy_overrides()
 MAX_STEP = MAX_VELOCITY * PERIOD_NS / NS_PER_S + 1e-9
 MEASURED = np.array([0.1, 0.2, -0.3, 0.4, 0.0, 0.5])
 MOVED = MEASURED + np.array([0.4, -0.3, 0.3, -0.2, 0.5, 0.4])  # the arm after the fault: far away in steps

@@ -44,6 +44,9 @@ LOWER = np.array(PROFILE.lower_limits)
 UPPER = np.array(PROFILE.upper_limits)
 (MAX_VELOCITY,) = set(PROFILE.max_velocity)  # one velocity limit for every joint
 SIM_STEP_NS = 10_000_000  # simulated time per SimRun step
+# The fast test node's control rate and input age limit (policy_overrides).
+CONTROL_RATE = 50.0
+MAX_INPUT_AGE_S = 0.3
 
 
 def policy_overrides(**extra: object) -> list[Parameter]:
@@ -51,10 +54,10 @@ def policy_overrides(**extra: object) -> list[Parameter]:
     values: dict[str, object] = {
         'bundle_path': str(BUNDLE),
         'robot_profile': str(PROFILE_PATH),
-        'control_rate': 50.0,
-        'max_image_age': 0.3,
-        'max_joint_state_age': 0.3,
-        'max_extra_state_age': 0.3,
+        'control_rate': CONTROL_RATE,
+        'max_image_age': MAX_INPUT_AGE_S,
+        'max_joint_state_age': MAX_INPUT_AGE_S,
+        'max_extra_state_age': MAX_INPUT_AGE_S,
         'status_rate': 5.0,
         'warn_throttle': 5.0,
         'noise_seed': 0,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from process_support import stop
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -44,15 +45,6 @@ def start_source(*extra: str) -> subprocess.Popen:
             *extra,
         ]
     )
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class Harness:
@@ -186,7 +178,7 @@ def check_alignment(
 def source():
     proc = start_source('--gap-every', '45', '--gap-length', '6')  # 0.2 s without joint_states every 1.5 s
     yield proc
-    stop_process(proc)
+    stop(proc)
 
 
 # The in-process runner may use either executor: the awaiting save must work with both.
@@ -240,7 +232,7 @@ def test_start_refuses_without_instruction_or_task(tmp_path: Path) -> None:
         assert not harness.call('discard').success
     finally:
         harness.close()
-        stop_process(proc)
+        stop(proc)
     assert not (tmp_path / 'ds').exists()  # nothing recorded, nothing written
 
 
@@ -264,7 +256,7 @@ def test_writer_backlog_is_bounded_and_its_overflow_counted(tmp_path: Path) -> N
     finally:
         writer_free.set()
         harness.close()
-        stop_process(proc)
+        stop(proc)
     # While the writer was blocked, exactly `bound` frames were accepted; the rest were counted, not queued.
     assert overflow.recording and overflow.frame_count == bound and overflow.dropped_frames >= 1, overflow
     assert saved.success, saved.message
@@ -293,6 +285,6 @@ def test_a_frame_written_before_the_executor_goes_on_does_not_stall_the_recorder
         message, frame_times = record_episode(harness, 1.0)
     finally:
         harness.close()
-        stop_process(proc)
+        stop(proc)
     frames, dropped = saved_counts(message)
     assert frames > 0 and frames + dropped in frame_times, (message, frame_times)

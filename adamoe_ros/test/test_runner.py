@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from process_support import stop
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
@@ -58,9 +59,8 @@ def test_adamoe_run_drives_the_sim_with_the_policy_and_exits_cleanly():
         assert len(chunks) >= 2 and len(commands) >= 10, (len(chunks), len(commands))
         assert all(len(c.data) == 6 for c in commands)
     finally:
-        proc.send_signal(signal.SIGINT)
-        output = proc.communicate(timeout=30)[0].decode()
+        code, output = stop(proc, signal.SIGINT)
         spinner.stop()  # before destroying: a spinning executor still adds the node's entities
         node.destroy_node()
         rclpy.shutdown(context=context)
-    assert proc.returncode == 0, output[-3000:]
+    assert code == 0, output[-3000:]

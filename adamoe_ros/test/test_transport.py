@@ -13,6 +13,7 @@ from pathlib import Path
 
 import rclpy
 import yaml
+from process_support import stop
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
@@ -186,10 +187,10 @@ def test_runner_applies_the_profile_and_camera_sized_frames_arrive(tmp_path):
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-        source.terminate()
-        source.wait(timeout=30)
-        runner.terminate()
-        runner.wait(timeout=60)
+        try:
+            stop(source)
+        finally:
+            stop(runner)
     assert response.success, response.message
     # The source's frames reach the runner through the source's shared-memory segment, not UDP.
     assert source_own and source_own <= runner_mapped, f'the runner mapped {runner_mapped}, not {source_own}'
