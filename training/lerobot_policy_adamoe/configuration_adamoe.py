@@ -15,6 +15,7 @@ from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 from adamoe_contract.spec import ROUTING_MODES
 from lerobot_policy_adamoe.moe import MOE_EXECUTIONS
 from lerobot_policy_adamoe.optim import AdaMoEAdamWConfig, MultiGroupCosineSchedulerConfig, ParamGroupSchedule
+from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
 SUPPORTED_BASES = ('smolvla', 'pi0', 'pi05')
 
@@ -121,6 +122,9 @@ class AdaMoEConfig(AdaMoEOptions, SmolVLAConfig):
     # Base VLA whose action expert gets the MoE. This type builds "smolvla"; PI0/PI05 have their own
     # policy types (`adamoe_pi0`, `adamoe_pi05`), whose fields are PI0's/PI05's.
     base: str = 'smolvla'
+    # A frozen pretrained sentence encoder for the instruction (a name in text_encoder.TEXT_ENCODERS); None keeps
+    # SmolVLA's token embedding. The backbone folder must carry that encoder's tokenizer (make_tiny_backbone).
+    text_encoder: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,3 +136,8 @@ class AdaMoEConfig(AdaMoEOptions, SmolVLAConfig):
                 f'--policy.type=adamoe_{self.base} (configuration_adamoe_pi)'
             )
         self.validate_moe()
+        if self.text_encoder is not None:
+            if self.text_encoder not in TEXT_ENCODERS:
+                raise ValueError(f'text_encoder must be None or one of {tuple(TEXT_ENCODERS)}: {self.text_encoder!r}')
+            if self.add_image_special_tokens:
+                raise ValueError('text_encoder embeds instruction tokens only: add_image_special_tokens must be false')

@@ -27,6 +27,7 @@ from lerobot_policy_adamoe.moe import (
     moe_layers,
     routing_statistics,
 )
+from lerobot_policy_adamoe.text_encoder import install_text_encoder
 
 # Set while `from_pretrained` rebuilds a saved AdaMoE policy: its own weights follow, so the dense
 # checkpoint named in `upcycle_from` must not be read again (it may not even exist on this machine).
@@ -217,6 +218,8 @@ class AdaMoEPolicy(AdaMoEMixin, SmolVLAPolicy):
     def __init__(self, config: AdaMoEConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.config: AdaMoEConfig = config
+        if config.text_encoder is not None:
+            install_text_encoder(self.model.vlm_with_expert, config.text_encoder)
         self.install_moe(smolvla_expert_layers(self), lambda: load_dense_checkpoint(self, config.upcycle_from))
 
     @classmethod

@@ -40,6 +40,46 @@ _SPECIAL_TOKENS = {
 _BASIC_TOKENS = ['<|endoftext|>', '<|im_start|>', '<pad>']
 
 
+def _grid_tokens() -> list[str]:
+    """Grid tokens <row_i_col_j>, which the SmolVLM processor references when images are split."""
+    return [f'<row_{r}_col_{c}>' for r in range(1, 7) for c in range(1, 7)]
+
+
+def _bpe_tokenizer(vocab_size: int) -> Any:
+    """Return a PreTrainedTokenizerFast over a BPE trained on the instruction corpus, with SmolVLM's special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_train_tokenizer(vocab_size),
+        bos_token='<|im_start|>',
+        eos_token='<end_of_utterance>',
+        pad_token='<pad>',
+        unk_token='<|endoftext|>',
+        extra_special_tokens=dict(_SPECIAL_TOKENS),
+    )
+
+
+def _text_encoder_tokenizer(name: str) -> Any:
+    """Return the text encoder's own tokenizer (its ids, as its embedding expects) plus SmolVLM's special tokens."""
+    from tokenizers import AddedToken, Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from lerobot_policy_adamoe.text_encoder import text_encoder_folder
+
+    tok = Tokenizer.from_file(str(text_encoder_folder(name) / 'tokenizer.json'))
+    # Appended after the encoder's vocabulary, so its own ids stay; instructions never contain them.
+    tok.add_special_tokens([AddedToken(t, special=True) for t in [*_SPECIAL_TOKENS.values(), *_grid_tokens()]])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        cls_token='[CLS]',
+        sep_token='[SEP]',
+        pad_token='[PAD]',
+        unk_token='[UNK]',
+        mask_token='[MASK]',
+        extra_special_tokens=dict(_SPECIAL_TOKENS),
+    )
+
+
 def _train_tokenizer(vocab_size: int) -> Any:
     """Train a byte-level BPE on the built-in instruction corpus (deterministic)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -47,11 +87,9 @@ def _train_tokenizer(vocab_size: int) -> Any:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    # Grid tokens <row_i_col_j> are referenced by the SmolVLM processor when images are split.
-    grid_tokens = [f'<row_{r}_col_{c}>' for r in range(1, 7) for c in range(1, 7)]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=_BASIC_TOKENS + list(_SPECIAL_TOKENS.values()) + grid_tokens,
+        special_tokens=_BASIC_TOKENS + list(_SPECIAL_TOKENS.values()) + _grid_tokens(),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -76,14 +114,15 @@ def make_tiny_backbone(
     scale_factor: int = 2,
     vocab_size: int = 512,
     embedding_rows: int | None = None,
+    text_encoder: str | None = None,
 ) -> Path:
     """Write a tiny SmolVLM config + processor + tokenizer folder to `out_dir` and return it.
 
     `vocab_size` sizes the BPE tokenizer; `embedding_rows` (default: the tokenizer's size) sizes the token
     embedding table, so a real-size backbone gets its real embedding while instructions stay few tokens.
+    With `text_encoder` (a name in text_encoder.TEXT_ENCODERS), the tokenizer is that encoder's instead of the BPE.
     """
     from transformers import (
-        PreTrainedTokenizerFast,
         SmolVLMConfig,
         SmolVLMImageProcessor,
         SmolVLMProcessor,
@@ -99,14 +138,7 @@ def make_tiny_backbone(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(vocab_size),
-        bos_token='<|im_start|>',
-        eos_token='<end_of_utterance>',
-        pad_token='<pad>',
-        unk_token='<|endoftext|>',
-        extra_special_tokens=dict(_SPECIAL_TOKENS),
-    )
+    tok = _bpe_tokenizer(vocab_size) if text_encoder is None else _text_encoder_tokenizer(text_encoder)
     if embedding_rows is not None and embedding_rows < len(tok):
         raise ValueError(f'embedding_rows {embedding_rows} is smaller than the tokenizer ({len(tok)} tokens)')
     # Image tokens per image after pixel shuffle: (side/patch)^2 / scale^2.

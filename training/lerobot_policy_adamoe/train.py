@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from adamoe_contract.spec import ROUTING_MODES
 from lerobot_policy_adamoe.moe import RoutingCapture, capture_routing
+from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
 log = logging.getLogger('adamoe-train')
 
@@ -58,6 +59,7 @@ class TrainOptions:
     top_k: int = 1
     upcycle_from: Path | None = None
     backbone: Path | None = None
+    text_encoder: str | None = None
     lr_scale: float = 1.0
     num_workers: int = 0
     threads: int = 2
@@ -91,13 +93,15 @@ def build_config(options: TrainOptions) -> Any:
         own = {f.name for f in fields(AdaMoEConfig)}
         kwargs = {f.name: getattr(dense, f.name) for f in fields(dense) if f.name in own and f.name not in _MOE_FIELDS}
         kwargs['upcycle_from'] = str(options.upcycle_from)
+        if options.text_encoder not in (None, kwargs.get('text_encoder')):
+            raise ValueError(f'--text-encoder {options.text_encoder}: the dense base has {kwargs.get("text_encoder")}')
     else:
         backbone = options.backbone
         if backbone is None:
             backbone = options.output_dir / 'backbone'
             if not (backbone / 'config.json').is_file():
-                make_tiny_backbone(backbone)
-        kwargs = tiny_smolvla_kwargs(backbone)
+                make_tiny_backbone(backbone, text_encoder=options.text_encoder)
+        kwargs = {**tiny_smolvla_kwargs(backbone), 'text_encoder': options.text_encoder}
     kwargs.update(
         routing_mode=options.routing_mode,
         num_experts=options.num_experts,
@@ -241,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--top-k', type=int, default=1)
     p.add_argument('--upcycle-from', type=Path, help='dense LeRobot pretrained_model folder (e.g. smolvla)')
     p.add_argument('--backbone', type=Path, help='local SmolVLM folder; default: a generated tiny one')
+    p.add_argument(
+        '--text-encoder',
+        choices=tuple(TEXT_ENCODERS),
+        help='frozen pretrained instruction encoder (default: the backbone token embedding; upcycling: the base one)',
+    )
     p.add_argument(
         '--lr-scale',
         type=float,
