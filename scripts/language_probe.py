@@ -5,7 +5,7 @@ For frames drawn from the demonstrations, the checkpoint predicts one chunk per 
 each is compared with the demonstrated chunk: a policy that reads its instruction is nearest the demonstration with the
 right one. Prints a line per frame and the count of frames where the right instruction was nearest (chance: 1/tasks).
 
-    python scripts/language_probe.py CHECKPOINT/pretrained_model DATASET_ROOT [--frames 24]
+    python scripts/language_probe.py CHECKPOINT/pretrained_model DATASET_ROOT [--frames 24] [--task-onehot]
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ def main() -> None:
     parser.add_argument('--repo-id', default='local/so101_multitask')
     parser.add_argument('--scene', default='multitask')
     parser.add_argument('--frames', type=int, default=24)
+    parser.add_argument(
+        '--task-onehot',
+        action='store_true',
+        help='the state ends with the task as a one-hot (task_onehot_dataset.py): give each candidate task its own',
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -42,7 +47,11 @@ def main() -> None:
         told = next(t.name for t in scene.tasks if item['task'] in t.phrases('train'))
         observation = {k: v.unsqueeze(0) for k, v in item.items() if k.startswith('observation')}
         predicted = {}
-        for task in scene.tasks:
+        for index, task in enumerate(scene.tasks):
+            if args.task_onehot:
+                state = observation['observation.state'].clone()
+                state[:, -len(scene.tasks) :] = torch.nn.functional.one_hot(torch.tensor(index), len(scene.tasks))
+                observation['observation.state'] = state
             batch = checkpoint.preprocessor({**observation, 'task': [task.instruction]})
             torch.manual_seed(0)  # the same noise for every instruction
             with torch.no_grad():
