@@ -1,7 +1,8 @@
 """A frozen pretrained sentence encoder in place of SmolVLA's token embedding (`text_encoder` in the config).
 
-The tiny backbone's token embedding is random and frozen, and a policy trained on it confuses instructions that
-differ only in a colour word (results/ablation_multitask/language_probe). With `text_encoder` set, instructions are
+The tiny backbone's token embedding is random and frozen; a pretrained encoder gives instructions, including
+phrasings the demonstrations never used, embeddings that already mean something. (On the multi-task base it did not
+change how well the policy reads its instruction: results/ablation_multitask/language_probe.) With it, instructions are
 tokenised with the encoder's own tokenizer (the backbone folder carries it: `tiny_base.make_tiny_backbone`), and
 each token is embedded by the frozen encoder (contextual, trained so that paraphrases land near each other) and a
 trainable linear map into the VLM's width. The encoder is part of the model: it is saved with the weights and
