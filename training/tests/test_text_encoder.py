@@ -31,10 +31,10 @@ def test_the_encoder_is_the_pretrained_sentence_model():
     from sentence_transformers import SentenceTransformer
 
     texts = ['put the red cube on the green target', 'place the red block onto the green disc', 'open the drawer']
-    reference = SentenceTransformer(str(text_encoder_folder(MINILM)), device='cpu').encode(texts)
+    sentence_model = SentenceTransformer(str(text_encoder_folder(MINILM)), device='cpu')
+    reference = sentence_model.encode(texts)
     encoder = TextEncoder(MINILM, width=8).eval()
-    tokenizer = SentenceTransformer(str(text_encoder_folder(MINILM)), device='cpu').tokenizer
-    batch = tokenizer(texts, padding=True, return_tensors='pt')
+    batch = sentence_model.tokenizer(texts, padding=True, return_tensors='pt')
     with torch.no_grad():
         hidden = encoder.contextual(batch['input_ids'])
     mask = batch['attention_mask'][..., None]
