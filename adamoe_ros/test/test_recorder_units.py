@@ -163,8 +163,9 @@ def test_writer_creates_a_nested_root_whose_parents_do_not_exist(tmp_path: Path)
     writer = EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), extra_state_topic='', **front))
     image = numpy_to_image(np.zeros((32, 40, 3), np.uint8), 'rgb8')
     values = {'camera:front': image, 'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
-    writer.add(AlignedFrame(0, 0, values, {}), 'task')
-    assert writer.save_episode().num_frames == 1
+    for _ in range(2):
+        writer.add(AlignedFrame(0, 0, values, {}), 'task')
+    assert writer.save_episode().num_frames == 2
     writer.close()
     assert (root / 'meta' / 'info.json').is_file()
 
@@ -186,7 +187,8 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='no frames'):
         writer.save_episode()
     writer.add(frame, 'task')
-    assert writer.save_episode().num_frames == 1
+    writer.add(frame, 'task')
+    assert writer.save_episode().num_frames == 2
     writer.close()
     with pytest.raises(DatasetMismatchError, match='observation.state names'):
         EpisodeDatasetWriter(RecorderConfig(dataset_root=str(root), **front))  # + cube state
@@ -210,4 +212,33 @@ def test_writer_refuses_a_dataset_with_other_features(tmp_path: Path) -> None:
     info_path = root / 'meta' / 'info.json'
     info_path.write_text(info_path.read_text().replace('"total_episodes": 1', '"total_episodes": 2'))
     with pytest.raises(DatasetMismatchError, match='counts 2 episodes, meta/episodes holds 1'):
+        EpisodeDatasetWriter(config)
+
+
+def test_writer_refuses_a_one_frame_episode_which_would_break_the_next_save(tmp_path: Path) -> None:
+    """LeRobot's streaming encoder leaves a one-frame episode without image statistics; the next save then fails
+    to read meta/episodes back. The writer refuses that episode, and refuses a dataset that already holds one."""
+    front = {'camera_names': ['front'], 'camera_topics': ['cameras/front/image_raw'], 'camera_types': ['image']}
+    config = RecorderConfig(dataset_root=str(tmp_path / 'ds'), extra_state_topic='', **front)
+    rng = np.random.default_rng(0)
+
+    def frame() -> AlignedFrame:
+        image = numpy_to_image(rng.integers(0, 256, (32, 40, 3), np.uint8), 'rgb8')
+        values = {'camera:front': image, 'joint_states': np.zeros(6, np.float32), 'action': np.ones(6, np.float32)}
+        return AlignedFrame(0, 0, values, {})
+
+    writer = EpisodeDatasetWriter(config)
+    writer.add(frame(), 'task')
+    with pytest.raises(ValueError, match='1 frame, fewer than the 2'):
+        writer.save_episode()
+    assert writer.discard_episode() == 1
+    for length in (2, 5):
+        for _ in range(length):
+            writer.add(frame(), 'task')
+        assert writer.save_episode().num_frames == length
+    # What an unchecked save did: a one-frame episode straight through LeRobot, then a reopen finds it.
+    writer.add(frame(), 'task')
+    writer._dataset.save_episode()
+    writer._dataset.finalize()
+    with pytest.raises(DatasetMismatchError, match=r'file-002.parquet has no image statistics'):
         EpisodeDatasetWriter(config)

@@ -34,6 +34,10 @@ MIN_IMAGE_SIDE = 32
 MIN_FREE_BYTES = 1 << 20
 # Frames per camera the streaming encoder may hold (LeRobot's default, about 1 s at 30 fps).
 ENCODER_QUEUE_FRAMES = 30
+# LeRobot 0.6.1's streaming encoder computes no image statistics for a one-frame episode, so that episode's metadata
+# lacks the image stats columns and the next episode's save makes meta/episodes unreadable (the schemas differ).
+# One frame holds no motion to learn from either.
+MIN_EPISODE_FRAMES = 2
 
 
 class EncoderBehindError(RuntimeError):
@@ -73,9 +77,14 @@ class DatasetMismatchError(ValueError):
 
 
 def integrity_problems(root: Path, info: dict) -> list[str]:
-    """List unreadable parquet files and episode-count mismatches (a process killed during a save)."""
+    """List what makes a dataset unsafe to append to.
+
+    Unreadable parquet files and episode-count mismatches (a process killed during a save), and episode metadata
+    without image statistics (a one-frame episode, see MIN_EPISODE_FRAMES), which the next save would trip over.
+    """
     problems = []
     episodes = 0
+    videos = [key for key, feature in info.get('features', {}).items() if feature.get('dtype') == 'video']
     for path in sorted(root.glob('meta/episodes/**/*.parquet')) + sorted(root.glob('data/**/*.parquet')):
         try:
             metadata = pq.read_metadata(path)
@@ -84,6 +93,10 @@ def integrity_problems(root: Path, info: dict) -> list[str]:
             continue
         if path.is_relative_to(root / 'meta'):
             episodes += metadata.num_rows
+            columns = set(metadata.schema.to_arrow_schema().names)
+            unstated = [key for key in videos if f'stats/{key}/mean' not in columns]
+            if unstated:
+                problems.append(f'{path.relative_to(root)} has no image statistics for {unstated}')
     if not problems and episodes != info.get('total_episodes', 0):
         problems.append(f'meta/info.json counts {info.get("total_episodes")} episodes, meta/episodes holds {episodes}')
     return problems
@@ -177,6 +190,11 @@ class EpisodeDatasetWriter:
         """Encode and write the current episode, closing its files; raises ValueError when it is empty."""
         if self._dataset is None or self._frames_in_episode == 0:
             raise ValueError('the episode has no frames to save')
+        if self._frames_in_episode < MIN_EPISODE_FRAMES:
+            raise ValueError(
+                f'the episode has {self._frames_in_episode} frame, fewer than the {MIN_EPISODE_FRAMES} a LeRobot '
+                'episode needs (image statistics)'
+            )
         start = time.monotonic()
         index = self._dataset.meta.total_episodes
         frames = self._frames_in_episode
