@@ -107,7 +107,11 @@ def run_nodes(
     """
     init_without_signal_handlers(args)
     nodes: Sequence[Node] = ()
-    executor = SingleThreadedExecutor()  # see runner.py on why not the MultiThreadedExecutor
+    # Not the MultiThreadedExecutor: in rclpy 9.1 it submits every task still queued in its thread pool again on each
+    # wake-up (ros2/rclpy#1452, fixed upstream by #1547, not in the Kilted wheel), so its spin thread holds the GIL.
+    # The recorder under it, at its ~230 callbacks/s: 0.89 cores busy while idle (0.12 with this one), GIL stalls up
+    # to 1 s, most camera frames lost. The nodes run their slow work (inference, dataset writes) on their own threads.
+    executor = SingleThreadedExecutor()
     # Installed before the nodes are built: a stop during a slow construction (MuJoCo, ONNX) is honoured after it.
     with stop_requested_on_signals() as stop:
         try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import rclpy
 import yaml
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -83,22 +83,16 @@ def _overrides(parameters: dict[str, Any]) -> list[Parameter]:
 class InProcessLaunch:
     """Own a context, the nodes and one executor spinning in a background thread."""
 
-    def __init__(self, specs: list[NodeSpec], *, domain_id: int | None = None, num_threads: int = 1) -> None:
+    def __init__(self, specs: list[NodeSpec], *, domain_id: int | None = None) -> None:
         """Create the context and the executor (the nodes are made in start()).
 
-        num_threads 1 (default) spins a SingleThreadedExecutor: the nodes keep their own worker threads
-        (inference), and rclpy's MultiThreadedExecutor busy-waits whenever a ready callback's mutually
-        exclusive group is occupied, which starved the sim of the GIL on this 2-core machine.
+        A SingleThreadedExecutor, as in node_main.py (which says why): the nodes keep their own worker threads.
         """
         self.specs = specs
         self.context = rclpy.Context()
         init_kwargs = {} if domain_id is None else {'domain_id': domain_id}
         rclpy.init(context=self.context, **init_kwargs)
-        self.executor = (
-            SingleThreadedExecutor(context=self.context)
-            if num_threads <= 1
-            else MultiThreadedExecutor(num_threads=num_threads, context=self.context)
-        )
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: dict[str, Node] = {}
         self._spinner: ExecutorThread | None = None
 

