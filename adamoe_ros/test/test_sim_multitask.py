@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from adamoe_contract.backend import Observation
-from adamoe_ros.closed_loop.instructions import episode_instruction
+from adamoe_ros.closed_loop.instructions import episode_instruction, task_seeds
 from adamoe_ros.closed_loop.report import summarize
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
@@ -208,3 +208,13 @@ def test_swapped_instruction_evaluation_scores_the_instructed_and_the_scene_task
         assert row['episodes'] == 2 and row['successes'] == 1 and row['scene_task']['successes'] == 1
         low, high = row['ci95']
         assert 0.0 < low < 0.5 < high < 1.0
+
+
+def test_one_task_evaluation_takes_that_tasks_seeds_in_order() -> None:
+    seeds = task_seeds(MULTITASK, 'stack_red_on_blue', 1000, 5)
+    assert len(seeds) == 5 and seeds == sorted(seeds) and seeds[0] >= 1000
+    assert {MULTITASK.task_for_seed(seed).name for seed in seeds} == {'stack_red_on_blue'}
+    skipped = set(range(seeds[0], seeds[-1])) - set(seeds)  # every seed passed over belongs to another task
+    assert all(MULTITASK.task_for_seed(seed).name != 'stack_red_on_blue' for seed in skipped)
+    with pytest.raises(KeyError, match='red_on_green'):
+        task_seeds(MULTITASK, 'juggle', 1000, 1)

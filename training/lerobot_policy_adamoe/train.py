@@ -51,6 +51,7 @@ class TrainOptions:
     dataset_root: Path
     repo_id: str
     output_dir: Path
+    tasks: list[str] | None = None
     steps: int = 2000
     batch_size: int = 8
     seed: int = 0
@@ -168,6 +169,10 @@ def train(options: TrainOptions) -> Path:
         raise FileExistsError(f'{options.output_dir} already holds checkpoints; use --resume or a new --output-dir')
 
     meta = LeRobotDatasetMetadata(options.repo_id, root=options.dataset_root)
+    wanted = set(options.tasks or ())
+    unknown = sorted(wanted - set(meta.tasks.index))
+    if unknown:
+        raise ValueError(f'--tasks {unknown}: not tasks of this dataset, which has {sorted(meta.tasks.index)}')
     if options.resume:
         policy = AdaMoEPolicy.from_pretrained(last / 'pretrained_model')
         config = policy.config
@@ -176,8 +181,13 @@ def train(options: TrainOptions) -> Path:
         config = build_config(options)
         policy = make_policy(config, ds_meta=meta)
     dataset = LeRobotDataset(
-        options.repo_id, root=options.dataset_root, delta_timestamps=resolve_delta_timestamps(config, meta)
+        options.repo_id,
+        root=options.dataset_root,
+        episode_filter=(lambda episode: not wanted.isdisjoint(episode['tasks'])) if wanted else None,
+        delta_timestamps=resolve_delta_timestamps(config, meta),
     )
+    log.info('training on %d of %d episodes (%d frames)', dataset.num_episodes, meta.total_episodes, len(dataset))
+    # Normalised with the whole dataset's statistics, a subset included: one scale for every model of a study.
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=meta.stats)
     optimizer = config.get_optimizer_preset().build(policy.get_optim_params())
     scheduler = config.get_scheduler_preset().build(optimizer, options.steps)
@@ -237,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--dataset-root', type=Path, required=True, help='LeRobotDataset folder (meta/, data/)')
     p.add_argument('--repo-id', required=True, help='dataset repo id (e.g. local/so101_pick)')
     p.add_argument('--output-dir', type=Path, required=True)
+    p.add_argument('--tasks', nargs='+', metavar='TASK', help="train on these tasks' episodes only (default: all)")
     p.add_argument('--steps', type=int, default=2000)
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--seed', type=int, default=0)

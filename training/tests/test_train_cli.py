@@ -4,9 +4,11 @@ import json
 
 import pytest
 import torch
+from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy
 
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
+from lerobot_policy_adamoe.testing import TASKS
 from lerobot_policy_adamoe.tiny_base import make_tiny_smolvla_config
 from lerobot_policy_adamoe.train import main
 
@@ -92,3 +94,15 @@ def test_train_rejects_bad_input(tiny_backbone, synthetic_dataset, tmp_path):
         main([*args, '--steps', '0'])
     with pytest.raises(FileNotFoundError, match='--resume'):
         main([*common_args(synthetic_dataset, tmp_path / 'none', tiny_backbone), '--resume'])
+    with pytest.raises(ValueError, match=r"--tasks \['fly to the moon'\]: not tasks of this dataset"):
+        main([*args, '--steps', '1', '--tasks', TASKS[0], 'fly to the moon'])
+
+
+def test_train_on_the_episodes_of_some_tasks(tiny_backbone, synthetic_dataset, tmp_path, caplog):
+    caplog.set_level('INFO', logger='adamoe-train')
+    args = common_args(synthetic_dataset, tmp_path / 'one_task', tiny_backbone)
+    assert main([*args, '--steps', '1', '--tasks', TASKS[1]]) == 0
+    episodes = LeRobotDatasetMetadata(synthetic_dataset.repo_id, root=synthetic_dataset.root).episodes
+    assert episodes[1]['tasks'] == [TASKS[1]] != episodes[0]['tasks']
+    length = episodes[1]['length']
+    assert f'training on 1 of 2 episodes ({length} frames)' in caplog.text

@@ -5,7 +5,8 @@ Imports no rclpy (test_visualization checks it), so it runs where ROS is not ins
 python -m adamoe_ros.closed_loop.direct_eval --bundle outputs/pipeline/bundle --episodes 50 --out r.json
 
 Multi-task scene: `--scene multitask --phrasing held_out` evaluates held-out paraphrases; `--swap` tells each
-episode the next task's instruction and reports both that task's success and the scene task's (per task).
+episode the next task's instruction and reports both that task's success and the scene task's (per task);
+`--task red_on_green` takes only that task's seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from adamoe_ros.closed_loop.instructions import PHRASINGS, episode_instruction
+from adamoe_ros.closed_loop.instructions import PHRASINGS, episode_instruction, task_seeds
 from adamoe_ros.closed_loop.report import (
     episode_table,
     plot_expert_usage,
@@ -40,18 +41,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
     parser.add_argument('--phrasing', default='canonical', choices=PHRASINGS, help='instruction words per task')
     parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
+    parser.add_argument('--task', help="only this task's seeds (a sim/tasks.py task name, e.g. red_on_green)")
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     parser.add_argument('--plot', type=Path, default=None, help='expert usage plot (PNG)')
     args = parser.parse_args(argv)
 
     scene = scene_def(args.scene)
+    seeds = (
+        task_seeds(scene, args.task, args.first_seed, args.episodes)
+        if args.task
+        else range(args.first_seed, args.first_seed + args.episodes)
+    )
     engine = PolicyEngine.from_bundle(args.bundle, intra_op_threads=1)
     sim = So101PickPlaceSim(scene=scene)
     start = time.monotonic()
     episodes = []
     try:
-        for i in range(args.episodes):
-            seed = args.first_seed + i
+        for i, seed in enumerate(seeds):
             told = episode_instruction(scene, seed, args.phrasing, args.swap)
             result = run_policy_episode(engine, sim, seed, told, max_time=args.max_time, noise_seed=args.noise_seed)
             episodes.append(result)

@@ -44,3 +44,15 @@ def episode_instruction(
     if not phrases:
         raise ValueError(f'task {task.name!r} has no {phrasing} phrases')
     return EpisodeInstruction(task, scene_task, phrases[(seed // len(scene.tasks)) % len(phrases)])
+
+
+def task_seeds(scene: SceneDef, task_name: str, first_seed: int, count: int) -> list[int]:
+    """Return the first `count` seeds from `first_seed` on whose scene task is `task_name` (one task's evaluation)."""
+    task = scene.task(task_name)  # KeyError naming the scene's tasks
+    seeds: list[int] = []
+    seed = first_seed
+    while len(seeds) < count:
+        if scene.task_for_seed(seed) == task:
+            seeds.append(seed)
+        seed += 1
+    return seeds
