@@ -33,6 +33,7 @@ def sample_messages() -> dict[str, object]:
         latency=0.012,
         inference_time=0.01,
         bundle_id='abc123',
+        prefix_steps=5,
     )
     chunk.header.stamp.sec, chunk.header.stamp.nanosec = 12, 345
     usage = ExpertUsage(

@@ -20,6 +20,7 @@ def chunk_message(
     latency_s: float,
     inference_s: float,
     bundle_id: str,
+    prefix_steps: int,
 ) -> ActionChunk:
     """Build a chunk stamped with its observation time, the base of its action times (i at start + (i+1) dt)."""
     msg = ActionChunk()
@@ -32,6 +33,7 @@ def chunk_message(
     msg.latency = latency_s
     msg.inference_time = inference_s
     msg.bundle_id = bundle_id
+    msg.prefix_steps = prefix_steps
     return msg
 
 

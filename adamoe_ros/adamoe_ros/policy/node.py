@@ -455,7 +455,15 @@ class PolicyNode(LifecycleNode):
         latency_s = max(self._now_ns() - start_ns, 0) / NS_PER_S
         self._chunk_pub.publish(
             chunk_message(
-                result.actions, start_ns, self._dt_ns, self._joint_names, index, latency_s, total_s, bundle_id
+                result.actions,
+                start_ns,
+                self._dt_ns,
+                self._joint_names,
+                index,
+                latency_s,
+                total_s,
+                bundle_id,
+                planned.prefix_steps,
             )
         )
         self._usage_pub.publish(usage_message(result.routing, start_ns, index, bundle_id))

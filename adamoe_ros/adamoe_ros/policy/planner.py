@@ -22,6 +22,7 @@ class PlannedChunk:
     start_ns: int  # node clock when its observation was taken: the time of its first action
     generation: int  # the queue's generation when planning began; a clear since then voids the chunk
     engine_s: float  # the engine call, measured around it
+    prefix_steps: int  # leading actions guided to continue the queued ones (rtc); 0 when unguided
 
 
 class ChunkPlanner:
@@ -68,4 +69,5 @@ class ChunkPlanner:
             inference_delay=0 if prefix is None else prefix.inference_delay,
             noise_seed=None if self._noise_seed < 0 else self._noise_seed + index,
         )
-        return PlannedChunk(result, start_ns, generation, (time.perf_counter_ns() - engine_start) * 1e-9)
+        engine_s = (time.perf_counter_ns() - engine_start) * 1e-9
+        return PlannedChunk(result, start_ns, generation, engine_s, 0 if prefix is None else len(prefix.actions))
