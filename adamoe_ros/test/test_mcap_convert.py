@@ -155,6 +155,13 @@ def test_bag_with_wrong_topic_type_is_rejected(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / 'ds').exists()
 
 
+def test_bag_too_short_for_an_episode_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    write_bag(tmp_path / 'blip.mcap', start_s=10.0, seconds=0.1, instruction='lift the cube')  # one 10 Hz frame
+    root = tmp_path / 'ds'
+    assert main([str(tmp_path / 'blip.mcap'), '--params-file', str(write_params(tmp_path, root))]) == 2
+    assert 'an episode needs 2' in capsys.readouterr().err
+
+
 def test_truncated_bag_converts_the_readable_part(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 

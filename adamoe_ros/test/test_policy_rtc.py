@@ -58,21 +58,15 @@ def chunks_in_mode(mode: str, enough: int = 6, stall: bool = False) -> list:
             chunks = [msg for _, msg in harness.recorder.chunks]
         return sum(c.prefix_steps > 0 for c in chunks) if mode == 'rtc' else len(chunks)
 
-    def stale_since(first: int) -> bool:
-        """A status from the `first`-th on reports stale inputs: the control tick has dropped the queue."""
-        with harness.recorder.lock:
-            return any(s.stale_inputs for s in harness.recorder.status[first:])
-
     try:
         assert harness.node.trigger_configure().name == 'SUCCESS'
         assert harness.node.trigger_activate().name == 'SUCCESS'
         if stall:
             assert harness.wait_for(lambda: counted() >= enough // 2, 25.0)
-            with harness.recorder.lock:
-                first = len(harness.recorder.status)
             inputs.send_signal(signal.SIGSTOP)
-            try:
-                assert harness.wait_for(lambda: stale_since(first), 10.0), 'inputs never went stale while stalled'
+            try:  # stale inputs reported: the control tick has dropped the queue
+                stalled = harness.wait_for(lambda: harness.node.status_message().stale_inputs, 10.0)
+                assert stalled, 'inputs never went stale while stalled'
             finally:
                 inputs.send_signal(signal.SIGCONT)
         assert harness.wait_for(lambda: counted() >= enough, 25.0)

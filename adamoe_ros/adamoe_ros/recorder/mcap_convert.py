@@ -23,7 +23,12 @@ from rclpy.serialization import deserialize_message
 from adamoe_ros.parameters import declare_parameters, given_values, read_parameters
 from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
-from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter, SavedEpisode
+from adamoe_ros.recorder.dataset_writer import (
+    MIN_EPISODE_FRAMES,
+    DatasetMismatchError,
+    EpisodeDatasetWriter,
+    SavedEpisode,
+)
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, sample_stamp_ns, stream_sources
 
 
@@ -161,8 +166,11 @@ def convert_bag(bag: Path, writer: EpisodeDatasetWriter, namespace: str = '', ta
     task = task or instruction or config.default_task
     if not task:
         raise BagConversionError(f'{bag}: no instruction in the bag; pass --task')
-    if not frames:
-        raise BagConversionError(f'{bag}: no frame had all streams within {config.tolerance_s} s')
+    if len(frames) < MIN_EPISODE_FRAMES:
+        raise BagConversionError(
+            f'{bag}: {len(frames)} frames had all streams within {config.tolerance_s} s; '
+            f'an episode needs {MIN_EPISODE_FRAMES}'
+        )
     try:
         for frame in frames:
             writer.add(frame, task)
