@@ -33,6 +33,7 @@ def test_record_train_export_and_deploy_in_sim(tmp_path):
 
     ds = LeRobotDataset(REPO_ID, root=dataset, video_backend='pyav')
     assert ds.num_episodes == 2 and ds.num_frames > 100  # ~9 s of sim per episode at 10 fps
+    assert counts['frames'] == ds.num_frames, counts  # what collect reports is what the dataset holds
     assert ds.features['observation.state']['names'][-3:] == ['cube_x', 'cube_y', 'cube_z']
 
     # 2-3. A few training steps, then the bundle (export validates ORT against PyTorch itself).

@@ -13,6 +13,7 @@ episode if the physics says the task was solved, else discards it.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 # Sim time an episode goes on recording once the expert is done: the released cube comes to rest before the physics
 # judges it, and the demonstration ends holding still.
 RECORD_AFTER_DONE_S = 2 * SETTLE_AFTER_RELEASE_S
+# The recorder's answer to recorder/save: frames kept in the episode and frames it dropped.
+SAVED_FRAMES = re.compile(r'(\d+) frames, (\d+) dropped')
 
 
 def collect(
@@ -47,7 +50,8 @@ def collect(
 ) -> dict[str, int]:
     """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts.
 
-    Without `privileged_state` the dataset's state is the joints alone (a policy from cameras + joints).
+    The counts: episodes saved and discarded, and the saved episodes' frames and dropped frames. Without
+    `privileged_state` the dataset's state is the joints alone (a policy from cameras + joints).
     """
     tasks = scene_def(scene)
     sim_params = {
@@ -77,7 +81,7 @@ def collect(
             },
         ),
     ]
-    counts = {'saved': 0, 'discarded': 0}
+    counts = {'saved': 0, 'discarded': 0, 'frames': 0, 'dropped_frames': 0}
     launch = InProcessLaunch(specs)
     try:
         launch.start()
@@ -100,6 +104,9 @@ def collect(
             call_service(clients['sim/reset'], ResetSim.Request(seed=seed))
             task = tasks.task_for_seed(seed)
             _wait_ready(expert, task)
+            # The recorder keeps buffered samples for its first frame, within its tolerance (< one frame period):
+            # a frame period of sim time puts the last episode's held leader messages out of its reach.
+            _wait_sim_time(bridge, 1.0 / fps)
             _start_recorder(clients['recorder/start'], expert.instruction, clients['recorder/discard'])
             started, why = expert.start_episode()
             if not started:
@@ -109,8 +116,12 @@ def collect(
             _wait_sim_time(bridge, RECORD_AFTER_DONE_S)
             status = call_service(clients['sim/task_status'], GetTaskStatus.Request())
             if status.success:
-                _check(call_service(clients['recorder/save'], Trigger.Request(), timeout=120), 'recorder/save')
+                saved = call_service(clients['recorder/save'], Trigger.Request(), timeout=120)
+                _check(saved, 'recorder/save')
+                frames, dropped = map(int, SAVED_FRAMES.search(saved.message).groups())
                 counts['saved'] += 1
+                counts['frames'] += frames
+                counts['dropped_frames'] += dropped
             else:
                 _check(call_service(clients['recorder/discard'], Trigger.Request()), 'recorder/discard')
                 counts['discarded'] += 1
@@ -138,9 +149,13 @@ def _wait_sim_time(bridge: SimBridgeNode, seconds: float, timeout: float = 60.0)
 
 
 def _wait_ready(expert: ScriptedExpertNode, task: TaskDef, timeout: float = 10.0) -> None:
-    """Wait until the expert has heard every input it needs after a reset, and this episode's task."""
+    """Wait until the expert has heard every input it needs after a reset, and this episode's task.
+
+    The reset's task message also ends the last episode's hold; until it is heard (the same task may come twice) the
+    leader could still stream the last episode's target into this one.
+    """
     deadline = time.monotonic() + timeout
-    while expert.missing_inputs() or expert.task != task:
+    while expert.missing_inputs() or expert.task != task or expert.holding:
         if time.monotonic() > deadline:
             missing = ', '.join(expert.missing_inputs()) or f'sim/task {task.name} (has {expert.task})'
             raise TimeoutError(f'scripted expert got no {missing}')
@@ -192,7 +207,10 @@ def main(argv: list[str] | None = None) -> None:
         scene=args.scene,
         privileged_state=not args.no_privileged_state,
     )
-    print(f'dataset {args.root}: {counts["saved"]} episodes saved, {counts["discarded"]} discarded')
+    print(
+        f'dataset {args.root}: {counts["saved"]} episodes saved, {counts["discarded"]} discarded; '
+        f'{counts["frames"]} frames, {counts["dropped_frames"]} dropped'
+    )
 
 
 if __name__ == '__main__':

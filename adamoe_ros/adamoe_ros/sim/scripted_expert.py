@@ -24,7 +24,8 @@ class ScriptedExpertNode(Node):
 
     Reads `joint_states`, the scene's cube positions (`sim/cube_position` or `sim/object_positions`),
     `sim/goal_position` and the episode's task on `sim/task`; publishes the commanded targets as a leader-arm
-    `leader/joint_states` and as `forward_position_controller/commands`, the task as an instruction (a train
+    `leader/joint_states` (held at the last target from the end of an episode until the next reset) and as
+    `forward_position_controller/commands`, the task as an instruction (a train
     phrase of tasks.py, drawn per episode) on `instruction`, and `idle` / `running <phase>` / `done` on
     `expert/status`.
     """
@@ -105,6 +106,11 @@ class ScriptedExpertNode(Node):
         """True while an episode is being executed."""
         return self._running
 
+    @property
+    def holding(self) -> bool:
+        """True from the end of an episode until the next reset: the leader streams the last target."""
+        return not self._running and self._targets is not None
+
     def _on_start(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.start_episode()
         self.get_logger().info(f'start_episode: {response.message}')
@@ -134,6 +140,7 @@ class ScriptedExpertNode(Node):
         except KeyError as err:
             self.get_logger().error(f'sim/task ignored: {err}')
             return
+        self._targets = None  # a reset: the held target belonged to the last episode
         self.instruction = str(self._rng.choice(self._task.train))
         self._instruction_pub.publish(String(data=self.instruction))
 
@@ -144,6 +151,10 @@ class ScriptedExpertNode(Node):
             self.get_logger().warn(f'joint_states ignored: {err}', throttle_duration_sec=5.0)
             return
         if not self._running:
+            if self._targets is not None:
+                # Done: a leader arm at rest goes on streaming where it is held, so the frames a recorder takes while
+                # the released cube settles carry an action (the last target) instead of being dropped.
+                self._publish_leader(self._targets, msg)
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
         if self._episode_start_ns == 0:
