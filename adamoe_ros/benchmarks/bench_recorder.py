@@ -26,6 +26,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
+from adamoe_ros.recorder.save_answer import saved_frame_counts
 from adamoe_ros.transport import PROFILE_VARIABLES, shm_profile_environment
 
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
@@ -135,7 +136,7 @@ def run_once(args: argparse.Namespace, transport: str, work: Path) -> RunResult:
         published, _ = source.communicate(timeout=30)
         recorder.wait(timeout=60)
         recorder_log.close()
-    frames, dropped = map(int, re.search(r'(\d+) frames, (\d+) dropped', response.message).groups())
+    frames, dropped = saved_frame_counts(response.message)
     received_text = response.message.split('camera messages received:')[1]
     received = [int(re.search(rf'\b{c} (\d+)', received_text).group(1)) for c in cameras]
     published_hz = float(re.search(r'\(([\d.]+) Hz\)', published).group(1))

@@ -4,7 +4,6 @@ Runs recorder_node as a real subprocess on wall-clock time, fed by the synthetic
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
+from adamoe_ros.recorder.save_answer import saved_frame_counts
 from adamoe_ros.tools.synthetic_source import LEADER_OFFSET
 
 OFFSET = float(int(time.time()) - 60)  # keeps the encoded stamps small enough for float32
@@ -130,10 +130,10 @@ def record(caller: ServiceCaller, seconds: float, dropped: list[int] | None = No
     time.sleep(seconds)
     saved = caller.call('save')
     assert saved is not None and saved.success, saved
-    counts = re.search(r'(\d+) frames, (\d+) dropped', saved.message)
+    frames, dropped_frames = saved_frame_counts(saved.message)
     if dropped is not None:
-        dropped.append(int(counts[2]))
-    return int(counts[1])
+        dropped.append(dropped_frames)
+    return frames
 
 
 def test_sigkill_mid_episode_keeps_saved_episodes_and_restart_appends(tmp_path: Path) -> None:

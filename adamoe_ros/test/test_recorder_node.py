@@ -6,7 +6,6 @@ times.
 """
 
 import concurrent.futures
-import re
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.node import RecorderNode
+from adamoe_ros.recorder.save_answer import saved_answer, saved_frame_counts
 from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, SIM_START_S, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
 
@@ -117,12 +117,6 @@ def record_episode(harness: Harness, seconds: float) -> tuple[str, range]:
     return saved.message, range(fewest, most + 1)
 
 
-def saved_counts(message: str) -> tuple[int, int]:
-    match = re.search(r'(\d+) frames, (\d+) dropped', message)
-    assert match, message
-    return int(match[1]), int(match[2])
-
-
 def load(root: Path):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -200,7 +194,7 @@ def test_three_episodes_with_discard_are_aligned_and_counted(tmp_path: Path, sou
     finally:
         harness.close()
 
-    counts = [saved_counts(m) for m, _ in (first, second, third)]
+    counts = [saved_frame_counts(m) for m, _ in (first, second, third)]
     assert sum(d for _, d in counts) > 0, 'the joint_states gaps must have rejected frames'
     for (frames, dropped), (_, frame_times) in zip(counts, (first, second, third), strict=True):
         # Every frame time of the recording window is either saved or counted as dropped.
@@ -256,7 +250,7 @@ def test_writer_backlog_is_bounded_and_its_overflow_counted(tmp_path: Path) -> N
     # While the writer was blocked, exactly `bound` frames were accepted; the rest were counted, not queued.
     assert overflow.recording and overflow.frame_count == bound and overflow.dropped_frames >= 1, overflow
     assert saved.success, saved.message
-    frames, dropped = saved_counts(saved.message)
+    frames, dropped = saved_frame_counts(saved.message)
     assert dropped >= overflow.dropped_frames
     assert load(tmp_path / 'ds').meta.episodes[0]['length'] == frames
 
@@ -282,5 +276,11 @@ def test_a_frame_written_before_the_executor_goes_on_does_not_stall_the_recorder
     finally:
         harness.close()
         stop(proc)
-    frames, dropped = saved_counts(message)
+    frames, dropped = saved_frame_counts(message)
     assert frames > 0 and frames + dropped in frame_times, (message, frame_times)
+
+
+def test_save_answer_round_trips_its_frame_counts_and_rejects_other_answers() -> None:
+    assert saved_frame_counts(saved_answer(3, 117, 14, 0.99, 'front 91, wrist 91')) == (117, 14)
+    with pytest.raises(ValueError, match='not a recorder/save answer'):
+        saved_frame_counts('episode not saved: the episode has no frames to save')

@@ -13,7 +13,6 @@ episode if the physics says the task was solved, else discards it.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from adamoe_ros.closed_loop.ros_eval import call_service
+from adamoe_ros.recorder.save_answer import saved_frame_counts
 from adamoe_ros.ros_env import NS_PER_S
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.bridge_node import SimBridgeNode
@@ -32,8 +32,6 @@ from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 # Sim time an episode goes on recording once the expert is done: the released cube comes to rest before the physics
 # judges it, and the demonstration ends holding still.
 RECORD_AFTER_DONE_S = 2 * SETTLE_AFTER_RELEASE_S
-# The recorder's answer to recorder/save: frames kept in the episode and frames it dropped.
-SAVED_FRAMES = re.compile(r'(\d+) frames, (\d+) dropped')
 
 
 def collect(
@@ -118,7 +116,7 @@ def collect(
             if status.success:
                 saved = call_service(clients['recorder/save'], Trigger.Request(), timeout=120)
                 _check(saved, 'recorder/save')
-                frames, dropped = map(int, SAVED_FRAMES.search(saved.message).groups())
+                frames, dropped = saved_frame_counts(saved.message)
                 counts['saved'] += 1
                 counts['frames'] += frames
                 counts['dropped_frames'] += dropped

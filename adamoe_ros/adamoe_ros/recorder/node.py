@@ -22,6 +22,7 @@ from adamoe_ros.recorder.aligner import AlignedFrame, DroppedFrame, FrameAligner
 from adamoe_ros.recorder.config import RecorderConfig, RecorderConfigError
 from adamoe_ros.recorder.dataset_writer import DatasetMismatchError, EpisodeDatasetWriter
 from adamoe_ros.recorder.io_worker import DatasetIoWorker, await_on_executor
+from adamoe_ros.recorder.save_answer import saved_answer
 from adamoe_ros.recorder.sim_stamps import SimPublicationStamps
 from adamoe_ros.recorder.streams import StreamSource, StreamValueError, header_stamp_ns, stream_sources
 from adamoe_ros.ros_env import BUFFERED_SENSOR_QOS, LATCHED_QOS, RELIABLE_QOS, stamp_to_ns
@@ -262,10 +263,7 @@ class RecorderNode(Node):
                 dropped = self._dropped
                 received = ', '.join(f'{name.removeprefix("camera:")} {n}' for name, n in self._received.items())
             response.success = True
-            response.message = (
-                f'saved episode {saved.episode_index}: {saved.num_frames} frames, '
-                f'{dropped} dropped, in {saved.seconds:.2f} s; camera messages received: {received}'
-            )
+            response.message = saved_answer(saved.episode_index, saved.num_frames, dropped, saved.seconds, received)
             self.get_logger().info(response.message)
         with self._lock:
             self._busy = False
