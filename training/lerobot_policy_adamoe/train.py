@@ -28,21 +28,6 @@ from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
 log = logging.getLogger('adamoe-train')
 
-# Base-model fields copied from a dense checkpoint when upcycling (architecture + data handling).
-_MOE_FIELDS = {
-    'type',
-    'base',
-    'num_experts',
-    'top_k',
-    'routing_mode',
-    'moe_execution',
-    'moe_layer_indices',
-    'noise_std',
-    'gating_init_std',
-    'function_preserving_init',
-    'upcycle_from',
-}
-
 
 @dataclass
 class TrainOptions:
@@ -85,14 +70,17 @@ def build_config(options: TrainOptions) -> Any:
     """AdaMoEConfig from the dense checkpoint's base fields (when upcycling) or a tiny local backbone."""
     from lerobot.configs import PreTrainedConfig
 
-    from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
+    from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig, AdaMoEOptions
     from lerobot_policy_adamoe.tiny_base import make_tiny_backbone, tiny_smolvla_kwargs
 
     kwargs: dict[str, Any]
     if options.upcycle_from is not None:
         dense = PreTrainedConfig.from_pretrained(str(options.upcycle_from))
-        own = {f.name for f in fields(AdaMoEConfig)}
-        kwargs = {f.name: getattr(dense, f.name) for f in fields(dense) if f.name in own and f.name not in _MOE_FIELDS}
+        # The base's architecture and data handling carry over; its recipe (MoE, balance loss, optimizer) does not:
+        # an AdaMoE dense base stores learning rates already multiplied by its own --lr-scale.
+        recipe = {f.name for f in fields(AdaMoEOptions)} | {'type', 'base'}
+        own = {f.name for f in fields(AdaMoEConfig)} - recipe
+        kwargs = {f.name: getattr(dense, f.name) for f in fields(dense) if f.name in own}
         kwargs['upcycle_from'] = str(options.upcycle_from)
         if options.text_encoder not in (None, kwargs.get('text_encoder')):
             raise ValueError(f'--text-encoder {options.text_encoder}: the dense base has {kwargs.get("text_encoder")}')

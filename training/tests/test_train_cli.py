@@ -7,6 +7,7 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy
 
+from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
 from lerobot_policy_adamoe.testing import TASKS
 from lerobot_policy_adamoe.tiny_base import make_tiny_smolvla_config
@@ -84,6 +85,21 @@ def test_train_upcycles_from_dense_checkpoint(tiny_backbone, synthetic_dataset, 
     assert policy.config.chunk_size == 8  # base fields come from the dense checkpoint
     assert policy.config.routing_mode == 'vanilla' and policy.config.balance_loss_coef == 0.02
     assert policy.config.upcycle_from == str(tmp_path / 'dense')
+
+
+def test_upcycled_run_takes_its_own_recipe_not_the_bases(tiny_backbone, synthetic_dataset, tmp_path):
+    # An AdaMoE dense base stores its learning rates already multiplied by its --lr-scale: copied into the
+    # upcycled run, they were multiplied again (x400 the reference at scale 20).
+    base = common_args(synthetic_dataset, tmp_path / 'dense', tiny_backbone)
+    assert main([*base, '--steps', '1', '--routing-mode', 'dense', '--set', 'expert_width_multiplier=1.5']) == 0
+    dense = tmp_path / 'dense' / 'checkpoints' / 'last' / 'pretrained_model'
+    up = common_args(synthetic_dataset, tmp_path / 'up', tiny_backbone)
+    assert main([*up, '--steps', '1', '--upcycle-from', str(dense), '--routing-mode', 'adamoe']) == 0
+    policy = AdaMoEPolicy.from_pretrained(tmp_path / 'up' / 'checkpoints' / 'last' / 'pretrained_model')
+    reference = AdaMoEConfig.__dataclass_fields__
+    for group in ('base', 'experts', 'router'):
+        assert getattr(policy.config, f'{group}_lr') == pytest.approx(reference[f'{group}_lr'].default * 40)
+    assert policy.config.expert_width_multiplier == 1.5  # the architecture does carry over
 
 
 def test_train_rejects_bad_input(tiny_backbone, synthetic_dataset, tmp_path):
