@@ -114,20 +114,34 @@ def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
 
 # ---- training, export, evaluation ------------------------------------------------------------------------------
 def train(
-    out: Path, dataset: Path, steps: int, seed: int, threads: int, extra: list[str], args: argparse.Namespace
+    out: Path,
+    dataset: Path,
+    steps: int,
+    seed: int,
+    threads: int,
+    lr_scale: float,
+    extra: list[str],
+    args: argparse.Namespace,
 ) -> Path:
-    """adamoe-train into `out` unless its final checkpoint exists; resumes a run that saved checkpoints."""
+    """adamoe-train into `out` unless its final checkpoint exists; resumes a stopped run of the same recipe."""
     final = out / 'checkpoints' / 'last' / 'pretrained_model'
     if done_marker(out).exists():
         return final
-    resume = ['--resume'] if final.exists() else []
-    began = time.monotonic()
     # fmt: off
-    run(['adamoe-train', '--dataset-root', str(dataset), '--repo-id', REPO_ID, '--output-dir', str(out),
-         '--steps', str(steps), '--batch-size', str(args.batch_size), '--seed', str(seed),
-         '--lr-scale', str(args.lr_scale), '--threads', str(threads), '--save-every', str(args.save_every),
-         *resume, *extra], out / 'train.log')
+    recipe = ['--dataset-root', str(dataset), '--repo-id', REPO_ID, '--output-dir', str(out), '--steps', str(steps),
+              '--batch-size', str(args.batch_size), '--seed', str(seed), '--lr-scale', str(lr_scale), *extra]
     # fmt: on
+    resume = ['--resume'] if final.exists() else []
+    recipe_file = out / 'recipe.json'
+    if resume and (not recipe_file.exists() or json.loads(recipe_file.read_text()) != recipe):
+        raise RuntimeError(f'{out} holds checkpoints of another recipe; delete it to train {recipe}')
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_file.write_text(json.dumps(recipe) + '\n')
+    began = time.monotonic()
+    run(
+        ['adamoe-train', *recipe, '--threads', str(threads), '--save-every', str(args.save_every), *resume],
+        out / 'train.log',
+    )
     mark_done(out, train_time_s=round(time.monotonic() - began, 1), threads=threads, resumed=bool(resume))
     return final
 
@@ -150,7 +164,7 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
     work, results = args.work / job.name, args.results / job.name
     results.mkdir(parents=True, exist_ok=True)
     extra = ['--upcycle-from', str(pretrained), *VARIANTS[job.variant]]
-    final = train(work / 'train', dataset, args.finetune_steps, job.seed, 1, extra, args)
+    final = train(work / 'train', dataset, args.finetune_steps, job.seed, 1, args.finetune_lr_scale, extra, args)
     shutil.copy(work / 'train' / 'train_log.jsonl', results / 'train_log.jsonl')
     shutil.copy(done_marker(work / 'train'), results / 'train_time.json')
     if args.stop_after == 'finetune':
@@ -176,6 +190,11 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
         # fmt: on
 
 
+def dense_base(args: argparse.Namespace) -> list[str]:
+    """adamoe-train arguments of stage A's dense base; stage B's variants inherit its shape by upcycling."""
+    return ['--routing-mode', 'dense', *(arg for field in args.base_model for arg in ('--set', field))]
+
+
 def jobs(args: argparse.Namespace) -> list[Job]:
     """Return the jobs: main variants seed by seed first (an early stop leaves comparable sets), then the others."""
     main = [Job(v, s, i) for i, s in enumerate(args.seeds) for v in MAIN_VARIANTS if v in args.variants]
@@ -191,10 +210,18 @@ def main() -> None:
     parser.add_argument('--chunk', type=int, default=30, help='episodes per collection chunk')
     parser.add_argument('--seeds-per-chunk', type=int, default=50, help='training seeds reserved per chunk')
     parser.add_argument('--collect-rtf', type=float, default=3.0, help='real-time factor of the collection sim')
-    parser.add_argument('--pretrain-steps', type=int, default=20000)
+    parser.add_argument('--pretrain-steps', type=int, default=40000)
     parser.add_argument('--finetune-steps', type=int, default=4000)
     parser.add_argument('--batch-size', type=int, default=16)
-    parser.add_argument('--lr-scale', type=float, default=20.0)
+    parser.add_argument('--lr-scale', type=float, default=20.0, help='stage A: x the reference learning rates')
+    parser.add_argument('--finetune-lr-scale', type=float, default=20.0, help='stage B: x the reference rates')
+    parser.add_argument(
+        '--base-model',
+        nargs='*',
+        default=['expert_width_multiplier=2.0'],
+        metavar='KEY=VALUE',
+        help='AdaMoEConfig fields of the dense base (adamoe-train --set)',
+    )
     parser.add_argument('--save-every', type=int, default=500, help='checkpoints a stopped run resumes from')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='fine-tuning seeds')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
@@ -214,7 +241,7 @@ def main() -> None:
     if args.stop_after == 'collect':
         return
     pretrain = args.work / 'pretrain'
-    pretrained = train(pretrain, dataset, args.pretrain_steps, 0, args.threads, ['--routing-mode', 'dense'], args)
+    pretrained = train(pretrain, dataset, args.pretrain_steps, 0, args.threads, args.lr_scale, dense_base(args), args)
     shutil.copy(pretrain / 'train_log.jsonl', args.results / 'pretrain_log.jsonl')
     if args.stop_after == 'pretrain':
         return
@@ -235,7 +262,7 @@ def main() -> None:
             pixels = collect(args, privileged_state=False)
             pixels_pretrain = args.work / 'pixels_pretrain'
             dense = train(
-                pixels_pretrain, pixels, args.pretrain_steps, 0, args.threads, ['--routing-mode', 'dense'], args
+                pixels_pretrain, pixels, args.pretrain_steps, 0, args.threads, args.lr_scale, dense_base(args), args
             )
             shutil.copy(pixels_pretrain / 'train_log.jsonl', args.results / 'pixels_pretrain_log.jsonl')
             finetune_export_evaluate(Job(PIXELS, args.seeds[0], 0), dense, pixels, args)
