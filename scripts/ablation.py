@@ -5,7 +5,7 @@ On the multi-task scene (sim/tasks.py), in stages; a stage whose outputs exist i
 stopped at any point and started again with the same command:
 
   collect   scripted demonstrations through ROS, in chunks of training seeds, merged into one LeRobot dataset
-  pretrain  stage A: the dense base (--base-model: its action expert twice as wide) on those demonstrations
+  pretrain  stage A: the dense base (--base-model: a 2x wider action expert, the VLM trained) on those demos
   finetune  stage B: from that one checkpoint, per variant and seed: dense, vanilla MoE and AdaMoE (reference and
             function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each)
   export    a bundle per fine-tuned model (validated against PyTorch)
@@ -218,7 +218,8 @@ def main() -> None:
     parser.add_argument(
         '--base-model',
         nargs='*',
-        default=['expert_width_multiplier=2.0'],
+        # Measured on one task (results/ablation_multitask/single_task/): both raise success, the VLM most.
+        default=['expert_width_multiplier=2.0', 'train_expert_only=false'],
         metavar='KEY=VALUE',
         help='AdaMoEConfig fields of the dense base (adamoe-train --set)',
     )
