@@ -139,7 +139,9 @@ def train(
     recipe_file.write_text(json.dumps(recipe) + '\n')
     began = time.monotonic()
     run(
-        ['adamoe-train', *recipe, '--threads', str(threads), '--save-every', str(args.save_every), *resume],
+        # --decode-once changes how frames are read, not which: it is not part of the recipe
+        ['adamoe-train', *recipe, '--threads', str(threads), '--save-every', str(args.save_every)]
+        + ['--decode-once', *resume],
         out / 'train.log',
     )
     mark_done(out, train_time_s=round(time.monotonic() - began, 1), threads=threads, resumed=bool(resume))

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from adamoe_contract.spec import ROUTING_MODES
+from lerobot_policy_adamoe.decoded_dataset import DecodedDataset
 from lerobot_policy_adamoe.moe import RoutingCapture, capture_routing
 from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
@@ -48,6 +49,7 @@ class TrainOptions:
     text_encoder: str | None = None
     lr_scale: float = 1.0
     num_workers: int = 0
+    decode_once: bool = False
     threads: int = 2
     log_every: int = 10
     save_every: int = 0
@@ -175,6 +177,8 @@ def train(options: TrainOptions) -> Path:
         delta_timestamps=resolve_delta_timestamps(config, meta),
     )
     log.info('training on %d of %d episodes (%d frames)', dataset.num_episodes, meta.total_episodes, len(dataset))
+    if options.decode_once:
+        dataset = DecodedDataset(dataset)
     # Normalised with the whole dataset's statistics, a subset included: one scale for every model of a study.
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=meta.stats)
     optimizer = config.get_optimizer_preset().build(policy.get_optim_params())
@@ -256,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='multiply the three group peak LRs (reference values suit long runs; ~20 for tiny)',
     )
     p.add_argument('--num-workers', type=int, default=0)
+    p.add_argument(
+        '--decode-once',
+        action='store_true',
+        help='decode the videos once into <dataset-root>/.decoded/ (uint8 on disk) instead of at every sample',
+    )
     p.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument('--log-every', type=int, default=10)
     p.add_argument('--save-every', type=int, default=0, help='0 = only at the end')

@@ -8,6 +8,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy
 
 from lerobot_policy_adamoe.configuration_adamoe import AdaMoEConfig
+from lerobot_policy_adamoe.decoded_dataset import CACHE_DIR
 from lerobot_policy_adamoe.modeling_adamoe import AdaMoEPolicy
 from lerobot_policy_adamoe.testing import TASKS
 from lerobot_policy_adamoe.tiny_base import make_tiny_smolvla_config
@@ -122,3 +123,16 @@ def test_train_on_the_episodes_of_some_tasks(tiny_backbone, synthetic_dataset, t
     assert episodes[1]['tasks'] == [TASKS[1]] != episodes[0]['tasks']
     length = episodes[1]['length']
     assert f'training on 1 of 2 episodes ({length} frames)' in caplog.text
+
+
+def test_decoding_once_trains_on_the_same_batches(tiny_backbone, tmp_path):
+    from lerobot_policy_adamoe.testing import make_synthetic_dataset
+
+    videos = make_synthetic_dataset(tmp_path / 'videos', num_episodes=2, frames_per_episode=12, image_dtype='video')
+    losses = {}
+    for flags in ([], ['--decode-once']):
+        out = tmp_path / f'run{len(flags)}'
+        assert main([*common_args(videos, out, tiny_backbone), '--steps', '3', '--log-every', '1', *flags]) == 0
+        losses[tuple(flags)] = [json.loads(line)['loss'] for line in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert losses[()] == losses[('--decode-once',)]
+    assert (videos.root / CACHE_DIR).is_dir()
