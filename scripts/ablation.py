@@ -5,15 +5,16 @@ On the multi-task scene (sim/tasks.py), in stages; a stage whose outputs exist i
 stopped at any point and started again with the same command:
 
   collect   scripted demonstrations through ROS, in chunks of training seeds, merged into one LeRobot dataset
-  pretrain  stage A: the dense base (--base-model: a 2x wider action expert, the VLM trained) on those demos
+  pretrain  stage A: the dense base (--base-model: a 2x wider action expert, the VLM trained) on those demos; beside
+            it (one thread each) the same base on the same demos with the joints alone as state (the pixels stage's)
   finetune  stage B: from that one checkpoint, per variant and seed: dense, vanilla MoE and AdaMoE (reference and
             function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each)
   export    a bundle per fine-tuned model (validated against PyTorch)
   evaluate  the engine driving the sim directly on held-out seeds (each fine-tuning seed its own block of
             evaluation seeds, pooled per variant); seed 0 of the main variants also with held-out phrasings and
             with swapped instructions (the language test)
-  pixels    the same pipeline (collect, pretrain, AdaMoE function-preserving fine-tune) without the privileged state:
-            the policy sees cameras, joints and the instruction only
+  pixels    AdaMoE function-preserving fine-tune of that cameras-only base: the policy sees cameras, joints and the
+            instruction only, not the objects' positions
   report    results/ablation_multitask/README.md: success per variant and task with 95% intervals, the spread over
             seeds, differences to dense with their intervals, losses, expert usage and its specialisation
 
@@ -81,15 +82,14 @@ def mark_done(folder: Path, **facts: object) -> None:
 
 
 # ---- collect ---------------------------------------------------------------------------------------------------
-def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
+def collect(args: argparse.Namespace) -> Path:
     """Demonstrations in chunks of seeds (a chunk left half-done by a stop is recorded again), then merged."""
-    suffix = '' if privileged_state else '_pixels'
-    dataset = args.work / f'dataset{suffix}'
+    dataset = args.work / 'dataset'
     if done_marker(dataset).exists() and json.loads(done_marker(dataset).read_text())['demos'] == args.demos:
         return dataset  # (asked for more demos: the new chunks are recorded and everything merged again)
     chunks = []
     for i in range(-(-args.demos // args.chunk)):
-        chunk = args.work / f'demos{suffix}' / f'chunk_{i:02d}'
+        chunk = args.work / 'demos' / f'chunk_{i:02d}'
         chunks.append(chunk)
         if done_marker(chunk).exists():
             continue
@@ -100,8 +100,7 @@ def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
         # fmt: off
         run([sys.executable, '-m', 'adamoe_ros.closed_loop.collect', '--scene', SCENE, '--root', str(chunk / 'data'),
              '--episodes', str(episodes), '--first-seed', str(first_seed), '--repo-id', REPO_ID,
-             '--real-time-factor', str(args.collect_rtf), *([] if privileged_state else ['--no-privileged-state'])],
-            args.results / 'logs' / f'collect{suffix}.log')
+             '--real-time-factor', str(args.collect_rtf)], args.results / 'logs' / 'collect.log')
         # fmt: on
         mark_done(chunk, episodes=episodes, first_seed=first_seed)
     from lerobot.datasets.aggregate import aggregate_datasets
@@ -110,6 +109,47 @@ def collect(args: argparse.Namespace, privileged_state: bool = True) -> Path:
     aggregate_datasets([REPO_ID] * len(chunks), REPO_ID, roots=[c / 'data' for c in chunks], aggr_root=dataset)
     mark_done(dataset, chunks=len(chunks), demos=args.demos)
     return dataset
+
+
+def joints_only(dataset: Path, out: Path) -> Path:
+    """Derive the demonstrations with the joints alone as the state: a policy that must find the objects in pixels.
+
+    Derived rather than recorded again, so the two pipelines differ in nothing but the state they see.
+    """
+    if done_marker(out).exists():
+        return out
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from adamoe_ros.sim.robot import SO101
+    from lerobot_policy_adamoe.decoded_dataset import CACHE_DIR
+
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(dataset, out, ignore=shutil.ignore_patterns(CACHE_DIR, done_marker(dataset).name))
+    info_path = out / 'meta' / 'info.json'
+    info = json.loads(info_path.read_text())
+    state = info['features']['observation.state']
+    joints = len(SO101.joint_names)
+    if state['names'][:joints] != list(SO101.joint_names):
+        raise ValueError(f'{dataset}: the state {state["names"]} does not begin with the joints {SO101.joint_names}')
+    state.update(shape=[joints], names=state['names'][:joints])
+    info_path.write_text(json.dumps(info, indent=4))
+    stats_path = out / 'meta' / 'stats.json'
+    stats = json.loads(stats_path.read_text())
+    stats['observation.state'] = {
+        name: value if name == 'count' else value[:joints] for name, value in stats['observation.state'].items()
+    }
+    stats_path.write_text(json.dumps(stats, indent=4))
+    per_episode = [f'stats/observation.state/{name}' for name in stats['observation.state'] if name != 'count']
+    for columns, parquet in [(['observation.state'], 'data'), (per_episode, 'meta/episodes')]:
+        for path in sorted((out / parquet).glob('*/*.parquet')):
+            table = pq.read_table(path)
+            for column in columns:
+                sliced = pc.list_slice(table[column], 0, joints)
+                table = table.set_column(table.schema.get_field_index(column), column, sliced)
+            pq.write_table(table, path)
+    mark_done(out, derived_from=str(dataset), state=state['names'])
+    return out
 
 
 # ---- training, export, evaluation ------------------------------------------------------------------------------
@@ -234,7 +274,7 @@ def main() -> None:
         '--threads',
         type=int,
         default=1,
-        help='threads of the pretraining job (2 contend with anything else: 3x slower)',
+        help='threads of each pretraining job (2 contend with anything else: 3x slower)',
     )
     parser.add_argument('--stop-after', choices=STAGES, default='report')
     args = parser.parse_args()
@@ -243,9 +283,19 @@ def main() -> None:
     dataset = collect(args)
     if args.stop_after == 'collect':
         return
-    pretrain = args.work / 'pretrain'
-    pretrained = train(pretrain, dataset, args.pretrain_steps, 0, args.threads, args.lr_scale, dense_base(args), args)
-    shutil.copy(pretrain / 'train_log.jsonl', args.results / 'pretrain_log.jsonl')
+    # Stage A and the cameras-only base (the pixels stage's) train side by side, one thread each.
+    bases = {'pretrain': dataset}
+    if PIXELS in args.variants:
+        bases['pixels_pretrain'] = joints_only(dataset, args.work / 'dataset_pixels')
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        # fmt: off
+        futures = {name: pool.submit(train, args.work / name, data, args.pretrain_steps, 0, args.threads,
+                                     args.lr_scale, dense_base(args), args) for name, data in bases.items()}
+        # fmt: on
+        bases_trained = {name: future.result() for name, future in futures.items()}
+    for name in bases:
+        shutil.copy(args.work / name / 'train_log.jsonl', args.results / f'{name}_log.jsonl')
+    pretrained = bases_trained['pretrain']
     if args.stop_after == 'pretrain':
         return
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -262,13 +312,8 @@ def main() -> None:
         return
     if PIXELS in args.variants:
         try:
-            pixels = collect(args, privileged_state=False)
-            pixels_pretrain = args.work / 'pixels_pretrain'
-            dense = train(
-                pixels_pretrain, pixels, args.pretrain_steps, 0, args.threads, args.lr_scale, dense_base(args), args
-            )
-            shutil.copy(pixels_pretrain / 'train_log.jsonl', args.results / 'pixels_pretrain_log.jsonl')
-            finetune_export_evaluate(Job(PIXELS, args.seeds[0], 0), dense, pixels, args)
+            job = Job(PIXELS, args.seeds[0], 0)
+            finetune_export_evaluate(job, bases_trained['pixels_pretrain'], bases['pixels_pretrain'], args)
         except Exception as err:  # noqa: BLE001 - report it, still write the report
             failed.append(PIXELS)
             print(f'{PIXELS}: FAILED: {err}', flush=True)

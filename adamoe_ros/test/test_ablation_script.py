@@ -1,4 +1,4 @@
-"""scripts/ablation.py: a stopped training stage resumes only under the recipe that made its checkpoints."""
+"""scripts/ablation.py: recipes guard resumed stages; the cameras-only dataset is the same demonstrations' joints."""
 
 import argparse
 import importlib.util
@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'ablation.py'
 
@@ -33,3 +35,59 @@ def test_checkpoints_of_another_recipe_are_refused_and_kept(tmp_path: Path, reco
         ablation.train(out, tmp_path / 'dataset', 40000, 0, 1, 20.0, ['--routing-mode', 'dense'], args)
     assert (checkpoint / 'config.json').exists()  # nothing was overwritten or trained
     assert recorded is None or json.loads((out / 'recipe.json').read_text()) == recorded
+
+
+def make_dataset(root: Path, state_names: list[str]):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    features = {
+        'observation.state': {'dtype': 'float32', 'shape': (len(state_names),), 'names': state_names},
+        'action': {'dtype': 'float32', 'shape': (6,), 'names': state_names[:6]},
+    }
+    dataset = LeRobotDataset.create('local/joints_only', fps=10, features=features, root=root, use_videos=False)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        for _ in range(5):
+            dataset.add_frame(
+                {
+                    'observation.state': rng.normal(size=len(state_names)).astype(np.float32),
+                    'action': rng.normal(size=6).astype(np.float32),
+                    'task': 'put the red cube on the green target',
+                }
+            )
+        dataset.save_episode()
+    dataset.finalize()
+    return dataset
+
+
+def test_the_cameras_only_dataset_keeps_the_joints_of_the_same_demonstrations(tmp_path: Path) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from adamoe_ros.sim.robot import SO101
+    from adamoe_ros.sim.tasks import MULTITASK
+
+    ablation = load_script()
+    joints = list(SO101.joint_names)
+    source = make_dataset(tmp_path / 'source', [*joints, *MULTITASK.state_names])
+    out = ablation.joints_only(source.root, tmp_path / 'joints_only')
+    derived = LeRobotDataset('local/joints_only', root=out)
+    assert derived.meta.features['observation.state']['names'] == joints
+    assert len(derived) == len(source)
+    for i in range(len(source)):
+        assert torch.equal(derived[i]['observation.state'], source[i]['observation.state'][: len(joints)])
+        assert torch.equal(derived[i]['action'], source[i]['action'])
+    for name, value in derived.meta.stats['observation.state'].items():
+        expected = source.meta.stats['observation.state'][name]
+        np.testing.assert_array_equal(value, expected if name == 'count' else expected[: len(joints)])
+    import pyarrow.parquet as pq
+
+    (episodes,) = (out / 'meta' / 'episodes').glob('*/*.parquet')
+    assert {len(mean) for mean in pq.read_table(episodes)['stats/observation.state/mean'].to_pylist()} == {len(joints)}
+    assert ablation.joints_only(source.root, out) == out  # done: kept as it is
+
+
+def test_a_state_not_led_by_the_joints_is_refused(tmp_path: Path) -> None:
+    ablation = load_script()
+    source = make_dataset(tmp_path / 'source', [f'x{i}' for i in range(9)])
+    with pytest.raises(ValueError, match='does not begin with the joints'):
+        ablation.joints_only(source.root, tmp_path / 'joints_only')
