@@ -8,7 +8,8 @@ stopped at any point and started again with the same command:
   pretrain  stage A: the dense base (--base-model: a 2x wider action expert, the VLM trained) on those demos; beside
             it (one thread each) the same base on the same demos with the joints alone as state (the pixels stage's)
   finetune  stage B: from that one checkpoint, per variant and seed: dense, vanilla MoE and AdaMoE (reference and
-            function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each)
+            function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each);
+            beside them, stage A's checkpoint itself (`base`) is exported and evaluated like a variant
   export    a bundle per fine-tuned model (validated against PyTorch)
   evaluate  the engine driving the sim directly on held-out seeds (each fine-tuning seed its own block of
             evaluation seeds, pooled per variant); seed 0 of the main variants also with held-out phrasings and
@@ -54,6 +55,7 @@ VARIANTS: dict[str, list[str]] = {
     'adamoe_e4_k2': ['--routing-mode', 'adamoe', '--num-experts', '4', '--top-k', '2'],
     'adamoe_e8_k1': ['--routing-mode', 'adamoe', '--num-experts', '8', '--top-k', '1'],
 }
+BASE = 'base'  # stage A's checkpoint, not fine-tuned, evaluated like a variant
 MAIN_VARIANTS = ('dense', 'vanilla_e4_k1', 'adamoe_e4_k1', 'adamoe_e4_k1_fp')  # (a)-(d): every fine-tuning seed
 PIXELS = 'adamoe_e4_k1_fp_pixels'  # the best-expected variant trained without the privileged state
 VARIANTS[PIXELS] = VARIANTS['adamoe_e4_k1_fp']
@@ -209,16 +211,22 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
     final = train(work / 'train', dataset, args.finetune_steps, job.seed, 1, args.finetune_lr_scale, extra, args)
     shutil.copy(work / 'train' / 'train_log.jsonl', results / 'train_log.jsonl')
     shutil.copy(done_marker(work / 'train'), results / 'train_time.json')
-    if args.stop_after == 'finetune':
-        return
+    if args.stop_after != 'finetune':
+        export_evaluate(job, final, dataset, args, args.episodes)
+
+
+def export_evaluate(job: Job, checkpoint: Path, dataset: Path, args: argparse.Namespace, episodes: int) -> None:
+    """Export `checkpoint` to a bundle and evaluate it on the job's block of held-out seeds (each step once)."""
+    work, results = args.work / job.name, args.results / job.name
+    results.mkdir(parents=True, exist_ok=True)
     bundle = work / 'bundle'
     if not (bundle / 'bundle.json').exists():
-        run(['adamoe-export', str(final), str(bundle), '--dataset-root', str(dataset)], results / 'stages.log')
+        run(['adamoe-export', str(checkpoint), str(bundle), '--dataset-root', str(dataset)], results / 'stages.log')
     if args.stop_after == 'export':
         return
     first_seed = EVAL_FIRST_SEED + job.index * args.episodes
     evaluations = {'eval': []}
-    if job.variant in MAIN_VARIANTS and job.index == 0:
+    if job.variant in (BASE, *MAIN_VARIANTS) and job.index == 0:
         evaluations.update(LANGUAGE_TESTS)
     for name, extra_eval in evaluations.items():
         out = results / f'{name}.json'
@@ -227,9 +235,17 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
         plot = ['--plot', str(results / 'expert_usage.png')] if name == 'eval' else []
         # fmt: off
         run([sys.executable, '-m', 'adamoe_ros.closed_loop.direct_eval', '--bundle', str(bundle), '--scene', SCENE,
-             '--episodes', str(args.episodes), '--first-seed', str(first_seed), '--out', str(out), *plot,
-             *extra_eval], results / 'stages.log')
+             '--episodes', str(episodes if name == 'eval' else args.episodes), '--first-seed', str(first_seed),
+             '--out', str(out), *plot, *extra_eval], results / 'stages.log')
         # fmt: on
+
+
+def evaluate_base(pretrained: Path, dataset: Path, args: argparse.Namespace) -> None:
+    """Stage A's checkpoint itself, on every fine-tuning seed's evaluation block at once (the variants' seeds)."""
+    job = Job(BASE, 0, 0)
+    (args.results / job.name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.work / 'pretrain' / 'train_log.jsonl', args.results / job.name / 'train_log.jsonl')
+    export_evaluate(job, pretrained, dataset, args, len(args.seeds) * args.episodes)
 
 
 def dense_base(args: argparse.Namespace) -> list[str]:
@@ -293,13 +309,14 @@ def main() -> None:
                                      args.lr_scale, dense_base(args), args) for name, data in bases.items()}
         # fmt: on
         bases_trained = {name: future.result() for name, future in futures.items()}
-    for name in bases:
-        shutil.copy(args.work / name / 'train_log.jsonl', args.results / f'{name}_log.jsonl')
+    if 'pixels_pretrain' in bases:
+        shutil.copy(args.work / 'pixels_pretrain' / 'train_log.jsonl', args.results / 'pixels_pretrain_log.jsonl')
     pretrained = bases_trained['pretrain']
     if args.stop_after == 'pretrain':
         return
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = {job: pool.submit(finetune_export_evaluate, job, pretrained, dataset, args) for job in jobs(args)}
+        futures = {Job(BASE, 0, 0): pool.submit(evaluate_base, pretrained, dataset, args)}
+        futures |= {job: pool.submit(finetune_export_evaluate, job, pretrained, dataset, args) for job in jobs(args)}
         failed = []
         for job, future in futures.items():
             try:
@@ -319,7 +336,7 @@ def main() -> None:
             print(f'{PIXELS}: FAILED: {err}', flush=True)
     if args.stop_after == 'pixels':
         return
-    write_report(args.results, list(VARIANTS), command=' '.join(['python scripts/ablation.py', *sys.argv[1:]]))
+    write_report(args.results, [BASE, *VARIANTS], command=' '.join(['python scripts/ablation.py', *sys.argv[1:]]))
     if failed:
         raise SystemExit(f'failed: {failed}')
 
