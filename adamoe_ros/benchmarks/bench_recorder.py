@@ -26,7 +26,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
-from adamoe_ros.recorder.save_answer import saved_frame_counts
+from adamoe_ros.recorder.save_answer import saved_camera_counts, saved_frame_counts
 from adamoe_ros.transport import PROFILE_VARIABLES, shm_profile_environment
 
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
@@ -137,8 +137,8 @@ def run_once(args: argparse.Namespace, transport: str, work: Path) -> RunResult:
         recorder.wait(timeout=60)
         recorder_log.close()
     frames, dropped = saved_frame_counts(response.message)
-    received_text = response.message.split('camera messages received:')[1]
-    received = [int(re.search(rf'\b{c} (\d+)', received_text).group(1)) for c in cameras]
+    received_per_camera = saved_camera_counts(response.message)
+    received = [received_per_camera[c] for c in cameras]
     published_hz = float(re.search(r'\(([\d.]+) Hz\)', published).group(1))
     return RunResult(
         transport,

@@ -23,7 +23,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.node import RecorderNode
-from adamoe_ros.recorder.save_answer import saved_answer, saved_frame_counts
+from adamoe_ros.recorder.save_answer import saved_answer, saved_camera_counts, saved_frame_counts
 from adamoe_ros.tools.synthetic_source import LEADER_OFFSET, SIM_START_S, grey_level
 from adamoe_ros_interfaces.msg import RecorderStatus
 
@@ -280,7 +280,10 @@ def test_a_frame_written_before_the_executor_goes_on_does_not_stall_the_recorder
     assert frames > 0 and frames + dropped in frame_times, (message, frame_times)
 
 
-def test_save_answer_round_trips_its_frame_counts_and_rejects_other_answers() -> None:
-    assert saved_frame_counts(saved_answer(3, 117, 14, 0.99, 'front 91, wrist 91')) == (117, 14)
-    with pytest.raises(ValueError, match='not a recorder/save answer'):
-        saved_frame_counts('episode not saved: the episode has no frames to save')
+def test_save_answer_round_trips_its_counts_and_rejects_other_answers() -> None:
+    answer = saved_answer(3, 117, 14, 0.99, {'front': 91, 'wrist': 90})
+    assert saved_frame_counts(answer) == (117, 14)
+    assert saved_camera_counts(answer) == {'front': 91, 'wrist': 90}
+    for parse in (saved_frame_counts, saved_camera_counts):
+        with pytest.raises(ValueError, match='not a recorder/save answer'):
+            parse('episode not saved: the episode has no frames to save')

@@ -261,7 +261,7 @@ class RecorderNode(Node):
             # Frame writes run before the save on the FIFO worker, so a frame that failed to write is counted now.
             with self._lock:
                 dropped = self._dropped
-                received = ', '.join(f'{name.removeprefix("camera:")} {n}' for name, n in self._received.items())
+                received = {name.removeprefix('camera:'): n for name, n in self._received.items()}
             response.success = True
             response.message = saved_answer(saved.episode_index, saved.num_frames, dropped, saved.seconds, received)
             self.get_logger().info(response.message)

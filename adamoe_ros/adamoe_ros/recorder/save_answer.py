@@ -6,14 +6,15 @@ Kept light (no LeRobot import) so that harnesses, tests and benchmarks parse it 
 import re
 
 _FRAME_COUNTS = re.compile(r'(\d+) frames, (\d+) dropped')
+_RECEIVED = 'camera messages received: '
+_CAMERA_COUNT = re.compile(r'(\S+) (\d+)')
 
 
-def saved_answer(episode_index: int, frames: int, dropped: int, seconds: float, received: str) -> str:
+def saved_answer(episode_index: int, frames: int, dropped: int, seconds: float, received: dict[str, int]) -> str:
     """Return the answer's text: the episode, its frames kept and dropped, the save time, the camera messages heard."""
-    return (
-        f'saved episode {episode_index}: {frames} frames, {dropped} dropped, in {seconds:.2f} s; '
-        f'camera messages received: {received}'
-    )
+    cameras = ', '.join(f'{camera} {count}' for camera, count in received.items())
+    saved = f'saved episode {episode_index}: {frames} frames, {dropped} dropped, in {seconds:.2f} s'
+    return f'{saved}; {_RECEIVED}{cameras}'
 
 
 def saved_frame_counts(message: str) -> tuple[int, int]:
@@ -22,3 +23,10 @@ def saved_frame_counts(message: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f'not a recorder/save answer for a saved episode: {message!r}')
     return int(match[1]), int(match[2])
+
+
+def saved_camera_counts(message: str) -> dict[str, int]:
+    """Return the camera messages received during the episode, per camera, from a saved episode's answer."""
+    if _RECEIVED not in message:
+        raise ValueError(f'not a recorder/save answer for a saved episode: {message!r}')
+    return {camera: int(count) for camera, count in _CAMERA_COUNT.findall(message.split(_RECEIVED, 1)[1])}
