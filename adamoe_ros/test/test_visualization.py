@@ -1,5 +1,6 @@
 """Expert activation plots and the statistics behind them, on real rollouts of the bundled policy."""
 
+import json
 import subprocess
 import sys
 
@@ -99,3 +100,18 @@ def test_direct_evaluation_runs_without_ros():
     result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[]'
+
+
+def test_direct_evaluation_writes_its_results_and_contact_sheet(tmp_path):
+    from PIL import Image
+
+    from adamoe_ros.closed_loop import direct_eval
+
+    out, sheet = tmp_path / 'eval.json', tmp_path / 'sheet.png'
+    # fmt: off
+    direct_eval.main(['--bundle', str(DEMO_BUNDLE), '--episodes', '2', '--max-time', '4', '--out', str(out),
+                      '--sheet', str(sheet)])
+    # fmt: on
+    assert json.loads(out.read_text())['summary']['episodes'] == 2
+    width, height = Image.open(sheet).size
+    assert height > 0 and width > height  # one row per episode, frames over time side by side

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from adamoe_ros.closed_loop.instructions import PHRASINGS, episode_instruction, task_seeds
 from adamoe_ros.closed_loop.report import (
+    contact_sheet,
     episode_table,
     plot_expert_usage,
     plot_token_routing,
@@ -28,6 +29,9 @@ from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.engine import PolicyEngine
 from adamoe_ros.sim import So101PickPlaceSim
 from adamoe_ros.sim.tasks import SCENES, scene_def
+
+SHEET_EPISODES = 4  # rows of --sheet
+SHEET_FRAME_EVERY = 20  # control ticks between its frames (2 s at 10 Hz)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--task', help="only this task's seeds (a sim/tasks.py task name, e.g. red_on_green)")
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     parser.add_argument('--plot', type=Path, default=None, help='expert usage plot (PNG)')
+    parser.add_argument('--sheet', type=Path, default=None, help='contact sheet of the first episodes (PNG)')
     args = parser.parse_args(argv)
 
     scene = scene_def(args.scene)
@@ -59,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for i, seed in enumerate(seeds):
             told = episode_instruction(scene, seed, args.phrasing, args.swap)
-            result = run_policy_episode(engine, sim, seed, told, max_time=args.max_time, noise_seed=args.noise_seed)
+            frame_every = SHEET_FRAME_EVERY if args.sheet and i < SHEET_EPISODES else 0
+            # fmt: off
+            result = run_policy_episode(engine, sim, seed, told, max_time=args.max_time, noise_seed=args.noise_seed,
+                                        frame_every=frame_every)
+            # fmt: on
             episodes.append(result)
             wins = sum(e.success for e in episodes)
             print(
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             args.plot.with_name(args.plot.stem + '_tokens.png'),
             title=f'{args.bundle.name}: routing per action token, seed {first.seed}',
         )
+    if args.sheet:
+        contact_sheet(episodes, args.sheet, max_episodes=SHEET_EPISODES)
     print_per_task(summary)
     low, high = summary['success_ci95']
     print(
