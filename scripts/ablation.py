@@ -5,7 +5,7 @@ On the multi-task scene (sim/tasks.py), in stages; a stage whose outputs exist i
 stopped at any point and started again with the same command:
 
   collect   scripted demonstrations through ROS, in chunks of training seeds, merged into one LeRobot dataset
-  pretrain  stage A: the dense base (--base-model: a 2x wider action expert) on those demos
+  pretrain  stage A: the dense base (--base-model: a 2x wider action expert, the VLM trained) on those demos
   finetune  stage B: from that one checkpoint, per variant and seed: dense, vanilla MoE and AdaMoE (reference and
             function-preserving init) upcycled, then AdaMoE top-2 and 8 experts (two jobs at a time, one thread each);
             beside them, stage A's checkpoint itself (`base`) is exported and evaluated like a variant
@@ -276,9 +276,9 @@ def main() -> None:
     parser.add_argument(
         '--base-model',
         nargs='*',
-        # Measured on one task (results/ablation_multitask/single_task/): the wider expert raises success at 9000
-        # steps; training the (random-init) VLM too helps at 3000 steps but lowers it at 9000 (overfits).
-        default=['expert_width_multiplier=2.0'],
+        # Measured (results/ablation_multitask/single_task/, two_task/): the wider expert raises one task's success;
+        # training the random-init VLM overfits one task but is what lets the instruction choose the cube (2 to 30/60).
+        default=['expert_width_multiplier=2.0', 'train_expert_only=false'],
         metavar='KEY=VALUE',
         help='AdaMoEConfig fields of the dense base (adamoe-train --set)',
     )
