@@ -42,6 +42,8 @@ class DecodedDataset(torch.utils.data.Dataset):
         absolute = self.columns['index']
         self.relative = np.full(self.meta.total_frames, -1, dtype=np.int64)
         self.relative[absolute] = np.arange(len(absolute))
+        # Each episode's [from, to) frame rows, read once: the per-sample path then touches no Arrow metadata.
+        self.episode_rows = np.array([(e['dataset_from_index'], e['dataset_to_index']) for e in self.meta.episodes])
         self.frames = {key: self._decoded_frames(key) for key in self.meta.video_keys}
 
     def __len__(self) -> int:
@@ -49,8 +51,7 @@ class DecodedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         item = {key: torch.from_numpy(np.array(column[idx])) for key, column in self.columns.items()}
-        episode = self.meta.episodes[int(item['episode_index'])]
-        start, end = episode['dataset_from_index'], episode['dataset_to_index']
+        start, end = self.episode_rows[int(item['episode_index'])]
         at = int(item['index'])
         query = {}
         for key, deltas in (self.delta_indices or {}).items():
@@ -90,8 +91,7 @@ class DecodedDataset(torch.utils.data.Dataset):
         return np.load(path, mmap_mode='r')
 
     def _episode_rows(self, episode: int) -> slice:
-        info = self.meta.episodes[episode]
-        return slice(info['dataset_from_index'], info['dataset_to_index'])
+        return slice(*self.episode_rows[episode])
 
     def _decode_episode(self, key: str, episode: int) -> np.ndarray:
         info = self.meta.episodes[episode]
