@@ -2,10 +2,11 @@
 
     python -m adamoe_ros.demo            (or: ros2 run adamoe_ros adamoe_demo, or: make demo)
 
-The scene is the one whose privileged state the bundle reads (sim/tasks.py); consecutive seeds cycle through its
-tasks, and each episode's instruction is published on the instruction topic, as a user would. Prints each episode
-as it finishes, the success rate per instruction and overall with 95% intervals and the inference latency, and
-writes results.json, a contact sheet and a video of the cameras, and a plot of expert usage to --out.
+The scene is the one whose privileged state the bundle reads (sim/tasks.py), or --scene for a bundle that reads
+none (cameras and joints only); consecutive seeds cycle through its tasks, and each episode's instruction is
+published on the instruction topic, as a user would. Prints each episode as it finishes, the success rate per
+instruction and overall with 95% intervals and the inference latency, and writes results.json, a contact sheet and
+a video of the cameras, and a plot of expert usage to --out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from adamoe_ros.closed_loop.report import (
     write_video,
 )
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
-from adamoe_ros.sim.tasks import scene_for_state
+from adamoe_ros.sim.tasks import SCENES, scene_def, scene_for_state
 
 DEMO_BUNDLE = Path(__file__).parent / 'bundles' / 'so101_demo'
 
@@ -45,12 +46,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--max-time', type=float, default=25.0, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
     parser.add_argument('--mode', default='rtc', choices=('rtc', 'blend', 'latest'), help='chunk execution')
+    parser.add_argument('--scene', choices=sorted(SCENES), help="default: the scene of the bundle's privileged state")
     parser.add_argument('--out', type=Path, default=Path('outputs/demo'))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     spec = load_spec(args.bundle)
-    scene = scene_for_state(spec.state_names[len(spec.joint_names) :])
+    privileged = spec.state_names[len(spec.joint_names) :]
+    if args.scene is None and not privileged:
+        parser.error(f'{args.bundle} reads no privileged state, so it does not say its scene: pass --scene')
+    scene = scene_def(args.scene) if args.scene else scene_for_state(privileged)
     args.episodes = args.episodes or max(5, len(scene.tasks))
     print(
         f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {spec.routing.mode} routing, '

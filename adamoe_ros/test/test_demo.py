@@ -1,0 +1,46 @@
+"""The demo's choice of scene: from the bundle's privileged state, or named for a bundle that reads none."""
+
+import json
+import shutil
+
+import pytest
+
+from adamoe_contract import bundle_format as fmt
+from adamoe_ros import demo
+from adamoe_ros.sim.tasks import MULTITASK
+
+
+@pytest.fixture
+def joints_only_bundle(tmp_path):
+    """The demo bundle with its privileged state removed from the contract (the graphs take padded state)."""
+    bundle = tmp_path / 'joints_only'
+    shutil.copytree(demo.DEMO_BUNDLE, bundle)
+    meta = json.loads((bundle / fmt.METADATA_FILE).read_text())
+    joints = len(meta['joint_names'])
+    meta['state_names'], meta['state_dim'] = meta['joint_names'], joints
+    state = meta['normalization']['state']
+    for key, value in state.items():
+        if isinstance(value, list):
+            state[key] = value[:joints]
+    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    meta['bundle_id'] = fmt.content_hash(bundle)
+    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    return bundle
+
+
+def test_a_cameras_and_joints_bundle_must_name_its_scene(joints_only_bundle, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        demo.main(['--bundle', str(joints_only_bundle), '--out', str(tmp_path / 'out')])
+    assert 'reads no privileged state, so it does not say its scene: pass --scene' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_the_named_scene_is_run_over_ros(joints_only_bundle, tmp_path):
+    out = tmp_path / 'out'
+    # fmt: off
+    demo.main(['--bundle', str(joints_only_bundle), '--scene', MULTITASK.name, '--episodes', '2', '--max-time', '1',
+               '--out', str(out)])
+    # fmt: on
+    episodes = json.loads((out / 'results.json').read_text())['episodes']
+    assert [e['task'] for e in episodes] == [MULTITASK.task_for_seed(e['seed']).name for e in episodes]
+    assert len({e['task'] for e in episodes}) == 2  # consecutive seeds, different instructions
