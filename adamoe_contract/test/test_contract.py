@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from adamoe_contract.backend import Observation, PolicyBackend, RtcOptions, check_observation, normalized_prefix
 from adamoe_contract.preprocess import resize_with_pad
 from adamoe_contract.spec import BundleError, load_spec
+from adamoe_ros.bundles import PICK_PLACE
 
-DEMO = Path(__file__).resolve().parents[2] / 'adamoe_ros' / 'adamoe_ros' / 'bundles' / 'so101_demo'
+DEMO = PICK_PLACE
 
 
 def test_importing_every_module_pulls_in_no_torch_ros_or_onnxruntime(tmp_path):

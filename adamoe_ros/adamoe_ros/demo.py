@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from adamoe_contract.spec import load_spec
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
@@ -29,7 +30,7 @@ from adamoe_ros.closed_loop.report import (
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
 from adamoe_ros.sim.tasks import SCENES, scene_def, scene_for_state
 
-DEMO_BUNDLE = Path(__file__).parent / 'bundles' / 'so101_demo'
+DEMO_BUNDLE = PICK_PLACE
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,12 +40,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from adamoe_contract.spec import load_spec
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.tools.proc_stats import read_process_stats
 
 PACKAGE = Path(__file__).resolve().parents[1]
-DEMO = PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'
+DEMO = PICK_PLACE
 SHM_PROFILE = PACKAGE / 'config' / 'fastdds_shm.xml'
 PERIOD_S = 0.02
 WARM_UP_S = 2.0

@@ -89,7 +89,7 @@ def generate_launch_description() -> LaunchDescription:
             *(SetEnvironmentVariable(name, value) for name, value in shm_profile_environment().items()),
             DeclareLaunchArgument(
                 'bundle_path',
-                default_value='so101_demo',
+                default_value='so101_pick_place',
                 description='Policy bundle folder, or the name of a bundle shipped with the package',
             ),
             DeclareLaunchArgument(

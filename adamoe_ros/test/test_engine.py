@@ -4,7 +4,6 @@ import inspect
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -12,12 +11,13 @@ import onnxruntime as ort
 import pytest
 
 from adamoe_contract import bundle_format as fmt
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.engine import BundleError, Observation, PolicyBackend, PolicyEngine, ProviderError, RtcOptions
 from adamoe_ros.engine.binding import provider_device, run_on_device
 from adamoe_ros.engine.flow import rtc_guidance_weight, rtc_prefix_weights
 from adamoe_ros.engine.providers import CUDA_PROVIDERS, create_session
 
-DEMO = Path(__file__).resolve().parents[1] / 'adamoe_ros' / 'bundles' / 'so101_demo'
+DEMO = PICK_PLACE
 
 
 @pytest.fixture(scope='module')

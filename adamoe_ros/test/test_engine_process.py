@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_policy_support import engine_children
 
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.engine import (
     BundleError,
     EngineProcess,
@@ -21,7 +22,7 @@ from adamoe_ros.engine import (
     PolicyEngine,
 )
 
-DEMO = Path(__file__).resolve().parents[1] / 'adamoe_ros' / 'bundles' / 'so101_demo'
+DEMO = PICK_PLACE
 SHM = Path('/dev/shm')
 
 

@@ -20,6 +20,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.robots import load_robot_profile
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.ros_env import (
@@ -36,7 +37,7 @@ from adamoe_ros.tools.fake_inputs import SO101
 from adamoe_ros_interfaces.msg import ActionChunk, PolicyStatus
 
 PACKAGE = Path(__file__).resolve().parents[1]
-BUNDLE = PACKAGE / 'adamoe_ros' / 'bundles' / 'so101_demo'
+BUNDLE = PICK_PLACE
 SO101_CONFIG = PACKAGE / 'config' / 'so101.yaml'
 PROFILE_PATH = Path(__file__).parent / 'fixtures' / 'so101_test_limits.yaml'
 PROFILE = load_robot_profile(PROFILE_PATH)

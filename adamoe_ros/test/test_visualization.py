@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from adamoe_ros.bundles import PICK_PLACE
 from adamoe_ros.closed_loop.phases import PHASES
 from adamoe_ros.closed_loop.report import (
     plot_expert_usage,
@@ -18,14 +19,13 @@ from adamoe_ros.closed_loop.report import (
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.closed_loop.stats import difference_interval, specialisation, usage_entropy, wilson_interval
 from adamoe_ros.closed_loop.usage_from_dataset import phase_from_state
-from adamoe_ros.demo import DEMO_BUNDLE
 from adamoe_ros.engine import PolicyEngine
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 
 
 @pytest.fixture(scope='module')
 def rollout():
-    engine = PolicyEngine.from_bundle(DEMO_BUNDLE)
+    engine = PolicyEngine.from_bundle(PICK_PLACE)
     sim = So101PickPlaceSim()
     try:
         yield (
@@ -109,7 +109,7 @@ def test_direct_evaluation_writes_its_results_and_contact_sheet(tmp_path):
 
     out, sheet = tmp_path / 'eval.json', tmp_path / 'sheet.png'
     # fmt: off
-    direct_eval.main(['--bundle', str(DEMO_BUNDLE), '--episodes', '2', '--max-time', '4', '--out', str(out),
+    direct_eval.main(['--bundle', str(PICK_PLACE), '--episodes', '2', '--max-time', '4', '--out', str(out),
                       '--sheet', str(sheet)])
     # fmt: on
     assert json.loads(out.read_text())['summary']['episodes'] == 2

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -31,6 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
+from adamoe_ros.bundles import resolve_bundle_path
 from adamoe_ros.engine import BundleSpec, EngineProcess, EngineProcessError, PolicyBackend, PolicyEngine
 from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
@@ -73,7 +73,6 @@ from adamoe_ros.policy.worker import InferenceWorker
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
 from adamoe_ros_interfaces.msg import ActionChunk, ExpertUsage, PolicyStatus
 
-SHIPPED_BUNDLES = Path(__file__).resolve().parents[1] / 'bundles'
 # Any backward step of the node clock (a sim reset or restart) or a switch of its source starts a new time line.
 CLOCK_JUMP = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True)
 
@@ -551,17 +550,6 @@ class PolicyNode(LifecycleNode):
                 status, f'{self.get_name()}: policy', self.get_fully_qualified_name(), self._problem, self._active
             )
         )
-
-
-def resolve_bundle_path(bundle_path: str) -> Path:
-    """Return the bundle folder: a path as given, or the name of a bundle shipped in adamoe_ros/bundles/."""
-    if not bundle_path:
-        raise ValueError('parameter bundle_path is empty')
-    path = Path(bundle_path).expanduser()
-    shipped = SHIPPED_BUNDLES / bundle_path
-    if not path.exists() and '/' not in bundle_path and shipped.is_dir():
-        return shipped
-    return path
 
 
 def _load_engine(p: PolicyParams, on_exit: Callable[[str], None]) -> PolicyBackend:
