@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from adamoe_contract.spec import load_spec
-from adamoe_ros.bundles import PICK_PLACE
+from adamoe_ros.bundles import MULTITASK
 from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
@@ -30,7 +30,7 @@ from adamoe_ros.closed_loop.report import (
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
 from adamoe_ros.sim.tasks import SCENES, scene_def, scene_for_state
 
-DEMO_BUNDLE = PICK_PLACE
+DEMO_BUNDLE = MULTITASK
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f'{args.bundle} reads no privileged state, so it does not say its scene: pass --scene')
     scene = scene_def(args.scene) if args.scene else scene_for_state(privileged)
     args.episodes = args.episodes or max(5, len(scene.tasks))
+    routing = spec.routing
+    moe = f', {routing.num_experts} experts top-{routing.top_k}' if routing.num_experts else ''
     print(
-        f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {spec.routing.mode} routing, '
-        f'{spec.routing.num_experts} experts top-{spec.routing.top_k}), scene {scene.name} ({len(scene.tasks)} '
-        f'tasks), {args.episodes} episodes of at most '
+        f'adamoe_ros demo: bundle {args.bundle} ({spec.bundle_id[:12]}, {routing.mode} routing{moe}), '
+        f'scene {scene.name} ({len(scene.tasks)} tasks), {args.episodes} episodes of at most '
         f'{args.max_time:.0f} s sim time, real-time factor {args.real_time_factor}',
         flush=True,
     )

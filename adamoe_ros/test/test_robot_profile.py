@@ -10,10 +10,10 @@ import yaml
 
 from adamoe_contract.robots import load_robot_profile
 from adamoe_contract.spec import load_spec
-from adamoe_ros.demo import DEMO_BUNDLE
+from adamoe_ros import bundles
 from adamoe_ros.recorder.config import RecorderConfig
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model, wheel_scene_path
-from adamoe_ros.sim.tasks import PICK_PLACE
+from adamoe_ros.sim.tasks import MULTITASK, PICK_PLACE, scene_for_state
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
@@ -39,11 +39,12 @@ def test_so101_limits_are_the_actuator_ranges_of_the_mjcf_the_sim_loads():
         assert model.camera(camera).name == camera
 
 
-def test_demo_bundle_was_trained_on_the_so101_profile():
-    spec = load_spec(DEMO_BUNDLE)
+@pytest.mark.parametrize(('bundle', 'scene'), [(bundles.PICK_PLACE, PICK_PLACE), (bundles.MULTITASK, MULTITASK)])
+def test_shipped_bundles_were_trained_on_the_so101_profile_and_their_scene(bundle, scene):
+    spec = load_spec(bundle)
     assert spec.joint_names == SO101.joint_names
     assert spec.camera_names == SO101.camera_names
-    assert spec.state_names == SO101.state_names
+    assert scene_for_state(spec.state_names[len(spec.joint_names) :]) is scene
 
 
 @pytest.mark.parametrize('file', ['so101.yaml', 'aloha.yaml'])

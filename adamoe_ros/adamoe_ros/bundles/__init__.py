@@ -6,6 +6,7 @@ from pathlib import Path
 
 SHIPPED = Path(__file__).resolve().parent
 PICK_PLACE = SHIPPED / 'so101_pick_place'  # the pick_place scene: one cube, its position as privileged state
+MULTITASK = SHIPPED / 'so101_multitask'  # the multitask scene: six tasks, the instruction decides (the demo's)
 
 
 def resolve_bundle_path(bundle_path: str) -> Path:
