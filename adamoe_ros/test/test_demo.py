@@ -1,4 +1,4 @@
-"""The demo's choice of scene: from the bundle's privileged state, or named for a bundle that reads none."""
+"""The demo and its evaluation over ROS: the scene from the bundle's privileged state or named, one task's seeds."""
 
 import json
 import shutil
@@ -7,6 +7,9 @@ import pytest
 
 from adamoe_contract import bundle_format as fmt
 from adamoe_ros import demo
+from adamoe_ros.bundles import MULTITASK as MULTITASK_BUNDLE
+from adamoe_ros.closed_loop.instructions import task_seeds
+from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
 from adamoe_ros.sim.tasks import MULTITASK
 
 
@@ -44,3 +47,13 @@ def test_the_named_scene_is_run_over_ros(joints_only_bundle, tmp_path):
     episodes = json.loads((out / 'results.json').read_text())['episodes']
     assert [e['task'] for e in episodes] == [MULTITASK.task_for_seed(e['seed']).name for e in episodes]
     assert len({e['task'] for e in episodes}) == 2  # consecutive seeds, different instructions
+
+
+def test_evaluation_over_ros_of_one_task_takes_that_tasks_seeds():
+    # fmt: off
+    cfg = RosEvalConfig(bundle=MULTITASK_BUNDLE, episodes=2, first_seed=2000, max_time=0.5, scene=MULTITASK.name,
+                        task='stack_blue_on_red')
+    # fmt: on
+    episodes = evaluate_over_ros(cfg, log=print)
+    assert [e.seed for e in episodes] == task_seeds(MULTITASK, cfg.task, 2000, 2)
+    assert {e.task for e in episodes} == {cfg.task}

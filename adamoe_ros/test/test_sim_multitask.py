@@ -218,3 +218,4 @@ def test_one_task_evaluation_takes_that_tasks_seeds_in_order() -> None:
     assert all(MULTITASK.task_for_seed(seed).name != 'stack_red_on_blue' for seed in skipped)
     with pytest.raises(KeyError, match='red_on_green'):
         task_seeds(MULTITASK, 'juggle', 1000, 1)
+    assert task_seeds(MULTITASK, None, 1000, 8) == list(range(1000, 1008))  # no task: every task in turn

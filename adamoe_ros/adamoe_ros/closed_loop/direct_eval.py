@@ -52,11 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     scene = scene_def(args.scene)
-    seeds = (
-        task_seeds(scene, args.task, args.first_seed, args.episodes)
-        if args.task
-        else range(args.first_seed, args.first_seed + args.episodes)
-    )
+    seeds = task_seeds(scene, args.task, args.first_seed, args.episodes)
     engine = PolicyEngine.from_bundle(args.bundle, intra_op_threads=1)
     sim = So101PickPlaceSim(scene=scene)
     start = time.monotonic()

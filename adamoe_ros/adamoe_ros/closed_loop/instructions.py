@@ -46,8 +46,13 @@ def episode_instruction(
     return EpisodeInstruction(task, scene_task, phrases[(seed // len(scene.tasks)) % len(phrases)])
 
 
-def task_seeds(scene: SceneDef, task_name: str, first_seed: int, count: int) -> list[int]:
-    """Return the first `count` seeds from `first_seed` on whose scene task is `task_name` (one task's evaluation)."""
+def task_seeds(scene: SceneDef, task_name: str | None, first_seed: int, count: int) -> list[int]:
+    """Return the first `count` seeds from `first_seed` on whose scene task is `task_name` (one task's evaluation).
+
+    Without a task name: `count` consecutive seeds, which cycle through the scene's tasks.
+    """
+    if task_name is None:
+        return list(range(first_seed, first_seed + count))
     task = scene.task(task_name)  # KeyError naming the scene's tasks
     seeds: list[int] = []
     seed = first_seed

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray, String
 
 from adamoe_contract.spec import load_spec
-from adamoe_ros.closed_loop.instructions import PHRASINGS, EpisodeInstruction, episode_instruction
+from adamoe_ros.closed_loop.instructions import PHRASINGS, EpisodeInstruction, episode_instruction, task_seeds
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.closed_loop.report import episode_table, print_per_task, summarize, write_json
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
@@ -49,6 +49,7 @@ class RosEvalConfig:
     real_time_factor: float = 1.0  # 1.0: the policy sees its real latency in sim time
     execution_mode: str = 'rtc'
     scene: str = 'pick_place'  # sim/tasks.py scene; the seed picks each episode's task
+    task: str | None = None  # only this task's seeds (from first_seed on); None: consecutive seeds, every task
     phrasing: str = 'canonical'  # instruction words: canonical, train or held_out (instructions.PHRASINGS)
     swap: bool = False  # instruct the next task's instruction; both tasks are judged
     frame_every: float = 1.0  # sim seconds between frames kept for the contact sheet (0: none)
@@ -147,9 +148,10 @@ def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
 
 
 def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) -> list[RosEpisode]:
-    """Run cfg.episodes episodes on seeds first_seed.. and return what each one did."""
+    """Run cfg.episodes episodes on seeds first_seed.. (of cfg.task, if given) and return what each one did."""
     spec = load_spec(Path(cfg.bundle))
     scene = scene_def(cfg.scene)
+    seeds = task_seeds(scene, cfg.task, cfg.first_seed, cfg.episodes)
     height, width = spec.image_size[spec.camera_names[0]]
     # The policy clamps to the SO-101 profile's limits, which test_robot_profile checks against the sim's MJCF.
     policy_params = {
@@ -188,8 +190,7 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
         evaluator.sim_time = lambda: bridge.sim.time
         if policy.trigger_configure().name != 'SUCCESS':
             raise RuntimeError(f'policy_node failed to configure with bundle {cfg.bundle} (see its log)')
-        for i in range(cfg.episodes):
-            seed = cfg.first_seed + i
+        for i, seed in enumerate(seeds):
             told = episode_instruction(scene, seed, cfg.phrasing, cfg.swap)
             evaluator.phase_of = lambda told=told: _phase(bridge, told)
             episode = _run_episode(cfg, evaluator, policy, bridge, seed, told)
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--scene', default=RosEvalConfig.scene, choices=sorted(SCENES), help='sim/tasks.py scene')
     parser.add_argument('--phrasing', default=RosEvalConfig.phrasing, choices=PHRASINGS)
     parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
+    parser.add_argument('--task', help="only this task's seeds (a sim/tasks.py task name, e.g. red_on_green)")
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     args = parser.parse_args(argv)
     cfg = RosEvalConfig(
@@ -265,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         max_time=args.max_time,
         real_time_factor=args.real_time_factor,
         scene=args.scene,
+        task=args.task,
         phrasing=args.phrasing,
         swap=args.swap,
         frame_every=0.0,
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     episodes = evaluate_over_ros(cfg)
     spec = load_spec(args.bundle)
     summary = summarize(episodes, spec.routing.top_k)
-    settings = {'scene': args.scene, 'phrasing': args.phrasing, 'swapped_instructions': args.swap}
+    settings = {'scene': args.scene, 'task': args.task, 'phrasing': args.phrasing, 'swapped_instructions': args.swap}
     results = {'bundle': str(args.bundle), 'bundle_id': spec.bundle_id, **settings, 'summary': summary}
     write_json(args.out, {**results, 'episodes': episode_table(episodes)})
     print_per_task(summary)
