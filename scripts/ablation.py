@@ -210,7 +210,6 @@ def finetune_export_evaluate(job: Job, pretrained: Path, dataset: Path, args: ar
     extra = ['--upcycle-from', str(pretrained), *VARIANTS[job.variant]]
     final = train(work / 'train', dataset, args.finetune_steps, job.seed, 1, args.finetune_lr_scale, extra, args)
     shutil.copy(work / 'train' / 'train_log.jsonl', results / 'train_log.jsonl')
-    shutil.copy(done_marker(work / 'train'), results / 'train_time.json')
     if args.stop_after != 'finetune':
         export_evaluate(job, final, dataset, args, args.episodes)
 

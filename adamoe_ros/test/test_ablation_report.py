@@ -28,7 +28,8 @@ def write_eval(folder: Path, wins_per_task: dict[str, int], per_task: int = 6, u
             'by_phase': {'reach': usage[0], 'lift': usage[1]},
         }
     (folder / 'eval.json').write_text(json.dumps({'summary': summary}))
-    (folder / 'train_log.jsonl').write_text(json.dumps({'step': 10, 'flow_loss': 0.2, 'balance_loss': 0.1}) + '\n')
+    log = [{'step': 10 * i, 'flow_loss': 0.2, 'balance_loss': 0.1, 'step_s': 0.1 + (i == 1)} for i in range(1, 4)]
+    (folder / 'train_log.jsonl').write_text(''.join(json.dumps(entry) + '\n' for entry in log))
 
 
 def test_seeds_pool_per_variant_and_differences_are_judged(tmp_path: Path) -> None:
@@ -50,6 +51,7 @@ def test_seeds_pool_per_variant_and_differences_are_judged(tmp_path: Path) -> No
         'ci95': list(wilson_interval(11, 12)),
     }
     assert adamoe['task_specialisation'] == pytest.approx(0.5)
+    assert dense['step_p50_s'] == pytest.approx(0.1)  # the median: one slow step (a resume's first) does not count
     assert dense['task_specialisation'] != dense['task_specialisation']  # dense: no experts, NaN
     line = next(x for x in text.splitlines() if x.startswith('- adamoe_e4_k1 - dense'))
     assert line.startswith(f'- adamoe_e4_k1 - dense: {23 / 24 - 4 / 24:+.0%}') and line.endswith(': supported')

@@ -1,8 +1,8 @@
 """The ablation's report: evaluations of every variant and fine-tuning seed pooled into tables with intervals.
 
 Reads what scripts/ablation.py leaves in its results folder, per variant and seed (`<variant>/seed<N>/`):
-`eval.json` (direct_eval on held-out seeds), optionally `held_out.json` and `swap.json` (the language tests),
-`train_log.jsonl` and `train_time.json`. Writes `README.md` and `ablation.json` beside them.
+`eval.json` (direct_eval on held-out seeds), optionally `held_out.json` and `swap.json` (the language tests), and
+`train_log.jsonl`. Writes `README.md` and `ablation.json` beside them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,13 @@ def final_losses(log: Path) -> dict[str, float | None]:
     return {'flow_loss': mean('flow_loss'), 'balance_loss': mean('balance_loss')}
 
 
+def median_step_s(log: Path) -> float | None:
+    """Median training step time of adamoe-train's log: unlike wall time, right for a run stopped and resumed."""
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    times = [e['step_s'] for e in entries if e.get('step_s') is not None]
+    return float(np.median(times)) if times else None
+
+
 def _pool_usage(summaries: list[dict[str, Any]], key: str) -> dict[str, np.ndarray]:
     """Mean of each group's expert shares over the seeds that report it (empty for dense)."""
     groups: dict[str, list[np.ndarray]] = {}
@@ -57,7 +64,7 @@ def variant_row(folder: Path) -> dict[str, Any] | None:
             counts[1] += row['episodes']
     losses = [final_losses(p / 'train_log.jsonl') for p in seeds]
     entropy = [s['expert_usage']['usage_entropy'] for s in evals if 'expert_usage' in s]
-    times = [(_read(p / 'train_time.json') or {}).get('train_time_s') for p in seeds]
+    step_times = [median_step_s(p / 'train_log.jsonl') for p in seeds]
 
     def mean_of(values: list[float | None]) -> float | None:
         kept = [v for v in values if v is not None]
@@ -92,7 +99,7 @@ def variant_row(folder: Path) -> dict[str, Any] | None:
         'usage_entropy': mean_of(entropy),
         'task_specialisation': specialisation(_pool_usage(evals, 'by_task')),
         'phase_specialisation': specialisation(_pool_usage(evals, 'by_phase')),
-        'train_time_s': mean_of(times),
+        'step_p50_s': mean_of(step_times),
         'inference_p50_ms': mean_of([s['inference']['p50_ms'] for s in evals]),
         'language': language,
     }
@@ -138,10 +145,11 @@ def markdown(rows: dict[str, dict[str, Any]], command: str) -> str:
         'the engine drives the sim directly (sim paused during inference) on held-out seeds, each fine-tuning seed '
         'its own block of seeds, pooled per variant; canonical instructions. Intervals: Wilson 95%; differences: '
         "Newcombe's 95% interval. Specialisation: mean total-variation distance of each task's (phase's) expert "
-        'shares from their mean (0 = routed alike).',
+        'shares from their mean (0 = routed alike). Training step: the median step time (batch 16, one thread, two '
+        'jobs side by side).',
         '',
         '| variant | seeds | success (95% CI) | per seed | lifted | vs dense | flow loss | balance loss | '
-        'usage entropy | task spec. | phase spec. | train time | inference p50 |',
+        'usage entropy | task spec. | phase spec. | training step | inference p50 |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for name, r in rows.items():
@@ -155,7 +163,7 @@ def markdown(rows: dict[str, dict[str, Any]], command: str) -> str:
             f'({_pct(r["ci95"][0])}-{_pct(r["ci95"][1])}) | {" / ".join(_pct(x) for x in r["per_seed_rates"])} | '
             f'{_pct(r["lift_rate"])} | {versus} | {_num(r["flow_loss"], ".4f")} | {_num(r["balance_loss"], ".4f")} | '
             f'{_num(r["usage_entropy"], ".3f")} | {_num(r["task_specialisation"], ".3f")} | '
-            f'{_num(r["phase_specialisation"], ".3f")} | {_num(r["train_time_s"], ".0f")} s | '
+            f'{_num(r["phase_specialisation"], ".3f")} | {_num(r["step_p50_s"] and 1e3 * r["step_p50_s"], ".0f")} ms | '
             f'{_num(r["inference_p50_ms"], ".1f")} ms |'
         )
     tasks = list(dict.fromkeys(t for r in rows.values() for t in r['per_task']))
