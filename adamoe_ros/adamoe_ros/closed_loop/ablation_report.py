@@ -22,22 +22,23 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def final_losses(log: Path) -> dict[str, float | None]:
-    """Mean flow loss and balance loss of the last logged steps of adamoe-train."""
-    entries = [json.loads(line) for line in log.read_text().splitlines()][-LAST_LOGGED:] if log.exists() else []
+def training_summary(log: Path) -> dict[str, float | None]:
+    """From adamoe-train's log: mean flow and balance loss of the last logged steps, and the median step time.
 
-    def mean(key: str) -> float | None:
-        values = [e[key] for e in entries if e.get(key) is not None]
+    The median step, unlike wall time, is right for a run stopped and resumed.
+    """
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def mean_of_last(key: str) -> float | None:
+        values = [e[key] for e in entries[-LAST_LOGGED:] if e.get(key) is not None]
         return float(np.mean(values)) if values else None
 
-    return {'flow_loss': mean('flow_loss'), 'balance_loss': mean('balance_loss')}
-
-
-def median_step_s(log: Path) -> float | None:
-    """Median training step time of adamoe-train's log: unlike wall time, right for a run stopped and resumed."""
-    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     times = [e['step_s'] for e in entries if e.get('step_s') is not None]
-    return float(np.median(times)) if times else None
+    return {
+        'flow_loss': mean_of_last('flow_loss'),
+        'balance_loss': mean_of_last('balance_loss'),
+        'step_p50_s': float(np.median(times)) if times else None,
+    }
 
 
 def _pool_usage(summaries: list[dict[str, Any]], key: str) -> dict[str, np.ndarray]:
@@ -62,9 +63,8 @@ def variant_row(folder: Path) -> dict[str, Any] | None:
             counts = per_task.setdefault(task, [0, 0])
             counts[0] += row['successes']
             counts[1] += row['episodes']
-    losses = [final_losses(p / 'train_log.jsonl') for p in seeds]
+    training = [training_summary(p / 'train_log.jsonl') for p in seeds]
     entropy = [s['expert_usage']['usage_entropy'] for s in evals if 'expert_usage' in s]
-    step_times = [median_step_s(p / 'train_log.jsonl') for p in seeds]
 
     def mean_of(values: list[float | None]) -> float | None:
         kept = [v for v in values if v is not None]
@@ -94,12 +94,12 @@ def variant_row(folder: Path) -> dict[str, Any] | None:
         'per_task': {
             t: {'successes': w, 'episodes': m, 'ci95': list(wilson_interval(w, m))} for t, (w, m) in per_task.items()
         },
-        'flow_loss': mean_of([x['flow_loss'] for x in losses]),
-        'balance_loss': mean_of([x['balance_loss'] for x in losses]),
+        'flow_loss': mean_of([x['flow_loss'] for x in training]),
+        'balance_loss': mean_of([x['balance_loss'] for x in training]),
         'usage_entropy': mean_of(entropy),
         'task_specialisation': specialisation(_pool_usage(evals, 'by_task')),
         'phase_specialisation': specialisation(_pool_usage(evals, 'by_phase')),
-        'step_p50_s': mean_of(step_times),
+        'step_p50_s': mean_of([x['step_p50_s'] for x in training]),
         'inference_p50_ms': mean_of([s['inference']['p50_ms'] for s in evals]),
         'language': language,
     }
