@@ -17,7 +17,7 @@ def load_script():
     return module
 
 
-def test_each_task_is_evaluated_once_on_its_seeds_and_pooled(tmp_path, capsys):
+def test_each_task_is_evaluated_once_on_its_seeds_and_pooled(tmp_path):
     script = load_script()
     args = ['--episodes', '1', '--max-time', '0.3', '--out', str(tmp_path)]
     script.main(args)
