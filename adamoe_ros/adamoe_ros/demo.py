@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.scene is None and not privileged:
         parser.error(f'{args.bundle} reads no privileged state, so it does not say its scene: pass --scene')
     scene = scene_def(args.scene) if args.scene else scene_for_state(privileged)
+    if privileged and tuple(privileged) != scene.state_names:
+        parser.error(f'{args.bundle} reads the state {list(privileged)}; scene {scene.name} publishes another')
     args.episodes = args.episodes or max(5, len(scene.tasks))
     routing = spec.routing
     moe = f', {routing.num_experts} experts top-{routing.top_k}' if routing.num_experts else ''

@@ -38,6 +38,13 @@ def test_a_cameras_and_joints_bundle_must_name_its_scene(joints_only_bundle, tmp
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_scene_that_does_not_publish_the_bundles_state_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        demo.main(['--bundle', str(MULTITASK_BUNDLE), '--scene', 'pick_place', '--out', str(tmp_path / 'out')])
+    assert 'scene pick_place publishes another' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
 def test_the_named_scene_is_run_over_ros(joints_only_bundle, tmp_path):
     out = tmp_path / 'out'
     # fmt: off
