@@ -181,12 +181,13 @@ def _mark_phases(ax: Any, records: Sequence[RoutingRecord], y: float) -> None:
     for r0, r1 in zip(records, records[1:], strict=False):
         if r0.phase != r1.phase:
             ax.axvline(r1.time, color='k', lw=0.7)
-            ax.text(r1.time, y, r1.phase, fontsize=7, transform=ax.get_xaxis_transform())
+            ax.text(r1.time, y, r1.phase, fontsize=6, rotation=90, va='bottom', transform=ax.get_xaxis_transform())
 
 
 def _save(fig: Any, path: Path, title: str) -> Path:
     fig.suptitle(title)
-    fig.tight_layout()
+    legend_inches = 0.35 if fig.legends else 0.0  # a figure legend sits below the panels
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     _pyplot().close(fig)
@@ -229,10 +230,11 @@ def plot_expert_usage(episodes: Sequence[EpisodeResult], path: Path, title: str 
         ax.set_xlabel(f'sim time (s), seed {first.seed}')
         _stacked_bars(axes[layer, 1], by_phase, layer, colors)
         _stacked_bars(axes[layer, 2], by_task, layer, colors)
-    axes[0, 0].legend(fontsize=7, loc='upper right', ncol=experts)
-    axes[0, 0].set_title('expert share per chunk (area) and mean weight when selected (dashed)')
-    axes[0, 1].set_title('mean expert share per task phase (all episodes)')
-    axes[0, 2].set_title('mean expert share per instructed task')
+    # One legend for the figure, below the panels: inside a panel it hides the curves.
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc='lower center', ncol=experts, fontsize=7, frameon=False)
+    panels = ('share per chunk (area), weight if chosen (dashed)', 'mean share per phase', 'mean share per instruction')
+    for ax, panel in zip(axes[0], panels, strict=True):
+        ax.set_title(panel, fontsize=9, pad=14)
     return _save(fig, path, title or 'AdaMoE expert usage')
 
 
