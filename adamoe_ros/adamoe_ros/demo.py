@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     privileged = spec.state_names[len(spec.joint_names) :]
     if args.scene is None and not privileged:
         parser.error(f'{args.bundle} reads no privileged state, so it does not say its scene: pass --scene')
-    scene = scene_def(args.scene) if args.scene else scene_for_state(privileged)
+    try:
+        scene = scene_def(args.scene) if args.scene else scene_for_state(privileged)
+    except ValueError as err:  # a state no scene publishes: the bundle was trained elsewhere
+        parser.error(f'{args.bundle}: {err}')
     if privileged and tuple(privileged) != scene.state_names:
         parser.error(f'{args.bundle} reads the state {list(privileged)}; scene {scene.name} publishes another')
     args.episodes = args.episodes or max(5, len(scene.tasks))

@@ -38,6 +38,21 @@ def test_a_cameras_and_joints_bundle_must_name_its_scene(joints_only_bundle, tmp
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_privileged_state_that_no_scene_publishes_is_refused(tmp_path, capsys):
+    bundle = tmp_path / 'other_state'
+    shutil.copytree(demo.DEMO_BUNDLE, bundle)
+    meta = json.loads((bundle / fmt.METADATA_FILE).read_text())
+    joints = len(meta['joint_names'])
+    meta['state_names'] = meta['joint_names'] + [f'other_{name}' for name in meta['state_names'][joints:]]
+    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    meta['bundle_id'] = fmt.content_hash(bundle)
+    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SystemExit):
+        demo.main(['--bundle', str(bundle), '--out', str(tmp_path / 'out')])
+    assert 'no scene publishes the state' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
 def test_a_scene_that_does_not_publish_the_bundles_state_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         demo.main(['--bundle', str(MULTITASK_BUNDLE), '--scene', 'pick_place', '--out', str(tmp_path / 'out')])
