@@ -21,6 +21,7 @@ stopped at any point and started again with the same command:
 
     python scripts/ablation.py                      # everything, resuming
     python scripts/ablation.py --stop-after pretrain
+    python scripts/ablation.py --text-encoder all-MiniLM-L6-v2 --variants --work W --results R  # that base alone
 
 Checkpoints, bundles and the dataset go to --work (not committed); evaluations, logs and the report to --results.
 """
@@ -249,7 +250,8 @@ def evaluate_base(pretrained: Path, dataset: Path, args: argparse.Namespace) -> 
 
 def dense_base(args: argparse.Namespace) -> list[str]:
     """adamoe-train arguments of stage A's dense base; stage B's variants inherit its shape by upcycling."""
-    return ['--routing-mode', 'dense', *(arg for field in args.base_model for arg in ('--set', field))]
+    encoder = ['--text-encoder', args.text_encoder] if args.text_encoder else []
+    return ['--routing-mode', 'dense', *encoder, *(arg for field in args.base_model for arg in ('--set', field))]
 
 
 def jobs(args: argparse.Namespace) -> list[Job]:
@@ -283,7 +285,13 @@ def main() -> None:
     )
     parser.add_argument('--save-every', type=int, default=500, help='checkpoints a stopped run resumes from')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='fine-tuning seeds')
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        '--text-encoder',
+        help="stage A's frozen pretrained instruction encoder (adamoe-train --text-encoder); stage B inherits it",
+    )
+    parser.add_argument(
+        '--variants', nargs='*', default=list(VARIANTS), choices=list(VARIANTS), help='none: stage A alone (base)'
+    )
     parser.add_argument('--episodes', type=int, default=36, help='evaluation episodes per model (6 per task)')
     parser.add_argument('--parallel', type=int, default=2, help='fine-tuning jobs at once (one thread each)')
     parser.add_argument(

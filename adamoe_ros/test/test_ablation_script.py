@@ -91,3 +91,22 @@ def test_a_state_not_led_by_the_joints_is_refused(tmp_path: Path) -> None:
     source = make_dataset(tmp_path / 'source', [f'x{i}' for i in range(9)])
     with pytest.raises(ValueError, match='does not begin with the joints'):
         ablation.joints_only(source.root, tmp_path / 'joints_only')
+
+
+def test_stage_a_takes_the_text_encoder_and_the_base_model_fields(tmp_path: Path) -> None:
+    from lerobot_policy_adamoe.train import TrainOptions, build_config, build_parser
+
+    ablation = load_script()
+    args = argparse.Namespace(text_encoder='all-MiniLM-L6-v2', base_model=['expert_width_multiplier=2.0'])
+    # fmt: off
+    parsed = build_parser().parse_args(['--dataset-root', str(tmp_path), '--repo-id', 'local/x', '--output-dir',
+                                        str(tmp_path / 'out'), *ablation.dense_base(args)])
+    # fmt: on
+    config = build_config(TrainOptions(**{**vars(parsed), 'overrides': dict(parsed.overrides)}))
+    assert (config.text_encoder, config.expert_width_multiplier, config.routing_mode) == (
+        'all-MiniLM-L6-v2',
+        2.0,
+        'dense',
+    )
+    args.text_encoder = None
+    assert '--text-encoder' not in ablation.dense_base(args)
