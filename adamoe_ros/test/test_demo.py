@@ -13,22 +13,30 @@ from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
 from adamoe_ros.sim.tasks import MULTITASK
 
 
+def demo_bundle_copy(folder, edit):
+    """A copy of the demo bundle whose metadata `edit` changed in place, with its content hash made valid again."""
+    shutil.copytree(demo.DEMO_BUNDLE, folder)
+    meta = json.loads((folder / fmt.METADATA_FILE).read_text())
+    edit(meta)
+    (folder / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    meta['bundle_id'] = fmt.content_hash(folder)
+    (folder / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    return folder
+
+
 @pytest.fixture
 def joints_only_bundle(tmp_path):
     """The demo bundle with its privileged state removed from the contract (the graphs take padded state)."""
-    bundle = tmp_path / 'joints_only'
-    shutil.copytree(demo.DEMO_BUNDLE, bundle)
-    meta = json.loads((bundle / fmt.METADATA_FILE).read_text())
-    joints = len(meta['joint_names'])
-    meta['state_names'], meta['state_dim'] = meta['joint_names'], joints
-    state = meta['normalization']['state']
-    for key, value in state.items():
-        if isinstance(value, list):
-            state[key] = value[:joints]
-    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
-    meta['bundle_id'] = fmt.content_hash(bundle)
-    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
-    return bundle
+
+    def joints_only(meta):
+        joints = len(meta['joint_names'])
+        meta['state_names'], meta['state_dim'] = meta['joint_names'], joints
+        state = meta['normalization']['state']
+        for key, value in state.items():
+            if isinstance(value, list):
+                state[key] = value[:joints]
+
+    return demo_bundle_copy(tmp_path / 'joints_only', joints_only)
 
 
 def test_a_cameras_and_joints_bundle_must_name_its_scene(joints_only_bundle, tmp_path, capsys):
@@ -39,14 +47,11 @@ def test_a_cameras_and_joints_bundle_must_name_its_scene(joints_only_bundle, tmp
 
 
 def test_a_privileged_state_that_no_scene_publishes_is_refused(tmp_path, capsys):
-    bundle = tmp_path / 'other_state'
-    shutil.copytree(demo.DEMO_BUNDLE, bundle)
-    meta = json.loads((bundle / fmt.METADATA_FILE).read_text())
-    joints = len(meta['joint_names'])
-    meta['state_names'] = meta['joint_names'] + [f'other_{name}' for name in meta['state_names'][joints:]]
-    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
-    meta['bundle_id'] = fmt.content_hash(bundle)
-    (bundle / fmt.METADATA_FILE).write_text(json.dumps(meta))
+    def rename_privileged_state(meta):
+        joints = len(meta['joint_names'])
+        meta['state_names'] = meta['joint_names'] + [f'other_{name}' for name in meta['state_names'][joints:]]
+
+    bundle = demo_bundle_copy(tmp_path / 'other_state', rename_privileged_state)
     with pytest.raises(SystemExit):
         demo.main(['--bundle', str(bundle), '--out', str(tmp_path / 'out')])
     assert 'no scene publishes the state' in capsys.readouterr().err
