@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adamoe_ros.closed_loop.ablation_report import write_report
+from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,6 +288,7 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='fine-tuning seeds')
     parser.add_argument(
         '--text-encoder',
+        choices=tuple(TEXT_ENCODERS),
         help="stage A's frozen pretrained instruction encoder (adamoe-train --text-encoder); stage B inherits it",
     )
     parser.add_argument(

@@ -110,3 +110,15 @@ def test_stage_a_takes_the_text_encoder_and_the_base_model_fields(tmp_path: Path
     )
     args.text_encoder = None
     assert '--text-encoder' not in ablation.dense_base(args)
+
+
+def test_an_unknown_text_encoder_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    import subprocess
+
+    # fmt: off
+    proc = subprocess.run([sys.executable, str(SCRIPT), '--text-encoder', 'bert-large', '--work', str(tmp_path / 'w'),
+                           '--results', str(tmp_path / 'r')], capture_output=True, text=True)
+    # fmt: on
+    assert proc.returncode == 2
+    assert "--text-encoder: invalid choice: 'bert-large'" in proc.stderr
+    assert not (tmp_path / 'w').exists() and not (tmp_path / 'r').exists()
