@@ -1,12 +1,24 @@
-"""The frozen pretrained instruction encoder (`text_encoder`): the real MiniLM, trained around, exported whole."""
+"""The frozen pretrained instruction encoder (`text_encoder`): the real MiniLM, trained around, exported."""
+
+from collections import Counter
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from adamoe_ros.engine import PolicyEngine
 from lerobot_policy_adamoe.export.checkpoint import load_checkpoint
 from lerobot_policy_adamoe.export.cli import main as export_main
+from lerobot_policy_adamoe.export.compact_encoder import (
+    STORAGE,
+    TEXT_ENCODER_SCOPE,
+    compact_rounded_copy,
+    compact_text_encoder,
+    quantize_rows,
+)
 from lerobot_policy_adamoe.export.reference import max_abs_difference
 from lerobot_policy_adamoe.export.tiny_checkpoint import train_tiny_checkpoint
 from lerobot_policy_adamoe.export.untrained import UntrainedSpec, make_tiny_adamoe_policy
@@ -64,13 +76,88 @@ def test_a_backbone_with_another_tokenizer_is_refused(tmp_path):
         make_tiny_adamoe_policy(plain, tmp_path / 'backbone')
 
 
-def test_the_exported_bundle_runs_the_encoder_and_matches_pytorch(tmp_path):
-    checkpoint = train_tiny_checkpoint(tmp_path / 'ckpt', SPEC, backbone_dir=tmp_path, steps=2)
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('minilm_ckpt')
+    return train_tiny_checkpoint(folder / 'ckpt', SPEC, backbone_dir=folder, steps=2)
+
+
+def export(checkpoint, bundle, *extra):
     names = ['--state-names', ','.join([*SPEC.joint_names, *SPEC.extra_state_names])]
     names += ['--joint-names', ','.join(SPEC.joint_names)]
-    code = export_main([str(checkpoint), str(tmp_path / 'bundle'), *names, '--fps', '10', '--validate-cases', '1'])
-    assert code == 0
+    return export_main([str(checkpoint), str(bundle), *names, '--fps', '10', '--validate-cases', '1', *extra])
+
+
+def test_the_exported_bundle_runs_the_encoder_and_matches_pytorch(checkpoint, tmp_path):
+    assert export(checkpoint, tmp_path / 'bundle') == 0
     ckpt = load_checkpoint(checkpoint)
     engine = PolicyEngine.from_bundle(tmp_path / 'bundle')
     # The reference instructions include the empty one and one longer than the token budget (truncated).
     assert max_abs_difference(ckpt.policy, ckpt.preprocessor, ckpt.postprocessor, engine, cases=4, seed=3) < 1e-4
+
+
+def test_compact_encoder_bundle_is_smaller_and_computes_exactly_the_rounded_policy(checkpoint, tmp_path):
+    assert export(checkpoint, tmp_path / 'fp32') == 0
+    assert export(checkpoint, tmp_path / 'compact', '--compact-text-encoder') == 0
+    fp32_size, compact_size = ((tmp_path / b / 'prefix.onnx').stat().st_size for b in ('fp32', 'compact'))
+    assert compact_size < fp32_size / 2.5  # the encoder's weights dominate the prefix graph
+    restored = Counter(n.op_type for n in onnx.load(str(tmp_path / 'compact' / 'prefix.onnx')).graph.node
+                       if n.name.startswith(TEXT_ENCODER_SCOPE + 'restore/'))  # fmt: skip
+    assert restored == {'DequantizeLinear': 2, 'Cast': 37}  # word and position tables; 6 x 6 layer matrices + proj
+    engine = PolicyEngine.from_bundle(tmp_path / 'compact')
+    assert engine.spec.source['weights'] == STORAGE
+    ckpt = load_checkpoint(checkpoint)
+    rounded = compact_rounded_copy(ckpt.policy)
+    assert max_abs_difference(rounded, ckpt.preprocessor, ckpt.postprocessor, engine, cases=4, seed=3) < 1e-4
+    # The rounding changed the policy (so the bound above tells the rounded weights from the float32 ones).
+    assert max_abs_difference(ckpt.policy, ckpt.preprocessor, ckpt.postprocessor, engine, cases=4, seed=3) > 1e-4
+
+
+def test_compact_export_of_a_policy_without_a_text_encoder_is_refused(tmp_path):
+    plain = UntrainedSpec()
+    checkpoint = train_tiny_checkpoint(tmp_path / 'ckpt', plain, backbone_dir=tmp_path, steps=1)
+    with pytest.raises(SystemExit, match='has no text_encoder'):
+        export(checkpoint, tmp_path / 'bundle', '--compact-text-encoder')
+    assert not (tmp_path / 'bundle').exists()
+
+
+def test_compact_storage_restores_the_rounded_weights_and_leaves_the_rest(tmp_path):
+    rng = np.random.default_rng(0)
+    table, matrix, other = (rng.normal(size=s).astype(np.float32) for s in ((300, 64), (64, 96), (96, 80)))
+    nodes = [
+        helper.make_node('Gather', ['table', 'ids'], ['embedded'], name=TEXT_ENCODER_SCOPE + 'embeddings/Gather'),
+        helper.make_node('MatMul', ['embedded', 'matrix'], ['hidden'], name=TEXT_ENCODER_SCOPE + 'layer/MatMul'),
+        helper.make_node('MatMul', ['hidden', 'other'], ['out'], name='/model/MatMul'),  # outside the encoder
+    ]
+    graph = helper.make_graph(
+        nodes,
+        'g',
+        [helper.make_tensor_value_info('ids', TensorProto.INT64, [5])],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, [5, 80])],
+        [numpy_helper.from_array(w, n) for w, n in ((table, 'table'), (matrix, 'matrix'), (other, 'other'))],
+    )
+    file = tmp_path / 'g.onnx'
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), str(file))
+    before = file.stat().st_size
+    assert compact_text_encoder(file) == 2
+    assert file.stat().st_size < before * 0.7
+    ids = np.array([0, 7, 299, 7, 42])
+    (out,) = ort.InferenceSession(str(file)).run(None, {'ids': ids})
+    q, scale = quantize_rows(table)
+    expected = (q * scale[:, None])[ids] @ matrix.astype(np.float16).astype(np.float32) @ other
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(out - table[ids] @ matrix @ other).max() > 1e-3  # the rounding is really there
+
+
+def test_the_rounded_copy_rounds_what_the_graph_stores(policy):
+    rounded = compact_rounded_copy(policy)
+    changed = [
+        type(m).__name__
+        for m, r in zip(policy.model.modules(), rounded.model.modules(), strict=True)
+        if getattr(m, 'weight', None) is not None and not torch.equal(m.weight, r.weight)
+    ]
+    # The same weights as the exported graph restores: the word and position tables, 6 x 6 layer matrices + proj.
+    assert Counter(changed) == {'Embedding': 2, 'Linear': 37}
+    for module in rounded.model.vlm_with_expert.text_encoder.modules():
+        if isinstance(module, torch.nn.Linear):
+            assert torch.equal(module.weight, module.weight.half().float())

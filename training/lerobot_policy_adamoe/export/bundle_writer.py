@@ -23,7 +23,8 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from adamoe_contract import bundle_format as fmt
-from lerobot_policy_adamoe.export.external_data import EXTERNAL_DATA_THRESHOLD, place_graphs
+from lerobot_policy_adamoe.export.compact_encoder import STORAGE, compact_text_encoder
+from lerobot_policy_adamoe.export.external_data import EXTERNAL_DATA_THRESHOLD, place_graphs, scratch_file
 from lerobot_policy_adamoe.export.family import model_family
 from lerobot_policy_adamoe.export.metadata import DatasetNames, build_metadata, norm_entry
 from lerobot_policy_adamoe.export.onnx_export import export_graphs
@@ -128,11 +129,13 @@ def write_bundle(
     expert_graph: str = 'sparse',
     external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
     preprocessor: Any | None = None,
+    compact_text_encoder_weights: bool = False,
 ) -> str:
     """Export `policy` (a SmolVLA, PI0 or PI05 LeRobot policy, eval mode) into out_dir; return the bundle_id.
 
     Graphs that together exceed `external_data_threshold` bytes keep their weights in `<graph>.onnx.data`.
     A PI0/PI05 bundle needs the policy's `preprocessor` (its tokenizer and prompt) and is fp32 only.
+    `compact_text_encoder_weights` stores a frozen text encoder compactly (`compact_encoder`), noted in `source`.
     """
     report = progress or (lambda _msg: None)
     family = model_family(policy.model)
@@ -158,6 +161,10 @@ def write_bundle(
             )
         else:
             graphs = export_pi_graphs(policy, Path(scratch), expert_graph=expert_graph)
+        if compact_text_encoder_weights:
+            report('text encoder weights: int8 tables, float16 matrices')
+            compact_text_encoder(scratch_file(Path(scratch), fmt.PREFIX_FILE))
+            source = {**source, 'weights': STORAGE}
         report('checking and placing the graphs')
         external_data = place_graphs(Path(scratch), out_dir, external_data_threshold)
     metadata = build_metadata(policy, names, normalization, tokenizer, graphs, source, 'fp16' if fp16 else 'fp32')
