@@ -121,6 +121,14 @@ def test_compact_export_of_a_policy_without_a_text_encoder_is_refused(tmp_path):
     assert not (tmp_path / 'bundle').exists()
 
 
+def test_compact_storage_with_fp16_graphs_is_refused(checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export(checkpoint, tmp_path / 'bundle', '--fp16', '--compact-text-encoder')
+    assert exit_info.value.code == 2
+    assert 'not allowed with argument --fp16' in capsys.readouterr().err
+    assert not (tmp_path / 'bundle').exists()
+
+
 def test_compact_storage_restores_the_rounded_weights_and_leaves_the_rest(tmp_path):
     rng = np.random.default_rng(0)
     table, matrix, other = (rng.normal(size=s).astype(np.float32) for s in ((300, 64), (64, 96), (96, 80)))

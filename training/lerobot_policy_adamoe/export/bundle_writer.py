@@ -141,6 +141,8 @@ def write_bundle(
     family = model_family(policy.model)
     if family != fmt.SMOLVLA and fp16:
         raise ValueError(f'fp16 {family} bundles are not implemented; export this policy in fp32')
+    if fp16 and compact_text_encoder_weights:
+        raise ValueError('compact text-encoder storage is for float32 bundles; export without fp16')
     if family != fmt.SMOLVLA and preprocessor is None:
         raise ValueError(f'a {family} bundle takes its tokenizer and prompt from the policy preprocessor: pass it')
     out_dir = Path(out_dir)

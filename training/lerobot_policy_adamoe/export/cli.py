@@ -28,8 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--state-names', help='comma-separated state names (overrides the dataset)')
     parser.add_argument('--joint-names', help='comma-separated action/joint names (overrides the dataset)')
     parser.add_argument('--fps', type=float, help='control rate in Hz (overrides the dataset)')
-    parser.add_argument('--fp16', action='store_true', help='export float16 graphs (validated with a looser bound)')
-    parser.add_argument(
+    # Compact storage restores float32 weights inside a float32 graph; a float16 graph has no float32 weights to shrink.
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument('--fp16', action='store_true', help='export float16 graphs (validated with a looser bound)')
+    precision.add_argument(
         '--compact-text-encoder',
         action='store_true',
         help="store a frozen text encoder's tables in int8 and matrices in float16 (about 3x smaller)",
