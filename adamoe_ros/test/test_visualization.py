@@ -109,9 +109,12 @@ def test_direct_evaluation_writes_its_results_and_contact_sheet(tmp_path):
 
     out, sheet = tmp_path / 'eval.json', tmp_path / 'sheet.png'
     # fmt: off
-    direct_eval.main(['--bundle', str(PICK_PLACE), '--episodes', '2', '--max-time', '4', '--out', str(out),
-                      '--sheet', str(sheet)])
+    direct_eval.main(['--bundle', str(PICK_PLACE), '--episodes', '2', '--max-time', '3.95', '--out', str(out),
+                      '--sheet', str(sheet), '--refill-threshold', '0.75'])
     # fmt: on
-    assert json.loads(out.read_text())['summary']['episodes'] == 2
+    results = json.loads(out.read_text())
+    assert results['summary']['episodes'] == 2
+    # A chunk of 16 is replaced once 12 (0.75 of it) are left: 4 of each executed, 10 chunks in the 40 ticks.
+    assert [e['chunks'] for e in results['episodes'] if not e['success']] == [10] * 2
     width, height = Image.open(sheet).size
     assert height > 0 and width > height  # one row per episode, frames over time side by side

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--first-seed', type=int, default=1000, help='held-out seeds (training used 0..)')
     parser.add_argument('--max-time', type=float, default=25.0)
     parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed (reproducible runs)')
+    parser.add_argument(
+        '--refill-threshold', type=float, default=0.5, help='new chunk when fewer than this fraction of it is left'
+    )
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
     parser.add_argument('--phrasing', default='canonical', choices=PHRASINGS, help='instruction words per task')
     parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             frame_every = SHEET_FRAME_EVERY if args.sheet and i < SHEET_EPISODES else 0
             # fmt: off
             result = run_policy_episode(engine, sim, seed, told, max_time=args.max_time, noise_seed=args.noise_seed,
+                                        refill_threshold=args.refill_threshold,
                                         frame_every=frame_every)
             # fmt: on
             episodes.append(result)
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             'scene': args.scene,
             'phrasing': args.phrasing,
             'swapped_instructions': args.swap,
+            'refill_threshold': args.refill_threshold,
             'summary': summary,
             'episodes': episode_table(episodes),
         },
