@@ -89,13 +89,17 @@ def mark_done(folder: Path, **facts: object) -> None:
 def collect(args: argparse.Namespace) -> Path:
     """Demonstrations in chunks of seeds (a chunk left half-done by a stop is recorded again), then merged."""
     dataset = args.work / 'dataset'
-    if done_marker(dataset).exists() and json.loads(done_marker(dataset).read_text())['demos'] == args.demos:
-        return dataset  # (asked for more demos: the new chunks are recorded and everything merged again)
+    if done_marker(dataset).exists():
+        done = json.loads(done_marker(dataset).read_text())  # (markers older than recovery demos: without them)
+        if (done['demos'], done.get('recovery', False)) == (args.demos, args.recovery_demos):
+            return dataset  # (asked for more demos: the new chunks are recorded and everything merged again)
     chunks = []
     for i in range(-(-args.demos // args.chunk)):
         chunk = args.work / 'demos' / f'chunk_{i:02d}'
         chunks.append(chunk)
-        if done_marker(chunk).exists():
+        if done_marker(chunk).exists() and json.loads(done_marker(chunk).read_text()).get('recovery', False) == (
+            args.recovery_demos
+        ):
             continue
         shutil.rmtree(chunk, ignore_errors=True)
         first_seed = i * args.seeds_per_chunk  # disjoint seed blocks, all below EVAL_FIRST_SEED
@@ -104,14 +108,15 @@ def collect(args: argparse.Namespace) -> Path:
         # fmt: off
         run([sys.executable, '-m', 'adamoe_ros.closed_loop.collect', '--scene', SCENE, '--root', str(chunk / 'data'),
              '--episodes', str(episodes), '--first-seed', str(first_seed), '--repo-id', REPO_ID,
-             '--real-time-factor', str(args.collect_rtf)], args.results / 'logs' / 'collect.log')
+             '--real-time-factor', str(args.collect_rtf), *(['--recovery'] if args.recovery_demos else [])],
+            args.results / 'logs' / 'collect.log')
         # fmt: on
-        mark_done(chunk, episodes=episodes, first_seed=first_seed)
+        mark_done(chunk, episodes=episodes, first_seed=first_seed, recovery=args.recovery_demos)
     from lerobot.datasets.aggregate import aggregate_datasets
 
     shutil.rmtree(dataset, ignore_errors=True)
     aggregate_datasets([REPO_ID] * len(chunks), REPO_ID, roots=[c / 'data' for c in chunks], aggr_root=dataset)
-    mark_done(dataset, chunks=len(chunks), demos=args.demos)
+    mark_done(dataset, chunks=len(chunks), demos=args.demos, recovery=args.recovery_demos)
     return dataset
 
 
@@ -267,6 +272,9 @@ def main() -> None:
     parser.add_argument('--work', type=Path, default=ROOT / 'outputs' / 'ablation_multitask')
     parser.add_argument('--results', type=Path, default=ROOT / 'results' / 'ablation_multitask')
     parser.add_argument('--demos', type=int, default=480, help='successful scripted episodes (80 per task)')
+    parser.add_argument(
+        '--recovery-demos', action='store_true', help='the expert regrasps misses and disturbs some first grasps'
+    )
     parser.add_argument('--chunk', type=int, default=30, help='episodes per collection chunk')
     parser.add_argument('--seeds-per-chunk', type=int, default=50, help='training seeds reserved per chunk')
     parser.add_argument('--collect-rtf', type=float, default=3.0, help='real-time factor of the collection sim')

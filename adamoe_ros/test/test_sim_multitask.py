@@ -12,7 +12,7 @@ from adamoe_ros.closed_loop.instructions import episode_instruction, task_seeds
 from adamoe_ros.closed_loop.report import summarize
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
-from adamoe_ros.sim.expert_plan import PickPlacePlan, run_scripted_episode
+from adamoe_ros.sim.expert_plan import RECOVERY_SETTINGS, EpisodeTrace, Phase, PickPlacePlan, run_scripted_episode
 from adamoe_ros.sim.task import MIN_CUBE_CUBE_DISTANCE, MIN_CUBE_GOAL_DISTANCE, MIN_GOAL_GOAL_DISTANCE
 from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE, scene_for_state
 
@@ -33,9 +33,9 @@ def expert_runs(sim: So101PickPlaceSim) -> dict[int, tuple[str, object, np.ndarr
     """Per seed: the task, the final status and every command (after the measured start joints)."""
     runs = {}
     for seed in EXPERT_SEEDS:
-        commands: list[np.ndarray] = []
-        status = run_scripted_episode(sim, seed, commands=commands)
-        runs[seed] = (sim.task.name, status, np.array(commands))
+        trace = EpisodeTrace()
+        status = run_scripted_episode(sim, seed, trace=trace)
+        runs[seed] = (sim.task.name, status, np.array(trace.leader))
     return runs
 
 
@@ -161,6 +161,38 @@ def test_expert_commands_stay_within_the_profile_limits(expert_runs: dict) -> No
         # turned from home to the grasp (about 1.4 rad here); the symmetric grasp would add half a turn.
         roll_vs_pan = commands[1:, SO101.joint_names.index('wrist_roll')] - commands[1:, 0]
         assert np.ptp(roll_vs_pan) < 0.6 * np.pi, (seed, task, np.ptp(roll_vs_pan))
+
+
+def test_recovery_expert_closes_without_waiting_and_regrasps_a_disturbed_miss(sim: So101PickPlaceSim) -> None:
+    lower, upper = np.array(SO101.lower_limits), np.array(SO101.upper_limits)
+    max_step = np.array(SO101.max_velocity) * 0.1
+    plain, quick = EpisodeTrace(), EpisodeTrace()
+    assert run_scripted_episode(sim, 0, trace=plain).success
+    assert run_scripted_episode(sim, 0, settings=RECOVERY_SETTINGS, trace=quick).success
+    # Closing ends once the jaws stop on the cube, not after the plain plan's fixed wait.
+    assert quick.phases.count(Phase.CLOSE) < plain.phases.count(Phase.CLOSE) - 2
+    # Some seed's disturbed first grasp misses (the seed draws the disturbance): the expert opens and tries again.
+    missed = None
+    for seed in range(1, 25):
+        trace = EpisodeTrace()
+        status = run_scripted_episode(sim, seed, settings=RECOVERY_SETTINGS, trace=trace)
+        if trace.grasps > 1:
+            missed = (seed, status, trace)
+            break
+    assert missed is not None, 'no disturbed grasp missed in 24 seeds'
+    seed, status, trace = missed
+    assert status.success, (seed, status.message)
+    leader, follower = np.array(trace.leader), np.array(trace.follower)
+    for commands in (leader, follower):  # both arms move within the robot profile
+        assert np.all(np.abs(np.diff(commands, axis=0)) <= max_step + 1e-9)
+        assert np.all(commands[1:] >= lower) and np.all(commands[1:] <= upper)
+    phases = np.array([p.value for p in trace.phases])
+    retry = int(np.flatnonzero((phases[1:] == Phase.HOVER.value) & (phases[:-1] == Phase.CLOSE.value))[0]) + 1
+    # The follower was pushed off during the first grasp only; the recorded leader opens the jaws after the miss.
+    assert np.abs(leader[1 : retry + 1] - follower[1 : retry + 1]).max() > 0.02
+    lift = trace.phases.index(Phase.LIFT)
+    np.testing.assert_allclose(follower[lift + 1 :], leader[lift + 1 :])
+    assert leader[retry + 1 : lift + 1, -1].max() > 0.9 > leader[retry, -1]
 
 
 class ScriptedPolicy:

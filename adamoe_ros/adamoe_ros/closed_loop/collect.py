@@ -45,11 +45,13 @@ def collect(
     max_attempts_factor: float = 1.5,
     scene: str = 'pick_place',
     privileged_state: bool = True,
+    recovery: bool = False,
 ) -> dict[str, int]:
     """Record `episodes` successful demonstrations (seeds first_seed, first_seed + 1, ...); return counts.
 
     The counts: episodes saved and discarded, and the saved episodes' frames and dropped frames. Without
-    `privileged_state` the dataset's state is the joints alone (a policy from cameras + joints).
+    `privileged_state` the dataset's state is the joints alone (a policy from cameras + joints). With `recovery`
+    the expert regrasps what it missed and some first grasps are disturbed (the scripted_expert parameter).
     """
     tasks = scene_def(scene)
     sim_params = {
@@ -64,7 +66,13 @@ def collect(
         NodeSpec('sim_bridge_node', parameters=sim_params),
         NodeSpec(
             'scripted_expert',
-            parameters={'use_sim_time': True, 'control_rate': float(fps), 'scene': scene, 'phrase_seed': first_seed},
+            parameters={
+                'use_sim_time': True,
+                'control_rate': float(fps),
+                'scene': scene,
+                'phrase_seed': first_seed,
+                'recovery': recovery,
+            },
         ),
         NodeSpec(
             'recorder_node',
@@ -195,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         '--no-privileged-state', action='store_true', help="record the joints as the state, not the objects' positions"
     )
+    parser.add_argument('--recovery', action='store_true', help='demonstrations with regrasps and disturbed grasps')
     args = parser.parse_args(argv)
     counts = collect(
         args.root,
@@ -204,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         args.repo_id,
         scene=args.scene,
         privileged_state=not args.no_privileged_state,
+        recovery=args.recovery,
     )
     print(
         f'dataset {args.root}: {counts["saved"]} episodes saved, {counts["discarded"]} discarded; '

@@ -8,7 +8,7 @@ solved (on a goal disc, or on top of another cube), given by tasks.target_rest_p
 
 import argparse
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
@@ -57,11 +57,31 @@ class PlanSettings:
     close_time: float = 0.8  # s the jaws get to close / open with the arm still
     open_time: float = 0.6
     phase_timeout: float = 4.0  # s; a moving phase ends even if the arm lags, so episodes always end
+    # Demonstrations a policy can recover from (all off by default: the recorded datasets so far had none).
+    # CLOSE ends once the jaws have stopped, so no frames of the arm waiting at the cube follow the grasp (a
+    # policy seeing one frame cannot tell how long it has waited).
+    close_until_stalled: bool = False
+    min_close_time: float = 0.2  # s before the jaws may count as stopped
+    stalled_jaw_step: float = 0.02  # rad per tick: jaws moving less have stopped
+    # Jaws that closed past empty_jaws hold nothing (the cube stops them at ~0.46 rad): open, hover, try again.
+    regrasp: bool = False
+    empty_jaws: float = 0.2  # rad
+    max_grasps: int = 3
+    # DART-style disturbance: in this share of episodes the follower's first grasp is pushed off by a joint
+    # offset (normal, this standard deviation on the four arm joints) that the recorded leader command does not
+    # have, so the demonstrations show the leader's correction and, where the grasp misses, the regrasp.
+    disturbance_probability: float = 0.0
+    disturbance_scale: float = 0.05  # rad
 
+
+# Demonstrations that show recovery: what `collect --recovery` records.
+RECOVERY_SETTINGS = PlanSettings(close_until_stalled=True, regrasp=True, disturbance_probability=0.3)
 
 _MOVING_PHASES = (Phase.HOVER, Phase.DESCEND, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER, Phase.RETREAT)
 _CAREFUL_PHASES = (Phase.DESCEND, Phase.LOWER)
 _JAWS_CLOSED_PHASES = (Phase.CLOSE, Phase.LIFT, Phase.TRAVERSE, Phase.LOWER)
+_GRASP_PHASES = (Phase.HOVER, Phase.DESCEND, Phase.CLOSE)
+_ARM_JOINTS = 4  # shoulder_pan .. wrist_flex: the joints a disturbance pushes
 
 
 class PickPlacePlan:
@@ -69,6 +89,8 @@ class PickPlacePlan:
 
     Like a good teleoperator's, every command stays within the robot profile's position limits and moves each
     joint at most max_velocity * control_dt from the previous command (the first: from the measured joints).
+    act() returns the leader's command (what a recorder stores as the action); follower_command is what the arm
+    is sent, the same unless the settings ask for a disturbance.
     """
 
     def __init__(
@@ -87,9 +109,17 @@ class PickPlacePlan:
         self._max_step = np.asarray(robot.max_velocity, dtype=np.float64) * self._dt
         self.reset()
 
-    def reset(self) -> None:
-        """Start a new episode at the first phase."""
+    def reset(self, rng: np.random.Generator | None = None) -> None:
+        """Start a new episode at the first phase; rng draws its disturbance (none without one)."""
         self.phase = Phase.HOVER
+        self.grasps = 1  # the grasp attempt under way
+        s = self.settings
+        disturbed = rng is not None and s.disturbance_probability > 0 and rng.random() < s.disturbance_probability
+        self.disturbance = np.zeros(len(self._lower))
+        if disturbed:
+            self.disturbance[:_ARM_JOINTS] = rng.normal(0.0, s.disturbance_scale, _ARM_JOINTS)
+        self.follower_command: np.ndarray | None = None
+        self._last_jaws: float | None = None
         self._phase_time = 0.0
         self._commanded_point: np.ndarray | None = None
         self._anchor: np.ndarray | None = None  # grasp point when the phase began
@@ -134,11 +164,11 @@ class PickPlacePlan:
             self._table_z = float(cube[2])
         grasp = self._ik.grasp_point(q[:5])
         if self._commanded_point is None:
-            self._commanded_point, self._anchor, self._sent = grasp, grasp, q.copy()
+            self._commanded_point, self._anchor, self._sent, self.follower_command = grasp, grasp, q.copy(), q.copy()
             # The grasp (wrist roll branch) is chosen once, for the first hover point, nearest the current roll;
             # every later solve continues from it, so the wrist never flips to the symmetric grasp mid-episode.
             self._arm_command, _ = self._ik.solve(self._phase_target(grasp, cube, target), q[:5])
-        self._advance_phase(grasp, cube, target)
+        self._advance_phase(grasp, cube, target, jaws=float(q[-1]))
         s = self.settings
         if self.phase in _MOVING_PHASES:
             point = self._phase_target(grasp, cube, target)
@@ -152,15 +182,34 @@ class PickPlacePlan:
         gripper = s.gripper_closed if self.phase in _JAWS_CLOSED_PHASES else s.gripper_open
         self._phase_time += self._dt
         wanted = np.concatenate([self._arm_command, [gripper]])
-        step = np.clip(wanted - self._sent, -self._max_step, self._max_step)
-        self._sent = np.clip(self._sent + step, self._lower, self._upper)
+        self._sent = self._limited_step(self._sent, wanted)
+        # The follower carries the disturbance through the first grasp, then comes back within the same limits.
+        pushed = self.grasps == 1 and self.phase in _GRASP_PHASES
+        self.follower_command = self._limited_step(self.follower_command, self._sent + pushed * self.disturbance)
         return self._sent.copy()
 
-    def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, target: np.ndarray) -> None:
+    def _limited_step(self, previous: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        step = np.clip(wanted - previous, -self._max_step, self._max_step)
+        return np.clip(previous + step, self._lower, self._upper)
+
+    def _jaws_stopped(self, jaws: float, last_jaws: float | None) -> bool:
         s = self.settings
+        stopped = last_jaws is not None and abs(jaws - last_jaws) < s.stalled_jaw_step
+        return s.close_until_stalled and self._phase_time >= s.min_close_time and stopped
+
+    def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, target: np.ndarray, jaws: float) -> None:
+        s = self.settings
+        last_jaws, self._last_jaws = self._last_jaws, jaws
         while self.phase is not Phase.DONE:
             if self.phase is Phase.CLOSE:
-                finished = self._phase_time >= s.close_time
+                finished = self._phase_time >= s.close_time or self._jaws_stopped(jaws, last_jaws)
+                missed = s.regrasp and jaws < s.empty_jaws and self.grasps < s.max_grasps
+                if finished and missed:
+                    self.grasps += 1
+                    self.phase = Phase.HOVER
+                    self._phase_time = self._settled_time = 0.0
+                    self._anchor = grasp.copy()
+                    return
             elif self.phase is Phase.OPEN:
                 finished = self._phase_time >= s.open_time
             else:
@@ -178,29 +227,42 @@ class PickPlacePlan:
             self._anchor = grasp.copy()
 
 
+@dataclass
+class EpisodeTrace:
+    """What run_scripted_episode sent, tick by tick (the first entry of each list: the measured start joints)."""
+
+    leader: list[np.ndarray] = field(default_factory=list)  # the action a recorder stores
+    follower: list[np.ndarray] = field(default_factory=list)  # what the arm was sent
+    phases: list[Phase] = field(default_factory=list)  # the plan's phase at each command
+    grasps: int = 0  # grasp attempts
+
+
 def run_scripted_episode(
     sim: So101PickPlaceSim,
     seed: int,
     control_dt: float = 0.1,
     max_time: float = 30.0,
     settings: PlanSettings = PlanSettings(),  # noqa: B008
-    commands: list[np.ndarray] | None = None,
+    trace: EpisodeTrace | None = None,
 ) -> TaskStatus:
     """Reset the sim with a seed, let the plan solve the seed's task directly, and return the final TaskStatus.
 
-    commands, when given, receives the measured joints at the start and then every command sent.
+    The seed also draws the episode's disturbance, if the settings ask for any. trace, when given, is filled.
     """
     sim.reset(seed)
     plan = PickPlacePlan(sim.model, control_dt, settings)
+    plan.reset(np.random.default_rng(seed))
+    trace = EpisodeTrace() if trace is None else trace
+    trace.leader.append(sim.joint_positions())
+    trace.follower.append(sim.joint_positions())
     steps_per_tick = max(int(round(control_dt / sim.dt)), 1)
-    if commands is not None:
-        commands.append(sim.joint_positions())
     while not plan.done and sim.time < max_time:
-        command = plan.act(sim.joint_positions(), sim.cube_position(), sim.target_position())
-        if commands is not None:
-            commands.append(command)
-        sim.set_joint_targets(command)
+        trace.leader.append(plan.act(sim.joint_positions(), sim.cube_position(), sim.target_position()))
+        trace.follower.append(plan.follower_command)
+        trace.phases.append(plan.phase)
+        sim.set_joint_targets(plan.follower_command)
         sim.step(steps_per_tick)
+    trace.grasps = plan.grasps
     sim.step(int(round(SETTLE_AFTER_RELEASE_S / sim.dt)))
     return sim.task_status()
 
@@ -210,17 +272,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description='scripted expert success per task (no ROS)')
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES))
     parser.add_argument('--seeds', type=int, default=60, help='seeds 0.. (the seed picks the task)')
+    parser.add_argument('--recovery', action='store_true', help='regrasp, close until stalled, disturb 30%%')
     args = parser.parse_args(argv)
+    settings = RECOVERY_SETTINGS if args.recovery else PlanSettings()
     sim = So101PickPlaceSim(scene=args.scene)
     max_step = np.asarray(SO101.max_velocity) * 0.1  # run_scripted_episode's control period
     wins: dict[str, list[bool]] = {}
     worst = 0.0
+    grasps: list[int] = []
     try:
         for seed in range(args.seeds):
-            commands: list[np.ndarray] = []
-            status = run_scripted_episode(sim, seed, commands=commands)
+            trace = EpisodeTrace()
+            status = run_scripted_episode(sim, seed, settings=settings, trace=trace)
             wins.setdefault(sim.task.name, []).append(status.success)
-            worst = max(worst, float(np.max(np.abs(np.diff(commands, axis=0)) / max_step)))
+            grasps.append(trace.grasps)
+            for commands in (trace.leader, trace.follower):
+                worst = max(worst, float(np.max(np.abs(np.diff(commands, axis=0)) / max_step)))
             if not status.success:
                 print(f'seed {seed} {sim.task.name}: {status.message}', flush=True)
     finally:
@@ -228,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     for task, results in wins.items():
         low, high = wilson_interval(sum(results), len(results))
         print(f'{task}: {sum(results)}/{len(results)} (95% CI {low:.0%}-{high:.0%})')
+    print(f'grasps per episode: {dict(zip(*np.unique(grasps, return_counts=True), strict=True))}')
     print(f'largest command step: {worst:.2f} x the profile velocity limit')
 
 

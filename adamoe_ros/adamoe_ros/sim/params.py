@@ -33,5 +33,12 @@ class ScriptedExpertParams(ParameterTable):
 
     control_rate: float = param(10.0, 'Hz (sim time) of published commands', gt=0.0)
     scene: str = param('pick_place', 'scene of sim/tasks.py (as the sim bridge)', choices=_SCENE_CHOICES)
-    phrase_seed: int = param(0, 'seed of the train phrase drawn per episode for the instruction topic', ge=0)
+    phrase_seed: int = param(
+        0, 'seed of the per-episode draws: the train phrase for the instruction topic, the disturbance', ge=0
+    )
     episode_timeout: float = param(40.0, 'sim seconds before giving up', gt=0.0)
+    recovery: bool = param(
+        False,
+        'demonstrations to recover from (expert_plan.RECOVERY_SETTINGS): close until the jaws stop, regrasp a '
+        'missed cube, push the follower off in some first grasps (leader/joint_states keeps the intended command)',
+    )

@@ -13,7 +13,7 @@ from adamoe_ros.joint_state import JointStateError, JointStateMatcher
 from adamoe_ros.node_main import run_node
 from adamoe_ros.parameters import ParameterError, declare_parameters, read_parameters
 from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
-from adamoe_ros.sim.expert_plan import PickPlacePlan
+from adamoe_ros.sim.expert_plan import RECOVERY_SETTINGS, PickPlacePlan, PlanSettings
 from adamoe_ros.sim.params import ScriptedExpertParams
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model
 from adamoe_ros.sim.tasks import TaskDef, scene_def, target_rest_position
@@ -24,10 +24,10 @@ class ScriptedExpertNode(Node):
 
     Reads `joint_states`, the scene's cube positions (`sim/cube_position` or `sim/object_positions`),
     `sim/goal_position` and the episode's task on `sim/task`; publishes the commanded targets as a leader-arm
-    `leader/joint_states` (held at the last target from the end of an episode until the next reset) and as
-    `forward_position_controller/commands`, the task as an instruction (a train
-    phrase of tasks.py, drawn per episode) on `instruction`, and `idle` / `running <phase>` / `done` on
-    `expert/status`.
+    `leader/joint_states` (held at the last target from the end of an episode until the next reset) and the
+    follower's (with `recovery`, pushed off in some first grasps) on `forward_position_controller/commands`, the
+    task as an instruction (a train phrase of tasks.py, drawn per episode) on `instruction`, and `idle` /
+    `running <phase>` / `done` on `expert/status`.
     """
 
     def __init__(self, node_name: str = 'scripted_expert', **kwargs: Any) -> None:
@@ -40,7 +40,8 @@ class ScriptedExpertNode(Node):
         self._episode_timeout_s = p.episode_timeout
         self._period_ns = int(NS_PER_S / p.control_rate)
         # Kinematics only: a model of our own, never the sim's state.
-        self._plan = PickPlacePlan(build_model(SceneOptions(primitive_visuals=True), self._scene), 1.0 / p.control_rate)
+        model = build_model(SceneOptions(primitive_visuals=True), self._scene)
+        self._plan = PickPlacePlan(model, 1.0 / p.control_rate, RECOVERY_SETTINGS if p.recovery else PlanSettings())
 
         self._leader_pub = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._command_pub = self.create_publisher(
@@ -92,7 +93,7 @@ class ScriptedExpertNode(Node):
         missing = self.missing_inputs()
         if missing:
             return False, f'no data yet on {", ".join(missing)}'
-        self._plan.reset()
+        self._plan.reset(self._rng)
         self._targets = None
         self._running = True
         self._episode_start_ns = self._next_tick_ns = 0
@@ -173,7 +174,7 @@ class ScriptedExpertNode(Node):
         targets = self._plan.act(self._joints, self._cubes[self._task.cube], target)
         self._targets = targets
         self._publish_leader(targets, joint_msg)
-        self._command_pub.publish(Float64MultiArray(data=targets.tolist()))
+        self._command_pub.publish(Float64MultiArray(data=self._plan.follower_command.tolist()))
         timed_out = stamp_to_ns(joint_msg.header.stamp) - self._episode_start_ns > self._episode_timeout_s * NS_PER_S
         if self._plan.done or timed_out:
             self._running = False
