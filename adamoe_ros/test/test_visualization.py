@@ -102,6 +102,18 @@ def test_direct_evaluation_runs_without_ros():
     assert result.stdout.strip() == '[]'
 
 
+def test_direct_evaluation_refuses_a_refill_threshold_outside_a_chunk(tmp_path, capsys):
+    from adamoe_ros.closed_loop import direct_eval
+
+    for bad in ('0', '1.5'):
+        with pytest.raises(SystemExit):
+            direct_eval.main(
+                ['--bundle', str(PICK_PLACE), '--out', str(tmp_path / 'r.json'), '--refill-threshold', bad]
+            )
+        assert 'outside (0, 1]' in capsys.readouterr().err
+    assert not (tmp_path / 'r.json').exists()
+
+
 def test_direct_evaluation_writes_its_results_and_contact_sheet(tmp_path):
     from PIL import Image
 

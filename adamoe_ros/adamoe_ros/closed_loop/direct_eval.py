@@ -27,6 +27,7 @@ from adamoe_ros.closed_loop.report import (
 )
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.engine import PolicyEngine
+from adamoe_ros.policy.chunk_queue import DEFAULT_REFILL_THRESHOLD
 from adamoe_ros.sim import So101PickPlaceSim
 from adamoe_ros.sim.tasks import SCENES, scene_def
 
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--max-time', type=float, default=25.0)
     parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed (reproducible runs)')
     parser.add_argument(
-        '--refill-threshold', type=float, default=0.5, help='new chunk when fewer than this fraction of it is left'
+        '--refill-threshold',
+        type=float,
+        default=DEFAULT_REFILL_THRESHOLD,
+        help='new chunk when fewer than this fraction of it is left (0 < x <= 1)',
     )
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')
     parser.add_argument('--phrasing', default='canonical', choices=PHRASINGS, help='instruction words per task')
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--plot', type=Path, default=None, help='expert usage plot (PNG)')
     parser.add_argument('--sheet', type=Path, default=None, help='contact sheet of the first episodes (PNG)')
     args = parser.parse_args(argv)
+    if not 0.0 < args.refill_threshold <= 1.0:
+        parser.error(f'--refill-threshold {args.refill_threshold} is outside (0, 1]: the fraction of a chunk left')
 
     scene = scene_def(args.scene)
     seeds = task_seeds(scene, args.task, args.first_seed, args.episodes)

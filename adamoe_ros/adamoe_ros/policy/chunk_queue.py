@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 EXECUTION_MODES = ('rtc', 'blend', 'latest')
+# A new chunk is asked for once fewer than this fraction of the horizon is queued (measured best for the demo
+# bundle: results/ablation_minilm/refill_sweep/).
+DEFAULT_REFILL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from rclpy.node import Node
 from adamoe_contract.robots import RobotProfile, load_robot_profile
 from adamoe_ros.engine import BundleSpec
 from adamoe_ros.parameters import ParameterTable, declare_parameters, param, read_parameters
-from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
+from adamoe_ros.policy.chunk_queue import DEFAULT_REFILL_THRESHOLD, EXECUTION_MODES
 
 COMMAND_STREAMS = ('float64_array', 'joint_state', 'both', 'none')
 CAMERA_TRANSPORTS = ('raw', 'compressed')
@@ -58,7 +58,10 @@ class PolicyParams(ParameterTable):
         'rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'.", choices=EXECUTION_MODES
     )
     refill_threshold: float = param(
-        0.5, 'Request a new chunk when fewer than this fraction of the horizon is queued.', gt=0.0, le=1.0
+        DEFAULT_REFILL_THRESHOLD,
+        'Request a new chunk when fewer than this fraction of the horizon is queued.',
+        gt=0.0,
+        le=1.0,
     )
     blend_new_weight: float = param(
         0.7, "Weight of the new chunk on the overlap in 'blend' mode (old gets 1 - w).", ge=0.0, le=1.0
