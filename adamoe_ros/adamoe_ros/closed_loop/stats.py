@@ -1,4 +1,4 @@
-"""Small statistics for evaluation reports: Wilson intervals, rate differences, percentiles, expert usage."""
+"""Small statistics for evaluation reports: Wilson intervals, rate differences, McNemar, percentiles, expert usage."""
 
 import math
 
@@ -49,6 +49,18 @@ def difference_interval(wins_a: int, n_a: int, wins_b: int, n_b: int) -> tuple[f
     (low_a, high_a), (low_b, high_b) = wilson_interval(wins_a, n_a), wilson_interval(wins_b, n_b)
     d = p_a - p_b
     return (d - math.hypot(p_a - low_a, high_b - p_b), d + math.hypot(high_a - p_a, p_b - low_b))
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value of paired outcomes, from the discordant pairs (a won alone, b won alone).
+
+    Under no difference each discordant pair is a fair coin: the p-value is the rarer side's binomial tail, doubled.
+    """
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def specialisation(usage: dict[str, list[list[float]]] | dict[str, np.ndarray]) -> float:
