@@ -102,7 +102,8 @@ class SimBridgeNode(Node):
         return self._clock_offset_ns + int(round(self._sim.time * NS_PER_S))
 
     def _reset_episode(self, seed: int) -> None:
-        self._clock_offset_ns = self.now_ns()
+        # The reset takes one tick of sim time: its joint state must not repeat the last tick's stamp.
+        self._clock_offset_ns = self.now_ns() + self._tick_ns
         self._seed = seed
         self._sim.reset(seed)
         self._desired = self._sim.joint_targets()
