@@ -25,6 +25,7 @@ from adamoe_ros.sim import SO101
 from adamoe_ros.sim.bridge_node import SimBridgeNode
 from adamoe_ros.sim.expert_plan import SETTLE_AFTER_RELEASE_S
 from adamoe_ros.sim.scripted_expert import ScriptedExpertNode
+from adamoe_ros.sim.so101 import HOME_POSITION
 from adamoe_ros.sim.tasks import MULTITASK
 from adamoe_ros_interfaces.srv import GetTaskStatus, ResetSim
 
@@ -138,6 +139,21 @@ def test_trajectory_is_followed_and_stamps_are_sim_time(harness: Harness) -> Non
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
     assert stamps[-1] <= harness.bridge.now_ns()  # stamped with sim time, never ahead of it
     assert stamps[-1] == pytest.approx(harness.bridge.now_ns(), abs=1e9)
+
+
+def test_the_reset_stamp_divides_the_episodes_on_the_sim_clock(harness: Harness) -> None:
+    assert wait_for(lambda: len(harness.joint_states) > 5)  # connected: the command is not lost
+    target = [0.3, 0.4, -0.3, 0.5, -0.4, 0.8]
+    harness.forward.publish(Float64MultiArray(data=target))
+    assert wait_for(lambda: np.allclose(harness.latest_positions(), target, atol=0.05), 15.0)
+    reset = harness.call(ResetSim, 'sim/reset', ResetSim.Request(seed=3))
+    start = stamp_to_ns(reset.stamp)
+    assert wait_for(lambda: stamp_to_ns(harness.joint_states[-1].header.stamp) > start)
+    states = [(stamp_to_ns(m.header.stamp), np.array(m.position)) for m in harness.joint_states]
+    before = [p for ns, p in states if ns < start]
+    after = [p for ns, p in states if ns >= start]
+    np.testing.assert_allclose(before[-1], target, atol=0.05)  # the old episode's last state
+    np.testing.assert_allclose(after[0], HOME_POSITION, atol=1e-6)  # the new one's first: the reset pose
 
 
 def test_reset_is_seeded_and_do_nothing_is_not_success(harness: Harness) -> None:

@@ -8,6 +8,7 @@ import pytest
 from adamoe_ros.tools.proc_stats import read_process_stats
 from adamoe_ros.tools.soak import SoakConfig, run_soak
 from adamoe_ros.tools.soak_checks import (
+    CommandJudge,
     CommandLimits,
     FaultRecord,
     Goals,
@@ -82,6 +83,30 @@ def test_command_problem_classifies_each_kind():
     assert command_problem(np.array([0.0, 0.0, 0.0]), LIMITS, previous, measured) == 'nan'
     assert command_problem(np.array([1.0 + 1e-6, 0.0]), LIMITS, np.array([1.0, 0.0]), None) == 'out_of_limit'
     assert command_problem(np.array([0.1, 0.1]), LIMITS, None, None) == 'jump'  # nothing shows it is safe
+
+
+def test_judge_uses_the_position_measured_at_the_stamp_and_waits_until_it_has_arrived():
+    judge = CommandJudge(LIMITS)
+    judge.measured.add(0, 100, np.array([0.0, 0.0]))
+    assert not judge.ready(0, 150)  # the measurement the node may have used at 150 could still be on its way
+    judge.measured.add(0, 200, np.array([0.5, 0.0]))  # the arm moved on before the driver judged
+    assert judge.ready(0, 150)
+    # Judged on arrival (measured 0.5) this hold would be a jump; at its stamp the robot was at 0.0.
+    assert judge.judge(0, 150, np.array([0.05, 0.0]))[0] is None
+    assert judge.judge(0, 210, np.array([0.9, 0.0]))[0] == 'jump'  # neither near 0.05 nor near 0.5
+
+
+def test_a_sim_reset_ends_the_previous_command_s_claim_at_its_stamp():
+    judge = CommandJudge(LIMITS)
+    judge.measured.add(0, 100, np.array([0.8, 0.0]))
+    assert judge.judge(0, 100, np.array([0.7, 0.0]))[0] is None  # last tick: near the robot
+    judge.measured.add(0, 120, np.array([0.75, 0.0]))
+    judge.episode_started(0, 130)
+    judge.measured.add(0, 130, np.array([0.0, 0.0]))  # the reset pose
+    assert judge.judge(0, 110, np.array([0.75, 0.0]))[0] is None  # the hold, arriving after the reset
+    assert judge.judge(0, 200, np.array([0.7, 0.0]))[0] == 'jump'  # near the old episode only
+    assert judge.judge(0, 300, np.array([0.1, 0.0]))[0] is None  # ramps from the reset pose
+    assert judge.judge(1, 10, np.array([0.2, 0.0]))[0] == 'jump'  # a restarted sim: no previous, nothing measured
 
 
 def test_command_check_needs_commands_and_no_bad_one():
@@ -161,8 +186,9 @@ def test_fault_record_hold_and_resume():
     record.on_stamp(1, 300_000_000)  # the restarted sim's time line
     assert record.commands_while_down == 0
     record.inputs_back_at = 104.0
-    record.on_command(103.9, np.array([0.3, 0.0]), measured, LIMITS)  # before the driver saw new inputs: not judged
-    record.on_command(104.5, np.array([0.1, 0.1]), measured, LIMITS)
+    record.on_command(103.9, 0, np.array([0.3, 0.0]), measured, LIMITS)  # the killed sim's line: not the resume
+    record.on_command(104.5, 1, np.array([0.1, 0.1]), measured, LIMITS)
+    record.on_command(104.6, 1, np.array([0.3, 0.1]), measured, LIMITS)  # only the first one is the resume
     assert [c.ok for c in fault_checks(record)] == [True, True]
     assert record.resumed_at == 104.5 and record.resume_step == pytest.approx(0.5)
 
@@ -171,7 +197,7 @@ def test_fault_record_catches_commands_while_down_and_a_jump_on_resume():
     record = FaultRecord(killed_at=100.0, line=0, last_clock_ns=42_000_000_000)
     record.on_stamp(0, 42_100_000_000)  # a tick the killed sim's clock never reached
     record.inputs_back_at = 104.0
-    record.on_command(104.2, np.array([0.9, 0.0]), np.array([0.0, 0.0]), LIMITS)  # from the old command
+    record.on_command(104.2, 1, np.array([0.9, 0.0]), np.array([0.0, 0.0]), LIMITS)  # from the old command
     hold, resume = fault_checks(record)
     assert not hold.ok and not resume.ok and '4.50 x' in resume.detail
     never = FaultRecord(killed_at=100.0, line=0, last_clock_ns=42_000_000_000, inputs_back_at=104.0)

@@ -191,6 +191,7 @@ class SimBridgeNode(Node):
         seed = request.seed if request.seed >= 0 else self._seed + 1
         with self._lock:
             self._reset_episode(int(seed))
+            response.stamp = ns_to_stamp(self.now_ns())
         response.success, response.seed = True, int(seed)
         response.message = (
             f'reset with seed {seed}: task {self._sim.task.name}; '

@@ -6,21 +6,23 @@
 The nodes start as `ros2 launch` starts them, from launch/sim_policy.runner.yaml without the scripted expert:
 each in its own process with its params file and overrides. This process is the driver: it configures the
 policy node through its lifecycle services, resets the sim whenever an episode succeeds or runs out of time
-(deactivate, reset, activate), checks every command the robot receives, and every --sample-period seconds
+(deactivate, reset, activate), checks every command the node sends, and every --sample-period seconds
 reads RSS, threads and open descriptors of each process, the command and chunk rates, the engine p99 and the
 stale events. It prints a table and a verdict line and writes samples.csv and soak.json to --out.
 
 Clock: the policy node runs on sim time (use_sim_time, /clock from the sim bridge), as the runner file says: its
 control timer and its input ages then follow the physics even when the sim falls behind real time on a loaded
-machine. The soak sets its command_stream to 'both': the sim executes the Float64MultiArray commands, which the
-driver checks against the limits, and the JointState copy of each, stamped with the node clock at its control tick,
-times the command stream on the node's own clock (the command rate, the sim-kill hold). The driver measures the
-chunk rate on its own view of /clock.
+machine. The soak sets its command_stream to 'both': the sim executes the Float64MultiArray commands, and the
+driver reads the JointState copy of each, the same positions stamped with the node clock at its control tick. Each
+is judged on that clock, not on arrival (soak_checks.CommandJudge): against the limits, the previous command of
+its episode and the position measured at its stamp; the stamps also time the command stream (the command rate, the
+sim-kill hold). The driver measures the chunk rate on its own view of /clock.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import json
 import signal
@@ -44,7 +46,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import String
 
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, call_service
@@ -55,6 +57,7 @@ from adamoe_ros.tools.proc_stats import read_process_stats
 from adamoe_ros.tools.soak_checks import (
     BAD_KINDS,
     Check,
+    CommandJudge,
     CommandLimits,
     FaultRecord,
     Goals,
@@ -63,7 +66,6 @@ from adamoe_ros.tools.soak_checks import (
     Sample,
     TimeLines,
     command_check,
-    command_problem,
     exit_check,
     fault_checks,
     rate_check,
@@ -195,20 +197,23 @@ class NodeProcess:
 
 @dataclass
 class _Command:
-    """A command as received: wall arrival time, its run, and the measured joint state then."""
+    """The JointState copy of a command as received: wall arrival time, its run, and its stamp and positions."""
 
     wall: float
     run: int
+    stamp_ns: int  # the node clock at its control tick
+    names: tuple[str, ...]
     values: np.ndarray
-    measured: tuple[tuple[str, ...], np.ndarray] | None
 
 
 @dataclass
-class _Stamp:
-    """The JointState copy of a command as received: its run and its stamp, the node clock at its control tick."""
+class _Measured:
+    """A joint state as received: its time line of the sim clock, its stamp and its positions."""
 
-    run: int
+    line: int
     stamp_ns: int
+    names: tuple[str, ...]
+    values: np.ndarray
 
 
 class SoakDriver(Node):
@@ -224,10 +229,10 @@ class SoakDriver(Node):
         self.lock = threading.Lock()
         self.run_id = 0  # bumped by the main thread whenever the command stream is meant to break
         self.commands: list[_Command] = []
-        self.stamps: list[_Stamp] = []
+        self.measured: list[_Measured] = []
         self.clock = TimeLines()  # every /clock the sims published, reliably: the killed sim's last one
+        self.joint_lines = TimeLines()  # of the joint_states stamps
         self.chunks: list[tuple[int, float]] = []  # (sim arrival ns, engine seconds)
-        self.measured: tuple[tuple[str, ...], np.ndarray] | None = None
         self.stale_events = 0
         self.inputs_back_at: float | None = None  # first joint_states after watch_inputs() (wall)
         self._watching = False
@@ -255,8 +260,7 @@ class SoakDriver(Node):
         """Subscribe to the topics the policy node uses and create the instruction publisher."""
         self.instruction_pub = self.create_publisher(String, params['instruction_topic'], LATCHED_QOS)
         self.create_subscription(JointState, params['joint_states_topic'], self._on_joint_state, SENSOR_QOS)
-        self.create_subscription(Float64MultiArray, params['command_topic'], self._on_command, RELIABLE_QOS)
-        self.create_subscription(JointState, params['joint_command_topic'], self._on_stamp, RELIABLE_QOS)
+        self.create_subscription(JointState, params['joint_command_topic'], self._on_command, RELIABLE_QOS)
         self.create_subscription(Clock, '/clock', self._on_clock, RELIABLE_QOS)
         self.create_subscription(ActionChunk, 'policy/action_chunk', self._on_chunk, RELIABLE_QOS)
         self.create_subscription(PolicyStatus, 'policy/status', self._on_status, RELIABLE_QOS)
@@ -274,12 +278,12 @@ class SoakDriver(Node):
         with self.lock:
             self.inputs_back_at, self._watching = None, True
 
-    def take(self) -> tuple[list[_Command], list[_Stamp], list[tuple[int, float]]]:
-        """Hand the commands, their stamps and the chunks received since the last call to the main thread."""
+    def take(self) -> tuple[list[_Command], list[_Measured], list[tuple[int, float]]]:
+        """Hand the commands, joint states and chunks received since the last call to the main thread."""
         with self.lock:
-            commands, stamps, chunks = self.commands, self.stamps, self.chunks
-            self.commands, self.stamps, self.chunks = [], [], []
-        return commands, stamps, chunks
+            commands, measured, chunks = self.commands, self.measured, self.chunks
+            self.commands, self.measured, self.chunks = [], [], []
+        return commands, measured, chunks
 
     def clock_end(self, line: int) -> int:
         """Return the newest /clock received on time line `line` (on the current one: so far)."""
@@ -290,19 +294,19 @@ class SoakDriver(Node):
         return self.get_clock().now().nanoseconds
 
     def _on_joint_state(self, msg: JointState) -> None:
+        stamp = stamp_to_ns(msg.header.stamp)
+        positions = np.asarray(msg.position, dtype=np.float64)
         with self.lock:
-            self.measured = (tuple(msg.name), np.asarray(msg.position, dtype=np.float64))
+            self.measured.append(_Measured(self.joint_lines.add(stamp), stamp, tuple(msg.name), positions))
             if self._watching:
                 self.inputs_back_at, self._watching = time.monotonic(), False
 
-    def _on_command(self, msg: Float64MultiArray) -> None:
-        command = _Command(time.monotonic(), self.run_id, np.asarray(msg.data, dtype=np.float64), self.measured)
+    def _on_command(self, msg: JointState) -> None:
+        positions = np.asarray(msg.position, dtype=np.float64)
         with self.lock:
-            self.commands.append(command)
-
-    def _on_stamp(self, msg: JointState) -> None:
-        with self.lock:
-            self.stamps.append(_Stamp(self.run_id, stamp_to_ns(msg.header.stamp)))
+            self.commands.append(
+                _Command(time.monotonic(), self.run_id, stamp_to_ns(msg.header.stamp), tuple(msg.name), positions)
+            )
 
     def _on_clock(self, msg: Clock) -> None:
         with self.lock:
@@ -334,7 +338,8 @@ class Soak:
         self.command_lines = TimeLines()  # of the command stamps
         self.fault: FaultRecord | None = None
         self.problems: list[Check] = []
-        self._previous: _Command | None = None
+        self._pending: collections.deque[tuple[_Command, int]] = collections.deque()  # (command, time line) to judge
+        self._sim_line = 0  # the time line of the running sim: one per (re)start
         self._previous_stamp: tuple[int, int, int] | None = None  # (run, time line, stamp) of the last timed command
         self._window_chunks: list[float] = []
         self._window_sim_ns = 0
@@ -353,8 +358,10 @@ class Soak:
         self.control_rate = float(params['control_rate'])
         # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
         self.robot = load_robot_profile(params['robot_profile'])
-        self.limits = CommandLimits.at_rate(
-            self.robot.lower_limits, self.robot.upper_limits, self.robot.max_velocity, self.control_rate
+        self.judge = CommandJudge(
+            CommandLimits.at_rate(
+                self.robot.lower_limits, self.robot.upper_limits, self.robot.max_velocity, self.control_rate
+            )
         )
         self.driver.listen(params)
         self.driver.instruction_pub.publish(String(data=self.robot.default_instruction))
@@ -385,13 +392,15 @@ class Soak:
         reset = call_service(self.driver.reset_client, ResetSim.Request(seed=seed))
         if not reset.success:
             raise RuntimeError(f'sim/reset failed: {reset.message}')
+        self.judge.episode_started(self._sim_line, stamp_to_ns(reset.stamp))
         self._set_policy_active(True)
         while not self._poll():
             pass
         self._set_policy_active(False)
 
     def _set_policy_active(self, active: bool) -> None:
-        # Commands on either side of a lifecycle transition belong to different runs (the hold starts its own).
+        # Runs split the command stream for the rate, which counts intervals within one; the hold starts its own.
+        # Labelled on arrival: a tick in flight across a transition may count one interval wrong, nothing more.
         self.driver.run_id += 1
         self.driver.transition(Transition.TRANSITION_ACTIVATE if active else Transition.TRANSITION_DEACTIVATE)
 
@@ -429,7 +438,8 @@ class Soak:
         """SIGKILL the sim bridge and start it again; the policy node stays active throughout."""
         sim = self.processes[self._name_of(SIM)]
         # Nothing of the new sim exists yet: the current time line of /clock and of the stamps is the killed sim's.
-        self.fault = FaultRecord(killed_at=self._t(), line=len(self.command_lines.ends) - 1)
+        self.fault = FaultRecord(killed_at=self._t(), line=self._sim_line)
+        self._sim_line += 1
         self.driver.run_id += 1
         self._expected_down = sim.name
         sim.kill()
@@ -450,49 +460,58 @@ class Soak:
 
     # ---- checks and samples -----------------------------------------------------------------
 
-    def _drain(self) -> None:
-        """Check and time every command received since the last call, in order, and count the chunks."""
-        commands, stamps, chunks = self.driver.take()
+    def _drain(self, final: bool = False) -> None:
+        """Time the commands received since the last call and count the chunks.
+
+        Commands are judged in order once the measurements they are judged against have arrived (at the end: all).
+        """
+        commands, measured, chunks = self.driver.take()
         self._window_chunks += [seconds for _, seconds in chunks]
         if self.fault is not None and self.fault.inputs_back_at is None and self.driver.inputs_back_at is not None:
             self.fault.inputs_back_at = self._t(self.driver.inputs_back_at)
+        for state in measured:
+            self.judge.measured.add(state.line, state.stamp_ns, self._in_joint_order(state.names, state.values))
         for command in commands:
-            self._check_command(command)
-        for stamp in stamps:
-            self._time_command(stamp)
+            line = self.command_lines.add(command.stamp_ns)
+            self._time_command(command, line)
+            self._pending.append((command, line))
+        while self._pending and (final or self.judge.ready(self._pending[0][1], self._pending[0][0].stamp_ns)):
+            self._check_command(*self._pending.popleft())
 
-    def _check_command(self, command: _Command) -> None:
-        measured = self._in_joint_order(command.measured)
-        previous = self._previous if self._previous is not None and self._previous.run == command.run else None
-        problem = command_problem(command.values, self.limits, None if previous is None else previous.values, measured)
+    def _check_command(self, command: _Command, line: int) -> None:
+        values = self._in_joint_order(command.names, command.values)
+        problem, previous, measured = self.judge.judge(line, command.stamp_ns, values)
         self.commands += 1
         if problem is not None:
             self.bad[problem] += 1
             self.log(
-                f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f}: {_rounded(command.values)} '
-                f'(measured {_rounded(measured)}, previous {_rounded(previous and previous.values)})'
+                f'soak: {problem} command at minute {self._t(command.wall) / 60:.2f} (stamp '
+                f'{command.stamp_ns / NS_PER_S:.3f} s): {_rounded(values)} (measured then {_rounded(measured)}, '
+                f'previous {_rounded(previous)})'
             )
         if self.fault is not None:
-            self.fault.on_command(self._t(command.wall), command.values, measured, self.limits)
-        self._previous = command
+            self.fault.on_command(self._t(command.wall), line, values, measured, self.judge.limits)
 
-    def _time_command(self, stamp: _Stamp) -> None:
+    def _time_command(self, command: _Command, line: int) -> None:
         """Count the interval from the previous command of the same run and time line, on the node clock."""
-        line = self.command_lines.add(stamp.stamp_ns)
         previous = self._previous_stamp
-        if previous is not None and previous[:2] == (stamp.run, line):
-            seconds = (stamp.stamp_ns - previous[2]) / NS_PER_S
+        if previous is not None and previous[:2] == (command.run, line):
+            seconds = (command.stamp_ns - previous[2]) / NS_PER_S
             self.total_rate.add(seconds)
             self.window_rate.add(seconds)
         if self.fault is not None:
-            self.fault.on_stamp(line, stamp.stamp_ns)
-        self._previous_stamp = (stamp.run, line, stamp.stamp_ns)
+            self.fault.on_stamp(line, command.stamp_ns)
+        self._previous_stamp = (command.run, line, command.stamp_ns)
 
-    def _in_joint_order(self, measured: tuple[tuple[str, ...], np.ndarray] | None) -> np.ndarray | None:
-        if measured is None:
-            return None
-        names, positions = measured
-        return positions[[names.index(joint) for joint in self.robot.joint_names]]
+    def _in_joint_order(self, names: tuple[str, ...], positions: np.ndarray) -> np.ndarray:
+        """Positions in the robot profile's joint order; a missing joint is NaN (judged as a bad command)."""
+        index = {name: i for i, name in enumerate(names)}
+        return np.array(
+            [
+                positions[index[j]] if j in index and index[j] < len(positions) else np.nan
+                for j in self.robot.joint_names
+            ]
+        )
 
     def _sample(self) -> None:
         now_ns = self.driver.get_clock().now().nanoseconds
@@ -527,6 +546,7 @@ class Soak:
         self.window_rate, self._window_chunks, self._window_sim_ns = RateCounter(), [], now_ns
 
     def _judge(self) -> SoakResult:
+        self._drain(final=True)
         checks = [
             *self.problems,
             *resource_checks(self.samples, self.names, self.goals),

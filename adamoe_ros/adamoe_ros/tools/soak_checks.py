@@ -5,6 +5,7 @@ Plain records and functions without ROS, so the verdict machinery is tested on s
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,78 @@ def command_problem(
     return 'jump'
 
 
+class MeasuredHistory:
+    """The robot's measured positions by stamp on each time line of the sim clock: where it was at a node-clock time."""
+
+    def __init__(self) -> None:
+        """Nothing measured yet."""
+        self._lines: dict[int, tuple[list[int], list[np.ndarray]]] = {}
+
+    def add(self, line: int, stamp_ns: int, positions: np.ndarray) -> None:
+        """Record a measurement; one stamped before the newest of its line (reordered) is dropped."""
+        stamps, values = self._lines.setdefault(line, ([], []))
+        if not stamps or stamp_ns >= stamps[-1]:
+            stamps.append(stamp_ns)
+            values.append(positions)
+
+    def covers(self, line: int, stamp_ns: int) -> bool:
+        """Whether every measurement up to stamp_ns on `line` has arrived: a later one of it, or of a later line."""
+        stamps = self._lines.get(line, ([], []))[0]
+        return bool(stamps and stamps[-1] >= stamp_ns) or any(other > line for other in self._lines)
+
+    def at(self, line: int, stamp_ns: int) -> np.ndarray | None:
+        """Return the newest measurement at or before stamp_ns on `line`; None before its first one."""
+        stamps, values = self._lines.get(line, ([], []))
+        index = bisect.bisect_right(stamps, stamp_ns) - 1
+        return values[index] if index >= 0 else None
+
+    def forget_before(self, line: int, stamp_ns: int) -> None:
+        """Drop what no command stamped at or after stamp_ns on `line` can need (keeps memory flat in a soak)."""
+        stamps, values = self._lines.get(line, ([], []))
+        keep = max(bisect.bisect_right(stamps, stamp_ns) - 1, 0)
+        del stamps[:keep], values[:keep]
+
+
+class CommandJudge:
+    """Judges each command against what the robot had when the node sent it, on the node clock (the sim's /clock).
+
+    Its references are the previous command of the same episode and time line, and the position measured at or
+    before its stamp. Judged by stamp, not on arrival: a command that arrives late (a hold sent on deactivation,
+    a tick sent while the driver asked for it) is judged against where the robot was when it was sent, and a
+    sim reset (which moves the robot) ends the previous command's claim exactly at the reset's stamp.
+    """
+
+    def __init__(self, limits: CommandLimits) -> None:
+        """Judge against `limits`; measurements and episode starts come in as the soak receives them."""
+        self.limits = limits
+        self.measured = MeasuredHistory()
+        self._episode_starts: list[tuple[int, int]] = []  # (time line, stamp) of each sim reset
+        self._previous: tuple[int, int, np.ndarray] | None = None  # (time line, stamp, values) of the last command
+
+    def episode_started(self, line: int, stamp_ns: int) -> None:
+        """Record a sim reset on time line `line`: its episode starts at stamp_ns."""
+        self._episode_starts.append((line, stamp_ns))
+
+    def ready(self, line: int, stamp_ns: int) -> bool:
+        """Whether the measurements a command stamped stamp_ns on `line` is judged against have all arrived."""
+        return self.measured.covers(line, stamp_ns)
+
+    def judge(
+        self, line: int, stamp_ns: int, values: np.ndarray
+    ) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
+        """Return (problem or None, the previous command it was judged against, the measured position)."""
+        previous = None
+        if self._previous is not None:
+            prev_line, prev_stamp, prev_values = self._previous
+            reset_between = any(on == line and prev_stamp < at <= stamp_ns for on, at in self._episode_starts)
+            if prev_line == line and not reset_between:
+                previous = prev_values
+        measured = self.measured.at(line, stamp_ns)
+        self._previous = (line, stamp_ns, values)
+        self.measured.forget_before(line, stamp_ns)
+        return command_problem(values, self.limits, previous, measured), previous, measured
+
+
 @dataclass
 class RateCounter:
     """Intervals between consecutive commands of one uninterrupted run, in seconds of the node's clock."""
@@ -104,8 +177,9 @@ class FaultRecord:
     the killed sim's last /clock until the restarted sim's /clock began a new time line. A command of the killed
     sim's time line stamped later was sent on inputs no sim produced. One stamped up to it was sent while the sim
     ran, however late it arrives: a node behind on a loaded machine still ticks through /clock sent before the kill.
-    Resuming is judged on arrival, in wall seconds since the soak started: the first command received after the
-    restarted sim's joint states reached the driver, against the measured position then.
+    Resuming is judged on the restarted sim's time line: its first command against the position measured at its
+    stamp; how long it took is in wall seconds since the soak started, from the restarted sim's first joint states
+    reaching the driver to that command arriving.
     """
 
     killed_at: float
@@ -127,9 +201,14 @@ class FaultRecord:
         if line == self.line:
             self.stamps.append(stamp_ns)
 
-    def on_command(self, t_s: float, command: np.ndarray, measured: np.ndarray | None, limits: CommandLimits) -> None:
-        """Account one command received at t_s with the measured position at that moment."""
-        if self.inputs_back_at is None or t_s < self.inputs_back_at or self.resumed_at is not None:
+    def on_command(
+        self, t_s: float, line: int, command: np.ndarray, measured: np.ndarray | None, limits: CommandLimits
+    ) -> None:
+        """Account one command of time line `line` received at t_s, with the position measured at its stamp.
+
+        The first one on a line after the killed sim's is the resume.
+        """
+        if line <= self.line or self.resumed_at is not None:
             return
         self.resumed_at = t_s
         if measured is not None:
