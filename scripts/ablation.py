@@ -22,6 +22,7 @@ stopped at any point and started again with the same command:
     python scripts/ablation.py                      # everything, resuming
     python scripts/ablation.py --stop-after pretrain
     python scripts/ablation.py --text-encoder all-MiniLM-L6-v2 --variants --work W --results R  # that base alone
+    python scripts/ablation.py ... --variants --pretrain-seed 1 --work W2 ...  # another run of it (W2/dataset: a link)
 
 Checkpoints, bundles and the dataset go to --work (not committed); evaluations, logs and the report to --results.
 """
@@ -248,7 +249,7 @@ def export_evaluate(job: Job, checkpoint: Path, dataset: Path, args: argparse.Na
 
 def evaluate_base(pretrained: Path, dataset: Path, args: argparse.Namespace) -> None:
     """Stage A's checkpoint itself, on every fine-tuning seed's evaluation block at once (the variants' seeds)."""
-    job = Job(BASE, 0, 0)
+    job = Job(BASE, args.pretrain_seed, 0)  # evaluated on the first evaluation block, whatever its training seed
     (args.results / job.name).mkdir(parents=True, exist_ok=True)
     shutil.copy(args.work / 'pretrain' / 'train_log.jsonl', args.results / job.name / 'train_log.jsonl')
     export_evaluate(job, pretrained, dataset, args, len(args.seeds) * args.episodes)
@@ -279,6 +280,7 @@ def main() -> None:
     parser.add_argument('--seeds-per-chunk', type=int, default=50, help='training seeds reserved per chunk')
     parser.add_argument('--collect-rtf', type=float, default=3.0, help='real-time factor of the collection sim')
     parser.add_argument('--pretrain-steps', type=int, default=40000)
+    parser.add_argument('--pretrain-seed', type=int, default=0, help="stage A's training seed (its run of the recipe)")
     parser.add_argument('--finetune-steps', type=int, default=4000)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--lr-scale', type=float, default=20.0, help='stage A: x the reference learning rates')
@@ -321,10 +323,17 @@ def main() -> None:
         # The cameras-only chain takes one worker from the start, so its base trains beside stage A (this thread).
         futures = {Job(PIXELS, args.seeds[0], 0): pool.submit(pixels, dataset, args)} if PIXELS in args.variants else {}
         pretrained = train(
-            args.work / 'pretrain', dataset, args.pretrain_steps, 0, args.threads, args.lr_scale, dense_base(args), args
+            args.work / 'pretrain',
+            dataset,
+            args.pretrain_steps,
+            args.pretrain_seed,
+            args.threads,
+            args.lr_scale,
+            dense_base(args),
+            args,
         )
         if args.stop_after != 'pretrain':
-            futures[Job(BASE, 0, 0)] = pool.submit(evaluate_base, pretrained, dataset, args)
+            futures[Job(BASE, args.pretrain_seed, 0)] = pool.submit(evaluate_base, pretrained, dataset, args)
             futures |= {
                 job: pool.submit(finetune_export_evaluate, job, pretrained, dataset, args) for job in jobs(args)
             }
