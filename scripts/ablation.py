@@ -247,9 +247,14 @@ def export_evaluate(job: Job, checkpoint: Path, dataset: Path, args: argparse.Na
         # fmt: on
 
 
+def base_job(args: argparse.Namespace) -> Job:
+    """Stage A's checkpoint as a job: named by its training seed, evaluated from the first evaluation block."""
+    return Job(BASE, args.pretrain_seed, 0)
+
+
 def evaluate_base(pretrained: Path, dataset: Path, args: argparse.Namespace) -> None:
     """Stage A's checkpoint itself, on every fine-tuning seed's evaluation block at once (the variants' seeds)."""
-    job = Job(BASE, args.pretrain_seed, 0)  # evaluated on the first evaluation block, whatever its training seed
+    job = base_job(args)
     (args.results / job.name).mkdir(parents=True, exist_ok=True)
     shutil.copy(args.work / 'pretrain' / 'train_log.jsonl', args.results / job.name / 'train_log.jsonl')
     export_evaluate(job, pretrained, dataset, args, len(args.seeds) * args.episodes)
@@ -333,7 +338,7 @@ def main() -> None:
             args,
         )
         if args.stop_after != 'pretrain':
-            futures[Job(BASE, args.pretrain_seed, 0)] = pool.submit(evaluate_base, pretrained, dataset, args)
+            futures[base_job(args)] = pool.submit(evaluate_base, pretrained, dataset, args)
             futures |= {
                 job: pool.submit(finetune_export_evaluate, job, pretrained, dataset, args) for job in jobs(args)
             }
