@@ -189,9 +189,10 @@ def train(
     recipe_file.write_text(json.dumps(recipe) + '\n')
     began = time.monotonic()
     run(
-        # --decode-once changes how frames are read, not which: it is not part of the recipe
+        # --decode-once changes how frames are read, not which: it is not part of the recipe. A resume needs only
+        # the newest checkpoint; keeping all of them filled the disk (about 11 GB per 40000-step stage A).
         ['adamoe-train', *recipe, '--threads', str(threads), '--save-every', str(args.save_every)]
-        + ['--decode-once', *resume],
+        + ['--keep-checkpoints', '1', '--decode-once', *resume],
         out / 'train.log',
     )
     mark_done(out, train_time_s=round(time.monotonic() - began, 1), threads=threads, resumed=bool(resume))

@@ -45,7 +45,13 @@ touch "$VENV/COLCON_IGNORE"  # colcon must not crawl 6 GB of site-packages looki
 # 3. Python packages, pinned by requirements.lock (resolved once, committed).
 REQ_HASH=$(hash_of "$ROOT/requirements.txt" "$ROOT/requirements.lock")
 if ! stamp_ok pip "$REQ_HASH"; then
-  log "pip: installing requirements (first time: about 4 minutes, 6 GB)"
+  # A CUDA build of torch is the only one on PyPI: a new venv takes 6.4 GB. Say so before pip fails half-way.
+  FREE_GB=$(df -P -BG "$VENV" | awk 'NR == 2 {print int($4)}')
+  if [ ! -f "$STAMPS/pip" ] && [ "$FREE_GB" -lt 7 ]; then
+    echo "setup: a new venv needs about 7 GB free at $VENV; $FREE_GB GB free" >&2
+    exit 1
+  fi
+  log "pip: installing requirements (first time: about 4 minutes, 6.4 GB)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" \
     -c "$ROOT/requirements.lock" 2>&1 | { grep -v "is ignored: it is neither" || true; }
   stamp_set pip "$REQ_HASH"

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -53,6 +54,7 @@ class TrainOptions:
     threads: int = 2
     log_every: int = 10
     save_every: int = 0
+    keep_checkpoints: int = 0
     resume: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -139,6 +141,16 @@ def _log_record(
     return record
 
 
+def prune_checkpoints(checkpoints: Path, keep: int) -> None:
+    """Delete all but the newest `keep` step checkpoints (about 140 MB each for the tiny base, with optimizer state).
+
+    Called after `last` points at the newest, so a resume always finds a complete checkpoint.
+    """
+    steps = sorted((d for d in checkpoints.iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    for old in steps[:-keep]:
+        shutil.rmtree(old)
+
+
 def train(options: TrainOptions) -> Path:
     """Run training; return the final `pretrained_model` folder."""
     from lerobot.common.train_utils import load_training_state, save_training_state, update_last_checkpoint
@@ -204,6 +216,8 @@ def train(options: TrainOptions) -> Path:
         postprocessor.save_pretrained(ckpt / 'pretrained_model')
         save_training_state(ckpt, at_step, optimizer, scheduler)
         update_last_checkpoint(ckpt)
+        if options.keep_checkpoints:
+            prune_checkpoints(checkpoints, options.keep_checkpoints)
         return ckpt / 'pretrained_model'
 
     policy.train()
@@ -268,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument('--log-every', type=int, default=10)
     p.add_argument('--save-every', type=int, default=0, help='0 = only at the end')
+    p.add_argument(
+        '--keep-checkpoints', type=int, default=0, help='keep only the newest N step checkpoints (0 = all, as LeRobot)'
+    )
     p.add_argument('--resume', action='store_true', help='continue from output-dir/checkpoints/last')
     p.add_argument(
         '--set',
@@ -291,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = TrainOptions(**values)
     if options.steps < 1 or options.batch_size < 1 or not math.isfinite(options.lr_scale) or options.lr_scale <= 0:
         raise SystemExit('adamoe-train: --steps, --batch-size and --lr-scale must be positive')
+    if options.keep_checkpoints < 0:
+        raise SystemExit('adamoe-train: --keep-checkpoints must be 0 (all) or positive')
     final = train(options)
     print(f'adamoe-train: final checkpoint {final}')
     return 0

@@ -52,11 +52,17 @@ def test_train_logs_checkpoints_and_resumes(tiny_backbone, synthetic_dataset, tm
 
     with pytest.raises(FileExistsError, match='--resume'):
         main([*args, '--steps', '8'])
-    assert main([*args, '--steps', '8', '--resume', '--log-every', '2']) == 0
+    assert sorted(d.name for d in (out / 'checkpoints').iterdir()) == ['000003', '000006', 'last']
+    assert (
+        main([*args, '--steps', '10', '--resume', '--log-every', '2', '--save-every', '2', '--keep-checkpoints', '2'])
+        == 0
+    )
     records = [json.loads(line) for line in (out / 'train_log.jsonl').read_text().splitlines()]
-    assert records[-1]['step'] == 8
+    assert records[-1]['step'] == 10
+    # Only the newest two of 000003, 000006, 000008, 000010 stay; `last` names the newest.
+    assert sorted(d.name for d in (out / 'checkpoints').iterdir()) == ['000008', '000010', 'last']
     resumed = AdaMoEPolicy.from_pretrained(out / 'checkpoints' / 'last' / 'pretrained_model')
-    assert int(resumed.moe_train_step) == 8
+    assert int(resumed.moe_train_step) == 10
 
 
 def test_train_upcycles_from_dense_checkpoint(tiny_backbone, synthetic_dataset, tmp_path):
