@@ -30,10 +30,12 @@ import array
 import functools
 import math
 import operator
+import textwrap
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import (
     InvalidParameterTypeException,
@@ -187,6 +189,25 @@ def read_parameters[T: ParameterTable](node: Node, table: type[T]) -> T:
         except ParameterUninitializedException:
             values[f.name] = None  # an empty array parameter
     return table(**values)
+
+
+def parameter_file(table: type[ParameterTable], header: str, key: str = '/**') -> str:
+    """Return a ROS parameter file of every parameter at its default, each under its description and rule.
+
+    Generated from the table, as generate_parameter_library generates its docs, so it cannot drift from the node.
+    """
+    lines = [f'# {line}'.rstrip() for line in header.strip().splitlines()]
+    lines += [f'{key}:', '  ros__parameters:']
+    for f in fields(table):
+        rule, _, _, is_array = _describe(table, f.name)
+        allowed = rule.constraints()
+        if allowed:
+            allowed = ' ' + (allowed.capitalize() if rule.choices else f'Must be {allowed}') + '.'
+        lines += [f'    # {line}' for line in textwrap.wrap(rule.description + allowed, 112)]
+        value = list(f.default) if is_array else f.default
+        # '{name: value}\n' in YAML's flow style, less the braces
+        lines.append('    ' + yaml.safe_dump({f.name: value}, default_flow_style=True, width=math.inf)[1:-2])
+    return '\n'.join(lines) + '\n'
 
 
 def checked_value(table: type[ParameterTable], name: str, value: Any) -> Any:

@@ -1,6 +1,5 @@
 """Robot profiles in config/: loadable as ROS parameter files, complete, consistent with their robots."""
 
-import re
 from dataclasses import fields
 
 import pytest
@@ -12,6 +11,7 @@ from test_policy_support import PACKAGE
 from adamoe_contract.robots import load_robot_profile
 from adamoe_ros.policy.node import PolicyNode
 from adamoe_ros.policy.params import PolicyParams, read_policy_parameters
+from adamoe_ros.tools.parameter_template import policy_parameter_template
 
 CONFIG = PACKAGE / 'config'
 PROFILES = {'so101.yaml': 6, 'aloha.yaml': 14, 'generic_template.yaml': 0}
@@ -45,10 +45,15 @@ def test_profile_parses_and_names_only_known_parameters(profile, context):
         node.destroy_node()
 
 
-def test_template_documents_every_parameter():
+def test_template_is_generated_from_the_parameter_table():
     text = (CONFIG / 'generic_template.yaml').read_text()
-    for name in PARAMETERS:
-        assert re.search(rf'^\s+{name}:.*#', text, re.MULTILINE), f'{name} missing or undocumented'
+    assert text == policy_parameter_template(), 'run: python -m adamoe_ros.tools.parameter_template > ' + str(
+        CONFIG / 'generic_template.yaml'
+    )
+    values = yaml.safe_load(text)['/**']['ros__parameters']
+    assert values == {
+        f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in fields(PolicyParams)
+    }
 
 
 def test_so101_profile_configures_with_the_demo_bundle(context):

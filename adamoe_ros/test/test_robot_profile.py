@@ -1,5 +1,6 @@
-"""The robot profiles agree with the outside truth (the MJCF the sim loads, the demo bundle) and with the
-parameter files in config/ that repeat some of their facts (ROS parameter files cannot include another file)."""
+"""The robot profiles agree with the outside truth (the MJCF the sim loads, the demo bundle); the policy node reads
+its robot's topics from them; the recorder and sim parameter files that repeat some of their facts agree with them
+(those nodes take no profile, and ROS parameter files cannot include another file)."""
 
 from pathlib import Path
 
@@ -8,9 +9,10 @@ import numpy as np
 import pytest
 import yaml
 
-from adamoe_contract.robots import load_robot_profile
+from adamoe_contract.robots import ROBOTS_DIR
 from adamoe_contract.spec import load_spec
 from adamoe_ros import bundles
+from adamoe_ros.policy.params import PolicyParams, check_against_bundle
 from adamoe_ros.recorder.config import RecorderConfig
 from adamoe_ros.sim.scene import SO101, SceneOptions, build_model, wheel_scene_path
 from adamoe_ros.sim.tasks import MULTITASK, PICK_PLACE, scene_for_state
@@ -47,15 +49,44 @@ def test_shipped_bundles_were_trained_on_the_so101_profile_and_their_scene(bundl
     assert scene_for_state(spec.state_names[len(spec.joint_names) :]) is scene
 
 
-@pytest.mark.parametrize('file', ['so101.yaml', 'aloha.yaml'])
-def test_policy_parameter_files_repeat_their_profile(file):
-    params = _parameters(file)
-    robot = load_robot_profile(params['robot_profile'])
-    assert params['camera_names'] == list(robot.camera_names)
-    assert params['camera_topics'] == [c.topic for c in robot.cameras]
-    assert params['camera_transports'] == [c.transport for c in robot.cameras]
-    if robot.extra_state_names:
-        assert params['extra_state_topic'] == robot.extra_state_topic
+def test_the_policy_node_takes_camera_and_extra_state_topics_from_the_profile(tmp_path):
+    spec = load_spec(bundles.PICK_PLACE)  # front and wrist cameras, the cube position as extra state
+    fit = check_against_bundle(PolicyParams(robot_profile='so101'), spec)
+    assert fit.camera_topics == tuple(c.topic for c in SO101.cameras)
+    assert fit.camera_transports == tuple(c.transport for c in SO101.cameras)
+    assert fit.extra_state_topic == SO101.extra_state_topic
+    # Another profile of the same joints: its topics and transports, and no extra state to offer.
+    profile = yaml.safe_load((ROBOTS_DIR / 'so101.yaml').read_text())
+    profile['cameras'] = [
+        {'name': 'front', 'topic': 'arm/front/image_raw/compressed', 'transport': 'compressed'},
+        {'name': 'wrist', 'topic': 'arm/wrist/image', 'transport': 'raw'},
+    ]
+    del profile['extra_state']
+    profile['name'] = 'arm'
+    path = tmp_path / 'arm.yaml'
+    path.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ValueError, match=r"extra_state_topic: the bundle has extra state .*'arm' publishes \[\]"):
+        check_against_bundle(PolicyParams(robot_profile=str(path)), spec)
+    # The multi-task bundle's state (both cubes, both goals) is not what the so101 profile's topic carries.
+    with pytest.raises(ValueError, match='extra_state_topic: the bundle has extra state'):
+        check_against_bundle(PolicyParams(robot_profile='so101'), load_spec(bundles.MULTITASK))
+    multitask = PolicyParams(robot_profile='so101', extra_state_topic=MULTITASK.state_topic)
+    assert check_against_bundle(multitask, load_spec(bundles.MULTITASK)).extra_state_topic == MULTITASK.state_topic
+    fit = check_against_bundle(PolicyParams(robot_profile=str(path), extra_state_topic='arm/cube'), spec)
+    assert fit.camera_topics == ('arm/front/image_raw/compressed', 'arm/wrist/image')
+    assert fit.camera_transports == ('compressed', 'raw')
+    assert fit.extra_state_topic == 'arm/cube'
+    # Parameters win; a transport the profile does not stream falls back to cameras/<name>/image_raw[/compressed].
+    fit = check_against_bundle(
+        PolicyParams(robot_profile=str(path), extra_state_topic='arm/cube', camera_transports=('raw', 'compressed')),
+        spec,
+    )
+    assert fit.camera_topics == ('cameras/front/image_raw', 'cameras/wrist/image_raw/compressed')
+    given = ('a/front', 'b/wrist')
+    fit = check_against_bundle(
+        PolicyParams(robot_profile=str(path), extra_state_topic='arm/cube', camera_topics=given), spec
+    )
+    assert fit.camera_topics == given and fit.camera_transports == ('compressed', 'raw')
 
 
 def test_recorder_and_sim_parameter_files_repeat_the_so101_profile():

@@ -95,6 +95,7 @@ class PolicyNode(LifecycleNode):
         self._cameras: list[str] = []
         self._camera_topics: list[str] = []
         self._camera_transports: list[str] = []
+        self._extra_state_topic = ''
         self._joint_names: list[str] = []
         self._extra_names: list[str] = []
         self._dt_ns = 0
@@ -220,6 +221,7 @@ class PolicyNode(LifecycleNode):
         self._cameras = list(fit.camera_names)
         self._camera_topics = list(fit.camera_topics)
         self._camera_transports = list(fit.camera_transports)
+        self._extra_state_topic = fit.extra_state_topic
         joints = list(spec.joint_names)
         self._joint_names = joints
         state_names = list(spec.state_names)
@@ -269,7 +271,7 @@ class PolicyNode(LifecycleNode):
         if self._extra_names:
             subs.append(
                 self.create_subscription(
-                    Float64MultiArray, p.extra_state_topic, self._on_extra_state, SENSOR_QOS, callback_group=inputs
+                    Float64MultiArray, self._extra_state_topic, self._on_extra_state, SENSOR_QOS, callback_group=inputs
                 )
             )
         self._chunk_pub = self.create_lifecycle_publisher(ActionChunk, 'policy/action_chunk', RELIABLE_QOS)
@@ -361,7 +363,7 @@ class PolicyNode(LifecycleNode):
         try:
             values = check_extra_state(msg.data, self._extra_names)
         except InputRejectedError as err:
-            self._rejections.reject(self._params.extra_state_topic, err)
+            self._rejections.reject(self._extra_state_topic, err)
             return
         self._buffer.put(EXTRA_STATE_STREAM, values, self._now_ns())
 

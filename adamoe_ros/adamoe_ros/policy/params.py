@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from rclpy.node import Node
 
-from adamoe_contract.robots import RobotProfile, load_robot_profile
+from adamoe_contract.robots import CameraProfile, RobotProfile, load_robot_profile
 from adamoe_ros.engine import BundleSpec
 from adamoe_ros.parameters import ParameterTable, declare_parameters, param, read_parameters
 from adamoe_ros.policy.chunk_queue import DEFAULT_REFILL_THRESHOLD, EXECUTION_MODES
@@ -25,23 +25,33 @@ class PolicyParams(ParameterTable):
 
     READ_ONLY: ClassVar[bool] = False
 
-    bundle_path: str = param('', 'Folder of the exported policy bundle (bundle.json, prefix.onnx, denoise.onnx).')
+    bundle_path: str = param(
+        '',
+        'Policy bundle: a folder (bundle.json, prefix.onnx, denoise.onnx) or the name of one shipped in '
+        'adamoe_ros/bundles/.',
+    )
     robot_profile: str = param(
         '',
-        "Robot profile giving the joint limits and velocities: a shipped name ('so101', "
-        "'aloha') or a profile YAML path. Its joints must be the bundle's, in order.",
+        'Robot profile giving the joint limits and velocities and the default camera and extra-state topics: a '
+        "shipped name ('so101', 'aloha') or a profile YAML path. Its joints must be the bundle's, in order.",
     )
     camera_names: tuple[str, ...] = param((), 'Bundle camera names to subscribe (default: all).')
     camera_topics: tuple[str, ...] = param(
-        (), 'Topic per camera name (default: cameras/<name>/image_raw or .../compressed).'
+        (),
+        "Topic per camera name (default: the robot profile's topic for the camera, else "
+        'cameras/<name>/image_raw or .../compressed).',
     )
     camera_transports: tuple[str, ...] = param(
-        (), "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera.", choices=CAMERA_TRANSPORTS
+        (),
+        "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage) per camera (default: the robot profile's).",
+        choices=CAMERA_TRANSPORTS,
     )
     joint_states_topic: str = param('joint_states', 'sensor_msgs/JointState with the measured joint positions.')
     instruction_topic: str = param('instruction', 'std_msgs/String task instruction (reliable, transient local).')
     extra_state_topic: str = param(
-        'sim/cube_position', 'std_msgs/Float64MultiArray with the bundle extra state (used when it has any).'
+        '',
+        'std_msgs/Float64MultiArray with the bundle extra state, when it has any (default: the robot profile '
+        "extra_state topic, if the bundle's extra state is the profile's).",
     )
     default_instruction: str = param('', 'Instruction used until one arrives on the topic (empty: wait for it).')
     max_instruction_length: int = param(256, 'Longer instructions are rejected (characters).', ge=1)
@@ -101,6 +111,7 @@ class BundleFit:
     camera_names: tuple[str, ...]
     camera_topics: tuple[str, ...]
     camera_transports: tuple[str, ...]
+    extra_state_topic: str  # '' when the bundle has no extra state
     robot: RobotProfile
 
 
@@ -115,7 +126,17 @@ def read_policy_parameters(node: Node) -> PolicyParams:
 
 
 def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
-    """Check the parameters against the loaded bundle; ValueError names the parameter that does not fit."""
+    """Check the parameters against the loaded bundle; ValueError names the parameter that does not fit.
+
+    Topics and transports not given as parameters are the robot profile's, the one home of a robot's facts.
+    """
+    robot = load_robot_profile(p.robot_profile)
+    if robot.joint_names != tuple(spec.joint_names):
+        # Commands are joint arrays in bundle order: another order would drive the wrong joints.
+        raise ValueError(
+            f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
+            f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)'
+        )
     bundle_cameras = tuple(spec.camera_names)
     cameras = p.camera_names or bundle_cameras
     missing = [c for c in bundle_cameras if c not in cameras]
@@ -125,15 +146,24 @@ def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
     for name, values in (('camera_topics', p.camera_topics), ('camera_transports', p.camera_transports)):
         if values and len(values) != len(cameras):
             raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {list(cameras)}')
-    transports = p.camera_transports or ('raw',) * len(cameras)
-    default_topics = tuple(
-        f'cameras/{c}/image_raw' + ('/compressed' if t == 'compressed' else '') for c, t in zip(cameras, transports)
-    )
-    robot = load_robot_profile(p.robot_profile)
-    if robot.joint_names != tuple(spec.joint_names):
-        # Commands are joint arrays in bundle order: another order would drive the wrong joints.
-        raise ValueError(
-            f'bundle joints {list(spec.joint_names)} differ from the joints of robot profile '
-            f'{robot.name!r} {list(robot.joint_names)} (same names in the same order needed)'
-        )
-    return BundleFit(cameras, p.camera_topics or default_topics, transports, robot)
+    profile = {camera.name: camera for camera in robot.cameras}
+    transports = p.camera_transports or tuple(profile[c].transport if c in profile else 'raw' for c in cameras)
+    topics = p.camera_topics or tuple(_default_camera_topic(profile.get(c), c, t) for c, t in zip(cameras, transports))
+    extra = tuple(spec.state_names[len(spec.joint_names) :])
+    extra_state_topic = p.extra_state_topic if extra else ''
+    if extra and not extra_state_topic:
+        # The profile's topic carries the profile's extra state: only a bundle of the same state may read it.
+        if extra != robot.extra_state_names:
+            raise ValueError(
+                f'extra_state_topic: the bundle has extra state {list(extra)} and robot profile {robot.name!r} '
+                f"publishes {list(robot.extra_state_names)}; set the topic that carries the bundle's"
+            )
+        extra_state_topic = robot.extra_state_topic
+    return BundleFit(cameras, topics, transports, extra_state_topic, robot)
+
+
+def _default_camera_topic(profile: CameraProfile | None, camera: str, transport: str) -> str:
+    """Return the profile's topic when it streams this transport, else cameras/<name>/image_raw[/compressed]."""
+    if profile is not None and profile.transport == transport:
+        return profile.topic
+    return f'cameras/{camera}/image_raw' + ('/compressed' if transport == 'compressed' else '')
