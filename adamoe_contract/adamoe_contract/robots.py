@@ -18,6 +18,13 @@ ROBOTS_DIR = Path(__file__).resolve().parent / 'robots'
 CAMERA_TRANSPORTS = ('raw', 'compressed')
 
 
+def camera_topic(camera: str, transport: str = 'raw') -> str:
+    """Return the conventional topic of a camera no profile places elsewhere (the image_transport naming)."""
+    if transport not in CAMERA_TRANSPORTS:
+        raise ValueError(f'camera {camera}: transport {transport!r} not in {CAMERA_TRANSPORTS}')
+    return f'cameras/{camera}/image_raw' + ('/compressed' if transport == 'compressed' else '')
+
+
 class RobotProfileError(ValueError):
     """A robot profile cannot be found or is inconsistent (the file and the problem are in the message)."""
 
@@ -89,6 +96,19 @@ class RobotProfile:
     def state_names(self) -> tuple[str, ...]:
         """Names of the state vector: the joints, then the extra state."""
         return self.joint_names + self.extra_state_names
+
+    def camera_transport(self, camera: str) -> str:
+        """Return the transport this profile streams the camera with ('raw' for a camera it does not list)."""
+        listed = {c.name: c for c in self.cameras}
+        return listed[camera].transport if camera in listed else 'raw'
+
+    def camera_topic(self, camera: str, transport: str | None = None) -> str:
+        """Return the profile's topic when it streams the camera with this transport, else the conventional one."""
+        transport = transport or self.camera_transport(camera)
+        listed = {c.name: c for c in self.cameras}
+        if camera in listed and listed[camera].transport == transport:
+            return listed[camera].topic
+        return camera_topic(camera, transport)
 
 
 def shipped_robot_profiles() -> list[str]:

@@ -24,6 +24,18 @@ def test_shipped_profiles_load_by_name_and_by_path():
     assert {c.transport for c in aloha.cameras} == {'compressed'} and not aloha.extra_state_names
 
 
+def test_camera_topics_are_the_profiles_else_the_convention():
+    aloha = load_robot_profile('aloha')
+    assert aloha.camera_transport('cam_high') == 'compressed'
+    assert aloha.camera_topic('cam_high') == 'cam_high/image_raw/compressed'
+    # A transport the profile does not stream, or a camera it does not list, takes the conventional topic.
+    assert aloha.camera_topic('cam_high', 'raw') == 'cameras/cam_high/image_raw'
+    assert aloha.camera_transport('top') == 'raw' and aloha.camera_topic('top') == 'cameras/top/image_raw'
+    assert aloha.camera_topic('top', 'compressed') == 'cameras/top/image_raw/compressed'
+    with pytest.raises(ValueError, match='transport'):
+        aloha.camera_topic('top', 'theora')
+
+
 @pytest.mark.parametrize('name', ['', 'ur5', 'missing/profile.yaml'])
 def test_unknown_profile_names_the_shipped_ones(name):
     with pytest.raises(RobotProfileError, match='so101' if '/' not in name else 'not found'):

@@ -215,7 +215,7 @@ def test_sim_bridge_killed_and_restarted():
     node = harness.node
     clocks = collect(harness, Clock, '/clock', RELIABLE_QOS)
     states = collect(harness, JointState, 'joint_states', SENSOR_QOS)
-    frames = {c: collect(harness, Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in ('front', 'wrist')}
+    frames = {c: collect(harness, Image, SO101.camera_topic(c), SENSOR_QOS) for c in ('front', 'wrist')}
     commands = collect(harness, JointState, 'joint_command')
     harness.recorder.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data='pick up the cube'))
     try:

@@ -92,7 +92,7 @@ def test_future_stamp_is_rejected_and_does_not_block_the_stream(stream):
         topic = (
             node.get_parameter('joint_states_topic').value
             if stream == 'joint_states'
-            else f'cameras/{stream}/image_raw'
+            else load_robot_profile(node.get_parameter('robot_profile').value).camera_topic(stream)
         )
         max_age_s = node.get_parameter('max_joint_state_age' if stream == 'joint_states' else 'max_image_age').value
         sent = 5  # the same bad message a few times, so that best-effort delivery surely brings one

@@ -98,7 +98,7 @@ class Recorder(Node):
         self.chunks: list[tuple[float, ActionChunk]] = []
         self.status: list[PolicyStatus] = []
         self.frames: list[int] = []  # header stamps (ns)
-        self.create_subscription(Image, 'cameras/front/image_raw', self._on_frame, BUFFERED_SENSOR_QOS)
+        self.create_subscription(Image, SO101.camera_topic('front'), self._on_frame, BUFFERED_SENSOR_QOS)
         self.create_subscription(
             Float64MultiArray, 'forward_position_controller/commands', self._on_command, RELIABLE_QOS
         )
@@ -128,7 +128,7 @@ class SimDriver(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('sim_driver', **kwargs)
         self.clock_pub = self.create_publisher(Clock, '/clock', 10)
-        self.cameras = [self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in ('front', 'wrist')]
+        self.cameras = [self.create_publisher(Image, SO101.camera_topic(c), SENSOR_QOS) for c in ('front', 'wrist')]
         self.joints = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
         self.extra = self.create_publisher(Float64MultiArray, 'sim/cube_position', SENSOR_QOS)
         self.create_publisher(String, 'instruction', LATCHED_QOS).publish(String(data='pick up the cube'))

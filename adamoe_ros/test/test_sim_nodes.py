@@ -182,7 +182,7 @@ def test_cameras_publish_rgb8_frames_that_are_not_blank() -> None:
     try:
         frames: dict[str, list[Image]] = {'front': [], 'wrist': []}
         for cam, sink in frames.items():
-            h.probe.create_subscription(Image, f'cameras/{cam}/image_raw', sink.append, SENSOR_QOS)
+            h.probe.create_subscription(Image, SO101.camera_topic(cam), sink.append, SENSOR_QOS)
         assert wait_for(lambda: all(len(v) >= 2 for v in frames.values()), 20.0)
         for cam, msgs in frames.items():
             img = to_rgb8(msgs[-1])

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from rclpy.node import Node
 
-from adamoe_contract.robots import CameraProfile, RobotProfile, load_robot_profile
+from adamoe_contract.robots import RobotProfile, load_robot_profile
 from adamoe_ros.engine import BundleSpec
 from adamoe_ros.parameters import ParameterTable, declare_parameters, param, read_parameters
 from adamoe_ros.policy.chunk_queue import DEFAULT_REFILL_THRESHOLD, EXECUTION_MODES
@@ -146,9 +146,8 @@ def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
     for name, values in (('camera_topics', p.camera_topics), ('camera_transports', p.camera_transports)):
         if values and len(values) != len(cameras):
             raise ValueError(f'{name} has {len(values)} entries for {len(cameras)} cameras {list(cameras)}')
-    profile = {camera.name: camera for camera in robot.cameras}
-    transports = p.camera_transports or tuple(profile[c].transport if c in profile else 'raw' for c in cameras)
-    topics = p.camera_topics or tuple(_default_camera_topic(profile.get(c), c, t) for c, t in zip(cameras, transports))
+    transports = p.camera_transports or tuple(robot.camera_transport(c) for c in cameras)
+    topics = p.camera_topics or tuple(robot.camera_topic(c, t) for c, t in zip(cameras, transports))
     extra = tuple(spec.state_names[len(spec.joint_names) :])
     extra_state_topic = p.extra_state_topic if extra else ''
     if extra and not extra_state_topic:
@@ -160,10 +159,3 @@ def check_against_bundle(p: PolicyParams, spec: BundleSpec) -> BundleFit:
             )
         extra_state_topic = robot.extra_state_topic
     return BundleFit(cameras, topics, transports, extra_state_topic, robot)
-
-
-def _default_camera_topic(profile: CameraProfile | None, camera: str, transport: str) -> str:
-    """Return the profile's topic when it streams this transport, else cameras/<name>/image_raw[/compressed]."""
-    if profile is not None and profile.transport == transport:
-        return profile.topic
-    return f'cameras/{camera}/image_raw' + ('/compressed' if transport == 'compressed' else '')

@@ -2,8 +2,8 @@
 
 Run as `python -m adamoe_ros.tools.fake_inputs --duration 10`; `--fuzz-rate 500` also sends 500 malformed or
 random messages a second on the input topics. SIGUSR1 stops the cameras, SIGUSR2 starts them again (a camera
-outage when a test needs one). Camera count and size: `--cameras front wrist top --width 640 --height 480` (one
-topic cameras/<name>/image_raw per name).
+outage when a test needs one). Camera count and size: `--cameras front wrist top --width 640 --height 480` (raw
+images, on the SO-101 profile's topic for a camera it lists, else the conventional cameras/<name>/image_raw).
 """
 
 import argparse
@@ -33,7 +33,7 @@ class SyntheticInputs(Node):
         super().__init__('synthetic_inputs', **kwargs)
         self.args = args
         self.rng = np.random.default_rng(args.seed)
-        self.cameras = {c: self.create_publisher(Image, f'cameras/{c}/image_raw', SENSOR_QOS) for c in args.cameras}
+        self.cameras = {c: self.create_publisher(Image, SO101.camera_topic(c, 'raw'), SENSOR_QOS) for c in args.cameras}
         self.joints_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
         self.instruction_pub = self.create_publisher(String, 'instruction', LATCHED_QOS)
         self.extra_pub = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, SENSOR_QOS)

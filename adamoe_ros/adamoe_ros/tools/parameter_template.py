@@ -14,7 +14,9 @@ robot_profile and bundle_path (both required), keep the lines you change and pas
 
 The robot's facts (joint names in command order, position limits, velocity limits, camera topics, extra-state
 topic, default instruction) live in one robot profile YAML, not here, as ros2_control takes limits from one robot
-description. Shipped profiles: adamoe_contract/adamoe_contract/robots/{so101,aloha}.yaml. To add a robot:
+description. The node takes all but the instruction from it: a bundle may be trained on other instructions than the
+profile's, so the node waits for one on its topic unless default_instruction below is set. Shipped profiles:
+adamoe_contract/adamoe_contract/robots/{so101,aloha}.yaml. To add a robot:
   1. copy so101.yaml to my_robot.yaml and set `name`, one `joints` entry per joint in the order your
      forward_position_controller expects (name, lower and upper limit from your URDF, max_velocity in rad/s),
      `cameras` (name as in the bundle, topic, raw or compressed), `extra_state` (if any) and

@@ -65,7 +65,7 @@ class SyntheticTeleopSource(Node):
         self._args = args
         self._tick = 0
         self._images = [numpy_to_image(image, 'rgb8') for image in frames(args.size, args.texture)]
-        self._cams = [self.create_publisher(Image, f'cameras/{name}/image_raw', SENSOR_QOS) for name in args.cameras]
+        self._cams = [self.create_publisher(Image, SO101.camera_topic(c, 'raw'), SENSOR_QOS) for c in args.cameras]
         self._joints = self.create_publisher(JointState, 'joint_states', RELIABLE_QOS)
         self._leader = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._cube = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, RELIABLE_QOS)

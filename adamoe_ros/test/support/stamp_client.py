@@ -38,7 +38,7 @@ class StampClient(Node):
         super().__init__('stamp_client')
         self.positions = positions
         self.frame = numpy_to_image(np.full((48, 64, 3), 120, np.uint8), 'rgb8')
-        topics = {c: f'cameras/{c}/image_raw' for c in CAMERAS}
+        topics = {c: SO101.camera_topic(c) for c in CAMERAS}
         self.cameras = {c: self.create_publisher(Image, t, SENSOR_QOS) for c, t in topics.items()}
         self.hostile_cameras = {c: self.create_publisher(Image, t, SENSOR_QOS) for c, t in topics.items()}
         self.joints = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
