@@ -97,18 +97,21 @@ class RobotProfile:
         """Names of the state vector: the joints, then the extra state."""
         return self.joint_names + self.extra_state_names
 
+    def camera(self, name: str) -> CameraProfile | None:
+        """Return the profile's entry for a camera, None for a camera it does not list."""
+        return next((camera for camera in self.cameras if camera.name == name), None)
+
     def camera_transport(self, camera: str) -> str:
         """Return the transport this profile streams the camera with ('raw' for a camera it does not list)."""
-        listed = {c.name: c for c in self.cameras}
-        return listed[camera].transport if camera in listed else 'raw'
+        listed = self.camera(camera)
+        return listed.transport if listed else 'raw'
 
     def camera_topic(self, camera: str, transport: str | None = None) -> str:
         """Return the profile's topic when it streams the camera with this transport, else the conventional one."""
-        transport = transport or self.camera_transport(camera)
-        listed = {c.name: c for c in self.cameras}
-        if camera in listed and listed[camera].transport == transport:
-            return listed[camera].topic
-        return camera_topic(camera, transport)
+        listed = self.camera(camera)
+        if listed and listed.transport == (transport or listed.transport):
+            return listed.topic
+        return camera_topic(camera, transport or 'raw')
 
 
 def shipped_robot_profiles() -> list[str]:

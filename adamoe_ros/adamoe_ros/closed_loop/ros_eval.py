@@ -184,8 +184,7 @@ def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) ->
     try:
         launch.start()
         bridge, policy = launch.nodes['sim_bridge'], launch.nodes['policy_node']
-        topics = {camera.name: camera.topic for camera in SO101.cameras}
-        evaluator = _Evaluator({cam: topics[cam] for cam in spec.camera_names}, context=launch.context)
+        evaluator = _Evaluator({cam: SO101.camera_topic(cam) for cam in spec.camera_names}, context=launch.context)
         launch.executor.add_node(evaluator)
         evaluator.sim_time = lambda: bridge.sim.time
         if policy.trigger_configure().name != 'SUCCESS':
