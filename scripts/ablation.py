@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adamoe_ros.closed_loop.ablation_report import write_report
+from adamoe_ros.closed_loop.protocol import SELECTION_FIRST_SEED, TRAIN_FIRST_SEED
 from lerobot_policy_adamoe.text_encoder import TEXT_ENCODERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,6 @@ MAIN_VARIANTS = ('dense', 'vanilla_e4_k1', 'adamoe_e4_k1', 'adamoe_e4_k1_fp')  #
 PIXELS = 'adamoe_e4_k1_fp_pixels'  # the best-expected variant trained without the privileged state
 VARIANTS[PIXELS] = VARIANTS['adamoe_e4_k1_fp']
 LANGUAGE_TESTS = {'held_out': ['--phrasing', 'held_out'], 'swap': ['--swap']}
-EVAL_FIRST_SEED = 1000  # collection uses seeds below it
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -103,8 +103,8 @@ def collect(args: argparse.Namespace) -> Path:
         ):
             continue
         shutil.rmtree(chunk, ignore_errors=True)
-        first_seed = i * args.seeds_per_chunk  # disjoint seed blocks, all below EVAL_FIRST_SEED
-        assert first_seed + args.seeds_per_chunk <= EVAL_FIRST_SEED, 'training seeds would reach held-out seeds'
+        first_seed = TRAIN_FIRST_SEED + i * args.seeds_per_chunk  # disjoint seed blocks, below the held-out ones
+        assert first_seed + args.seeds_per_chunk <= SELECTION_FIRST_SEED, 'training seeds would reach held-out seeds'
         episodes = min(args.chunk, args.demos - i * args.chunk)
         # fmt: off
         run([sys.executable, '-m', 'adamoe_ros.closed_loop.collect', '--scene', SCENE, '--root', str(chunk / 'data'),
@@ -232,7 +232,7 @@ def export_evaluate(job: Job, checkpoint: Path, dataset: Path, args: argparse.Na
         run(['adamoe-export', str(checkpoint), str(bundle), '--dataset-root', str(dataset)], results / 'stages.log')
     if args.stop_after == 'export':
         return
-    first_seed = EVAL_FIRST_SEED + job.index * args.episodes
+    first_seed = SELECTION_FIRST_SEED + job.index * args.episodes
     evaluations = {'eval': []}
     if job.variant in (BASE, *MAIN_VARIANTS) and job.index == 0:
         evaluations.update(LANGUAGE_TESTS)

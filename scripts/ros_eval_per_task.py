@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adamoe_ros.bundles import MULTITASK
 from adamoe_ros.closed_loop import ros_eval
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
 from adamoe_ros.closed_loop.stats import wilson_interval
 from adamoe_ros.sim.tasks import SCENES, scene_def
 
@@ -46,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--bundle', type=Path, default=MULTITASK)
     parser.add_argument('--scene', default='multitask', choices=sorted(SCENES))
     parser.add_argument('--episodes', type=int, default=50, help='held-out seeds per task')
-    parser.add_argument('--first-seed', type=int, default=2000, help='each task takes its seeds from here on')
-    parser.add_argument('--max-time', type=float, default=25.0, help='sim seconds per episode')
+    parser.add_argument(
+        '--first-seed', type=int, default=TEST_FIRST_SEED, help='each task takes its seeds from here on'
+    )
+    parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
     parser.add_argument('--out', type=Path, required=True, help='folder for <task>.json and table.md')
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adamoe_contract.spec import load_spec
 from adamoe_ros.bundles import MULTITASK
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
 from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
@@ -28,6 +29,7 @@ from adamoe_ros.closed_loop.report import (
     write_video,
 )
 from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
+from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 from adamoe_ros.sim.tasks import SCENES, scene_def, scene_for_state
 
 DEMO_BUNDLE = MULTITASK
@@ -41,12 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         '--first-seed',
         type=int,
-        default=2000,
-        help='held-out seeds start here (training used 0.., the ablation chose the model on 1000..)',
+        default=TEST_FIRST_SEED,
+        help='held-out seeds start here, never used to choose the model (closed_loop/protocol.py)',
     )
-    parser.add_argument('--max-time', type=float, default=25.0, help='sim seconds per episode')
+    parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
-    parser.add_argument('--mode', default='rtc', choices=('rtc', 'blend', 'latest'), help='chunk execution')
+    parser.add_argument(
+        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
+    )
     parser.add_argument('--scene', choices=sorted(SCENES), help="default: the scene of the bundle's privileged state")
     parser.add_argument('--out', type=Path, default=Path('outputs/demo'))
     args = parser.parse_args(argv)

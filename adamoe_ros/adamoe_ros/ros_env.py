@@ -1,4 +1,7 @@
-"""Small shared ROS helpers: the project's QoS profiles and time/stamp conversions."""
+"""Small shared ROS helpers: the project's QoS profiles, time/stamp conversions and a blocking service call."""
+
+import threading
+from typing import Any
 
 from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time as TimeMsg
@@ -51,3 +54,16 @@ def ns_to_stamp(ns: int) -> TimeMsg:
     """Return integer nanoseconds as a builtin_interfaces/Time (negative values clamp to 0)."""
     ns = max(int(ns), 0)
     return TimeMsg(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
+
+
+def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
+    """Call a service from outside the executor thread and wait for the answer."""
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise TimeoutError(f'service {client.srv_name} not available')
+    done = threading.Event()
+    future = client.call_async(request)
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        client.remove_pending_request(future)  # a server that died mid-call never answers: do not keep it
+        raise TimeoutError(f'service {client.srv_name} did not answer in {timeout} s')
+    return future.result()

@@ -9,6 +9,7 @@ import pytest
 
 from adamoe_contract.backend import Observation
 from adamoe_ros.closed_loop.instructions import episode_instruction, task_seeds
+from adamoe_ros.closed_loop.protocol import SELECTION_FIRST_SEED, SOAK_FIRST_SEED, TEST_FIRST_SEED, TRAIN_FIRST_SEED
 from adamoe_ros.closed_loop.report import summarize
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
@@ -251,3 +252,11 @@ def test_one_task_evaluation_takes_that_tasks_seeds_in_order() -> None:
     with pytest.raises(KeyError, match='red_on_green'):
         task_seeds(MULTITASK, 'juggle', 1000, 1)
     assert task_seeds(MULTITASK, None, 1000, 8) == list(range(1000, 1008))  # no task: every task in turn
+
+
+def test_protocol_seed_blocks_hold_their_evaluations_apart() -> None:
+    blocks = [TRAIN_FIRST_SEED, SELECTION_FIRST_SEED, TEST_FIRST_SEED, SOAK_FIRST_SEED]
+    assert blocks == sorted(set(blocks))
+    for task in MULTITASK.tasks:  # a block fits 100 episodes per task: more than any evaluation here takes
+        assert task_seeds(MULTITASK, task.name, SELECTION_FIRST_SEED, 100)[-1] < TEST_FIRST_SEED
+        assert task_seeds(MULTITASK, task.name, TEST_FIRST_SEED, 100)[-1] < SOAK_FIRST_SEED

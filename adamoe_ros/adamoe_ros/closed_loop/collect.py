@@ -19,9 +19,9 @@ from pathlib import Path
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from adamoe_ros.closed_loop.ros_eval import call_service
+from adamoe_ros.closed_loop.protocol import TRAIN_FIRST_SEED
 from adamoe_ros.recorder.save_answer import saved_frame_counts
-from adamoe_ros.ros_env import NS_PER_S
+from adamoe_ros.ros_env import NS_PER_S, call_service
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.bridge_node import SimBridgeNode
 from adamoe_ros.sim.expert_plan import SETTLE_AFTER_RELEASE_S
@@ -37,7 +37,7 @@ RECORD_AFTER_DONE_S = 2 * SETTLE_AFTER_RELEASE_S
 def collect(
     root: Path,
     episodes: int,
-    first_seed: int = 0,
+    first_seed: int = TRAIN_FIRST_SEED,
     real_time_factor: float = 3.0,
     repo_id: str = 'local/so101_demos',
     image_size: int = 128,
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', type=Path, required=True, help='dataset folder (created or appended to)')
     parser.add_argument('--episodes', type=int, default=40)
-    parser.add_argument('--first-seed', type=int, default=0, help='training seeds; evaluation uses 1000+')
+    parser.add_argument('--first-seed', type=int, default=TRAIN_FIRST_SEED, help='training seeds (protocol.py)')
     parser.add_argument('--real-time-factor', type=float, default=3.0)
     parser.add_argument('--repo-id', default='local/so101_demos')
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES), help='sim/tasks.py scene')

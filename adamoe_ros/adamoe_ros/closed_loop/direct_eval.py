@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from adamoe_ros.closed_loop.instructions import PHRASINGS, episode_instruction, task_seeds
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, SELECTION_FIRST_SEED
 from adamoe_ros.closed_loop.report import (
     contact_sheet,
     episode_table,
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--bundle', type=Path, required=True)
     parser.add_argument('--episodes', type=int, default=50)
-    parser.add_argument('--first-seed', type=int, default=1000, help='held-out seeds (training used 0..)')
-    parser.add_argument('--max-time', type=float, default=25.0)
+    parser.add_argument('--first-seed', type=int, default=SELECTION_FIRST_SEED, help='held-out seeds (protocol.py)')
+    parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed (reproducible runs)')
     parser.add_argument(
         '--refill-threshold',

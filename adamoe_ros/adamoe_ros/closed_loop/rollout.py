@@ -13,6 +13,7 @@ import numpy as np
 from adamoe_contract.backend import Observation, PolicyBackend
 from adamoe_ros.closed_loop.instructions import EpisodeInstruction
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S
 from adamoe_ros.policy.chunk_queue import DEFAULT_REFILL_THRESHOLD
 from adamoe_ros.sim.so101 import So101PickPlaceSim
 
@@ -71,7 +72,7 @@ def run_policy_episode(
     seed: int,
     instruction: EpisodeInstruction | str,
     *,
-    max_time: float = 25.0,
+    max_time: float = EPISODE_TIME_S,
     refill_threshold: float = DEFAULT_REFILL_THRESHOLD,
     noise_seed: int | None = None,
     frame_every: int = 0,

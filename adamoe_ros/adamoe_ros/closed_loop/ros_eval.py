@@ -26,9 +26,11 @@ from std_msgs.msg import Float64MultiArray, String
 from adamoe_contract.spec import load_spec
 from adamoe_ros.closed_loop.instructions import PHRASINGS, EpisodeInstruction, episode_instruction, task_seeds
 from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
 from adamoe_ros.closed_loop.report import episode_table, print_per_task, summarize, write_json
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
-from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from adamoe_ros.policy.params import PolicyParams
+from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, call_service
 from adamoe_ros.ros_image import image_to_numpy
 from adamoe_ros.runner import InProcessLaunch, NodeSpec
 from adamoe_ros.sim.scene import SO101
@@ -44,10 +46,10 @@ class RosEvalConfig:
 
     bundle: Path
     episodes: int = 5
-    first_seed: int = 2000
-    max_time: float = 25.0  # sim seconds per episode
+    first_seed: int = TEST_FIRST_SEED
+    max_time: float = EPISODE_TIME_S  # sim seconds per episode
     real_time_factor: float = 1.0  # 1.0: the policy sees its real latency in sim time
-    execution_mode: str = 'rtc'
+    execution_mode: str = PolicyParams.execution_mode  # the node's default
     scene: str = 'pick_place'  # sim/tasks.py scene; the seed picks each episode's task
     task: str | None = None  # only this task's seeds (from first_seed on); None: consecutive seeds, every task
     phrasing: str = 'canonical'  # instruction words: canonical, train or held_out (instructions.PHRASINGS)
@@ -132,19 +134,6 @@ class _Evaluator(Node):
     def end_episode(self) -> None:
         with self.lock:
             self.episode = None
-
-
-def call_service(client: Any, request: Any, timeout: float = 10.0) -> Any:
-    """Call a service from outside the executor thread and wait for the answer."""
-    if not client.wait_for_service(timeout_sec=timeout):
-        raise TimeoutError(f'service {client.srv_name} not available')
-    done = threading.Event()
-    future = client.call_async(request)
-    future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
-        client.remove_pending_request(future)  # a server that died mid-call never answers: do not keep it
-        raise TimeoutError(f'service {client.srv_name} did not answer in {timeout} s')
-    return future.result()
 
 
 def evaluate_over_ros(cfg: RosEvalConfig, log: Callable[[str], None] = print) -> list[RosEpisode]:

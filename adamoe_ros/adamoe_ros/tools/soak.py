@@ -49,9 +49,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from adamoe_contract.robots import load_robot_profile
-from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, call_service
+from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, SOAK_FIRST_SEED
 from adamoe_ros.node_main import ExecutorThread
-from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, stamp_to_ns
+from adamoe_ros.ros_env import LATCHED_QOS, NS_PER_S, RELIABLE_QOS, SENSOR_QOS, call_service, stamp_to_ns
 from adamoe_ros.runner import NODE_CLASSES, NodeSpec, load_specs
 from adamoe_ros.tools.proc_stats import read_process_stats
 from adamoe_ros.tools.soak_checks import (
@@ -106,8 +106,8 @@ class SoakConfig:
     kill_sim_at: float | None = None  # minute at which the sim bridge is SIGKILLed and restarted
     stack: Path = RUNNER_YAML
     real_time_factor: float = 1.0
-    episode_time: float = RosEvalConfig.max_time  # sim seconds before an episode counts as failed
-    first_seed: int = 3000
+    episode_time: float = EPISODE_TIME_S  # sim seconds before an episode counts as failed
+    first_seed: int = SOAK_FIRST_SEED
 
     def __post_init__(self) -> None:
         """Refuse settings that cannot give a verdict."""
