@@ -42,20 +42,20 @@ def parse_remaps(text: str) -> list[tuple[str, str]]:
 def policy_actions(context: LaunchContext) -> list:
     """Create the lifecycle node and the events that configure and activate it."""
     autostart = LaunchConfiguration('autostart')
+    overrides = {
+        'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
+        'dry_run': ParameterValue(LaunchConfiguration('dry_run'), value_type=bool),
+    }
+    bundle = LaunchConfiguration('bundle_path').perform(context)
+    if bundle:  # else the robot_config file's bundle_path
+        overrides['bundle_path'] = bundle
     node = LifecycleNode(
         package=PACKAGE,
         executable=EXECUTABLE,
         name=LaunchConfiguration('node_name'),
         namespace=LaunchConfiguration('namespace'),
         output='screen',
-        parameters=[
-            LaunchConfiguration('robot_config'),
-            {
-                'bundle_path': ParameterValue(LaunchConfiguration('bundle_path'), value_type=str),
-                'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool),
-                'dry_run': ParameterValue(LaunchConfiguration('dry_run'), value_type=bool),
-            },
-        ],
+        parameters=[LaunchConfiguration('robot_config'), overrides],
         remappings=parse_remaps(LaunchConfiguration('camera_remaps').perform(context)),
     )
     configure = EmitEvent(
@@ -89,8 +89,8 @@ def generate_launch_description() -> LaunchDescription:
             *(SetEnvironmentVariable(name, value) for name, value in shm_profile_environment().items()),
             DeclareLaunchArgument(
                 'bundle_path',
-                default_value='so101_pick_place',
-                description='Policy bundle folder, or the name of a bundle shipped with the package',
+                default_value='',
+                description="Policy bundle folder or shipped bundle name (default: robot_config's bundle_path)",
             ),
             DeclareLaunchArgument(
                 'robot_config',
