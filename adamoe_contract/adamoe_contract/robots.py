@@ -108,10 +108,11 @@ class RobotProfile:
 
     def camera_topic(self, camera: str, transport: str | None = None) -> str:
         """Return the profile's topic when it streams the camera with this transport, else the conventional one."""
+        transport = transport or self.camera_transport(camera)
         listed = self.camera(camera)
-        if listed and listed.transport == (transport or listed.transport):
+        if listed and listed.transport == transport:
             return listed.topic
-        return camera_topic(camera, transport or 'raw')
+        return camera_topic(camera, transport)
 
 
 def shipped_robot_profiles() -> list[str]:

@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 
 from adamoe_ros.node_main import ExecutorThread
 from adamoe_ros.recorder.save_answer import saved_camera_counts, saved_frame_counts
-from adamoe_ros.tools.synthetic_source import SO101
+from adamoe_ros.tools.synthetic_source import camera_topic
 from adamoe_ros.transport import PROFILE_VARIABLES, shm_profile_environment
 
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
@@ -75,7 +75,7 @@ def recorder_params(args: argparse.Namespace, cameras: list[str], root: Path) ->
                 'fps': args.fps,
                 'tolerance_s': min(0.05, 0.75 / args.fps),
                 'camera_names': cameras,
-                'camera_topics': [SO101.camera_topic(c, 'raw') for c in cameras],  # where the source publishes
+                'camera_topics': [camera_topic(c) for c in cameras],  # where the source publishes
                 'camera_types': ['image'] * len(cameras),
                 'extra_state_topic': '',
                 'parallel_encoding': args.parallel_encoding,

@@ -18,7 +18,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from adamoe_ros.tools.synthetic_source import SO101
+from adamoe_ros.tools.synthetic_source import camera_topic
 from adamoe_ros.transport import PROFILE_FILE, PROFILE_VARIABLES, shm_profile_environment, shm_profile_path
 from adamoe_ros_interfaces.msg import RecorderStatus
 
@@ -137,7 +137,7 @@ def test_runner_applies_the_profile_and_camera_sized_frames_arrive(tmp_path):
         'dataset_root': str(tmp_path / 'ds'),
         'fps': fps,
         'camera_names': cameras,
-        'camera_topics': [SO101.camera_topic(c, 'raw') for c in cameras],  # where the source publishes
+        'camera_topics': [camera_topic(c) for c in cameras],  # where the source publishes
         'camera_types': ['image'] * len(cameras),
         'extra_state_topic': '',
     }

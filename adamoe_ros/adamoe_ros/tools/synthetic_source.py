@@ -31,6 +31,11 @@ LEADER_OFFSET = 1000.0
 SIM_START_S = 1.0
 
 
+def camera_topic(camera: str) -> str:
+    """Where the source publishes a camera's raw images (the recorder's default robot's topic for it)."""
+    return SO101.camera_topic(camera, 'raw')
+
+
 def grey_level(tick: int) -> int:
     """Grey level of the images of tick k."""
     return (tick % 32) * 8
@@ -65,7 +70,7 @@ class SyntheticTeleopSource(Node):
         self._args = args
         self._tick = 0
         self._images = [numpy_to_image(image, 'rgb8') for image in frames(args.size, args.texture)]
-        self._cams = [self.create_publisher(Image, SO101.camera_topic(c, 'raw'), SENSOR_QOS) for c in args.cameras]
+        self._cams = [self.create_publisher(Image, camera_topic(c), SENSOR_QOS) for c in args.cameras]
         self._joints = self.create_publisher(JointState, 'joint_states', RELIABLE_QOS)
         self._leader = self.create_publisher(JointState, 'leader/joint_states', RELIABLE_QOS)
         self._cube = self.create_publisher(Float64MultiArray, SO101.extra_state_topic, RELIABLE_QOS)
