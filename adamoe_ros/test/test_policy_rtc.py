@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from test_policy_support import Harness, policy_overrides, start_inputs
 
+from adamoe_ros.policy.chunk_queue import ActionQueue
 from adamoe_ros.ros_env import stamp_to_ns
 
 UNTRAINED = Path(__file__).parent / 'fixtures' / 'untrained_so101'
@@ -19,11 +20,11 @@ def overlap_disagreement(pairs: list, steps: int = 4) -> float:
     """Mean |new - old| over the first steps of each new chunk, the old chunk interpolated at the new times."""
     errors = []
     for old, new in pairs:
-        dt_ns = old.dt * 1e9
+        dt_ns = round(old.dt * 1e9)
         old_actions = np.array(old.actions).reshape(old.horizon, old.action_dim)
         new_actions = np.array(new.actions).reshape(new.horizon, new.action_dim)
-        old_t = stamp_to_ns(old.header.stamp) + dt_ns * np.arange(1, old.horizon + 1)
-        new_t = stamp_to_ns(new.header.stamp) + dt_ns * np.arange(1, steps + 1)
+        old_t = ActionQueue.chunk_times(stamp_to_ns(old.header.stamp), dt_ns, old.horizon)
+        new_t = ActionQueue.chunk_times(stamp_to_ns(new.header.stamp), dt_ns, steps)
         if new_t[-1] > old_t[-1]:
             continue
         interpolated = np.stack([np.interp(new_t, old_t, old_actions[:, j]) for j in range(old.action_dim)], 1)

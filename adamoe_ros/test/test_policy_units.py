@@ -36,9 +36,19 @@ def ramp_chunk(horizon: int, dim: int, offset: float = 0.0) -> np.ndarray:
 # ---- chunk queue ---------------------------------------------------------------------------
 
 
+def test_chunk_action_zero_is_meant_for_its_observation_time():
+    # As recorded: a dataset frame's action is the command sent at that frame's time (the aligner's nearest stamp),
+    # so the action a policy predicts first is for the moment of its observation, not one period later.
+    np.testing.assert_array_equal(ActionQueue.chunk_times(5 * MS, DT, 3), [5 * MS, 105 * MS, 205 * MS])
+    queue = ActionQueue(1, 'latest')
+    queue.merge(ramp_chunk(3, 1), start_ns=0, dt_ns=DT)
+    assert queue.sample(0)[0] == 0.0
+    np.testing.assert_allclose(queue.sample(50 * MS), [0.5])
+
+
 def test_queue_drops_past_actions_and_interpolates():
     queue = ActionQueue(2, 'latest')
-    queue.merge(ramp_chunk(4, 2), start_ns=0, dt_ns=DT)  # actions at 100, 200, 300, 400 ms
+    queue.merge(ramp_chunk(4, 2), start_ns=DT, dt_ns=DT)  # actions at 100, 200, 300, 400 ms
     assert queue.remaining(150 * MS) == 3
     np.testing.assert_allclose(queue.sample(150 * MS), [0.5, 0.5])
     np.testing.assert_allclose(queue.sample(300 * MS), [2.0, 2.0])
@@ -49,9 +59,9 @@ def test_queue_drops_past_actions_and_interpolates():
 
 def test_queue_before_first_action_interpolates_from_last_sample():
     queue = ActionQueue(1, 'latest')
-    queue.merge(np.zeros((3, 1)), start_ns=0, dt_ns=DT)
+    queue.merge(np.zeros((3, 1)), start_ns=DT, dt_ns=DT)
     assert queue.sample(100 * MS)[0] == 0.0  # anchor at t=100ms, value 0
-    queue.merge(np.full((3, 1), 10.0), start_ns=200 * MS, dt_ns=DT)  # first new action at 300 ms
+    queue.merge(np.full((3, 1), 10.0), start_ns=300 * MS, dt_ns=DT)  # first new action at 300 ms
     np.testing.assert_allclose(queue.sample(200 * MS), [5.0])  # halfway from anchor to first action
 
 
@@ -59,8 +69,8 @@ def test_latest_replaces_blend_mixes_overlap():
     latest = ActionQueue(1, 'latest')
     blend = ActionQueue(1, 'blend', blend_new_weight=0.25)
     for queue in (latest, blend):
-        queue.merge(np.zeros((4, 1)), start_ns=0, dt_ns=DT)  # 100..400 ms
-        queue.merge(np.full((4, 1), 8.0), start_ns=200 * MS, dt_ns=DT)  # 300..600 ms
+        queue.merge(np.zeros((4, 1)), start_ns=DT, dt_ns=DT)  # 100..400 ms
+        queue.merge(np.full((4, 1), 8.0), start_ns=300 * MS, dt_ns=DT)  # 300..600 ms
     times, actions = latest.future(0)
     np.testing.assert_array_equal(times, [300 * MS, 400 * MS, 500 * MS, 600 * MS])
     np.testing.assert_allclose(actions[:, 0], [8, 8, 8, 8])
@@ -70,14 +80,14 @@ def test_latest_replaces_blend_mixes_overlap():
 
 def test_rtc_prefix_resamples_remaining_actions_on_new_grid():
     queue = ActionQueue(1, 'rtc')
-    queue.merge(ramp_chunk(6, 1), start_ns=0, dt_ns=DT)  # values 0..5 at 100..600 ms
+    queue.merge(ramp_chunk(6, 1), start_ns=DT, dt_ns=DT)  # values 0..5 at 100..600 ms
     queue.sample(250 * MS)
-    prefix = queue.rtc_prefix(start_ns=250 * MS, dt_ns=DT, horizon=6, delay_steps=2)
+    prefix = queue.rtc_prefix(start_ns=350 * MS, dt_ns=DT, horizon=6, delay_steps=2)
     # new grid 350, 450, 550 ms lie inside the old queue (ends at 600 ms)
     np.testing.assert_allclose(prefix.actions[:, 0], [2.5, 3.5, 4.5])
     assert prefix.inference_delay == 2
-    assert queue.rtc_prefix(start_ns=100 * MS, dt_ns=DT, horizon=6, delay_steps=9).inference_delay == 5
-    assert queue.rtc_prefix(start_ns=0, dt_ns=DT, horizon=6, delay_steps=1) is None  # grid starts before queue
+    assert queue.rtc_prefix(start_ns=200 * MS, dt_ns=DT, horizon=6, delay_steps=9).inference_delay == 5
+    assert queue.rtc_prefix(start_ns=100 * MS, dt_ns=DT, horizon=6, delay_steps=1) is None  # grid starts before queue
     queue.clear()
     assert queue.rtc_prefix(start_ns=0, dt_ns=DT, horizon=6, delay_steps=1) is None
 
@@ -85,11 +95,11 @@ def test_rtc_prefix_resamples_remaining_actions_on_new_grid():
 def test_queue_refuses_chunks_planned_before_a_clear():
     queue = ActionQueue(1, 'latest')
     plan = queue.generation
-    assert queue.merge(np.zeros((3, 1)), start_ns=0, dt_ns=DT, generation=plan)
+    assert queue.merge(np.zeros((3, 1)), start_ns=DT, dt_ns=DT, generation=plan)
     queue.clear()  # e.g. an input went stale while the next chunk was being planned
-    assert not queue.merge(np.ones((3, 1)), start_ns=0, dt_ns=DT, generation=plan)
+    assert not queue.merge(np.ones((3, 1)), start_ns=DT, dt_ns=DT, generation=plan)
     assert queue.remaining(0) == 0
-    assert queue.merge(np.ones((3, 1)), start_ns=0, dt_ns=DT, generation=queue.generation)
+    assert queue.merge(np.ones((3, 1)), start_ns=DT, dt_ns=DT, generation=queue.generation)
 
 
 def test_queue_rejects_bad_mode_and_shape():

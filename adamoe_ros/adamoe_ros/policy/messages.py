@@ -22,7 +22,7 @@ def chunk_message(
     bundle_id: str,
     prefix_steps: int,
 ) -> ActionChunk:
-    """Build a chunk stamped with its observation time, the base of its action times (i at start + (i+1) dt)."""
+    """Build a chunk stamped with its observation time, the base of its action times (i at start + i dt)."""
     msg = ActionChunk()
     msg.header.stamp = ns_to_stamp(start_ns)
     msg.joint_names = joint_names
