@@ -16,7 +16,9 @@ from pathlib import Path
 from adamoe_ros.bundles import MULTITASK
 from adamoe_ros.closed_loop import ros_eval
 from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
+from adamoe_ros.closed_loop.ros_eval import RosEvalConfig
 from adamoe_ros.closed_loop.stats import wilson_interval
+from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 from adamoe_ros.sim.tasks import SCENES, scene_def
 
 
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
+    parser.add_argument(
+        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
+    )
     parser.add_argument('--out', type=Path, required=True, help='folder for <task>.json and table.md')
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             ros_eval.main(['--bundle', str(args.bundle), '--scene', args.scene, '--task', task.name,
                            '--episodes', str(args.episodes), '--first-seed', str(args.first_seed),
                            '--max-time', str(args.max_time), '--real-time-factor', str(args.real_time_factor),
-                           '--out', str(out)])
+                           '--mode', args.mode, '--out', str(out)])
             # fmt: on
         results[task.name] = json.loads(out.read_text())
     table = pooled_table(results)

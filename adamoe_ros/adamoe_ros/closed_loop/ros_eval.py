@@ -29,6 +29,7 @@ from adamoe_ros.closed_loop.phases import gripper_cube_distance, task_phase
 from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
 from adamoe_ros.closed_loop.report import episode_table, print_per_task, summarize, write_json
 from adamoe_ros.closed_loop.rollout import EpisodeResult, RoutingRecord
+from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 from adamoe_ros.policy.params import PolicyParams
 from adamoe_ros.ros_env import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, call_service
 from adamoe_ros.ros_image import image_to_numpy
@@ -246,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--phrasing', default=RosEvalConfig.phrasing, choices=PHRASINGS)
     parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
     parser.add_argument('--task', help="only this task's seeds (a sim/tasks.py task name, e.g. red_on_green)")
+    parser.add_argument(
+        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
+    )
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     args = parser.parse_args(argv)
     cfg = RosEvalConfig(
@@ -258,12 +262,19 @@ def main(argv: list[str] | None = None) -> None:
         task=args.task,
         phrasing=args.phrasing,
         swap=args.swap,
+        execution_mode=args.mode,
         frame_every=0.0,
     )
     episodes = evaluate_over_ros(cfg)
     spec = load_spec(args.bundle)
     summary = summarize(episodes, spec.routing.top_k)
-    settings = {'scene': args.scene, 'task': args.task, 'phrasing': args.phrasing, 'swapped_instructions': args.swap}
+    settings = {
+        'scene': args.scene,
+        'task': args.task,
+        'phrasing': args.phrasing,
+        'swapped_instructions': args.swap,
+        'execution_mode': args.mode,
+    }
     results = {'bundle': str(args.bundle), 'bundle_id': spec.bundle_id, **settings, 'summary': summary}
     write_json(args.out, {**results, 'episodes': episode_table(episodes)})
     print_per_task(summary)
