@@ -65,7 +65,10 @@ class PolicyParams(ParameterTable):
     )
     control_rate: float = param(50.0, 'Rate of the per-step command stream (Hz).', gt=0.0)
     execution_mode: str = param(
-        'rtc', "Chunk execution: 'rtc' (guided by the queued actions), 'blend' or 'latest'.", choices=EXECUTION_MODES
+        'latest',
+        "Chunk execution: 'latest' (each new chunk replaces the queue), 'blend', or 'rtc' (guided by the queued "
+        'actions, for inference that takes several control periods).',
+        choices=EXECUTION_MODES,
     )
     refill_threshold: float = param(
         DEFAULT_REFILL_THRESHOLD,
