@@ -16,9 +16,7 @@ from pathlib import Path
 from adamoe_ros.bundles import MULTITASK
 from adamoe_ros.closed_loop import ros_eval
 from adamoe_ros.closed_loop.protocol import EPISODE_TIME_S, TEST_FIRST_SEED
-from adamoe_ros.closed_loop.ros_eval import RosEvalConfig
 from adamoe_ros.closed_loop.stats import wilson_interval
-from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
 from adamoe_ros.sim.tasks import SCENES, scene_def
 
 
@@ -54,9 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
-    parser.add_argument(
-        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
-    )
+    ros_eval.add_mode_argument(parser)
     parser.add_argument('--out', type=Path, required=True, help='folder for <task>.json and table.md')
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,7 @@ from adamoe_ros.closed_loop.report import (
     write_json,
     write_video,
 )
-from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, evaluate_over_ros
-from adamoe_ros.policy.chunk_queue import EXECUTION_MODES
+from adamoe_ros.closed_loop.ros_eval import RosEvalConfig, add_mode_argument, evaluate_over_ros
 from adamoe_ros.sim.tasks import SCENES, scene_def, scene_for_state
 
 DEMO_BUNDLE = MULTITASK
@@ -48,9 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
     parser.add_argument('--real-time-factor', type=float, default=1.0)
-    parser.add_argument(
-        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
-    )
+    add_mode_argument(parser)
     parser.add_argument('--scene', choices=sorted(SCENES), help="default: the scene of the bundle's privileged state")
     parser.add_argument('--out', type=Path, default=Path('outputs/demo'))
     args = parser.parse_args(argv)

@@ -235,6 +235,13 @@ def _run_episode(
     return episode
 
 
+def add_mode_argument(parser: argparse.ArgumentParser) -> None:
+    """Add --mode: the policy node's chunk execution for the episodes (its default unless given)."""
+    parser.add_argument(
+        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Evaluate a bundle over ROS; print and write the success per instruction (the demo is the quick front end)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -247,9 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--phrasing', default=RosEvalConfig.phrasing, choices=PHRASINGS)
     parser.add_argument('--swap', action='store_true', help="instruct the next task's instruction (language test)")
     parser.add_argument('--task', help="only this task's seeds (a sim/tasks.py task name, e.g. red_on_green)")
-    parser.add_argument(
-        '--mode', default=RosEvalConfig.execution_mode, choices=EXECUTION_MODES, help="chunk execution (the node's)"
-    )
+    add_mode_argument(parser)
     parser.add_argument('--out', type=Path, required=True, help='results JSON')
     args = parser.parse_args(argv)
     cfg = RosEvalConfig(

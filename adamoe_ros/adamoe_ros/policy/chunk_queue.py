@@ -43,8 +43,8 @@ class ActionQueue:
     def chunk_times(start_ns: int, dt_ns: int, horizon: int) -> np.ndarray:
         """Return the times of a chunk's actions: action i is meant for start + i * dt.
 
-        As recorded: a dataset frame's action is the command sent at that frame's time, and a chunk's action 0 is
-        the one of its observation's frame (one period later, the arm ran 100 ms behind the demonstrations).
+        As recorded: a dataset frame's action is the command sent at that frame's time, so a chunk's action 0 is
+        the one of its observation's frame (queued a period later, the arm ran a period behind the demonstrations).
         """
         return start_ns + dt_ns * np.arange(horizon, dtype=np.int64)
 
