@@ -221,6 +221,30 @@ class ScriptedPolicy:
         return SimpleNamespace(actions=[action], timings={'total': 0.0}, routing=routing)
 
 
+class NoiseRecordingPolicy(ScriptedPolicy):
+    """The scripted policy, noting the flow-noise seed each chunk was asked for."""
+
+    def __init__(self, sim: So101PickPlaceSim) -> None:
+        super().__init__(sim)
+        self.noise_seeds: list[int | None] = []
+
+    def infer(self, obs: Observation, noise_seed: int | None = None) -> SimpleNamespace:
+        self.noise_seeds.append(noise_seed)
+        return super().infer(obs, noise_seed)
+
+
+def test_each_episode_and_chunk_draws_its_own_flow_noise(sim: So101PickPlaceSim) -> None:
+    def chunk_seeds(seed: int) -> list[int | None]:
+        policy = NoiseRecordingPolicy(sim)
+        run_policy_episode(policy, sim, seed, episode_instruction(MULTITASK, seed), max_time=0.5, noise_seed=0)
+        return policy.noise_seeds
+
+    first, second = chunk_seeds(4), chunk_seeds(7)
+    assert len(first) == len(set(first)) == 5  # horizon 1: a chunk per 0.1 s tick
+    assert not set(first) & set(second)  # episodes do not share noise, so they are independent trials
+    assert chunk_seeds(4) == first  # and a run is reproducible
+
+
 def test_swapped_instruction_evaluation_scores_the_instructed_and_the_scene_task(sim: So101PickPlaceSim) -> None:
     seeds = (4, 7)  # a stack and a placement scene, each told the next task's held-out phrase
     told = {seed: episode_instruction(MULTITASK, seed, 'held_out', swap=True) for seed in seeds}

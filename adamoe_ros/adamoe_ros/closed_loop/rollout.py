@@ -66,6 +66,15 @@ def sim_state(sim: So101PickPlaceSim, state_names: tuple[str, ...] | list[str]) 
     return np.asarray(values, dtype=np.float32)
 
 
+def chunk_noise_seed(noise_seed: int, episode_seed: int, tick: int) -> int:
+    """Flow-noise seed of the chunk computed at `tick` of episode `episode_seed`.
+
+    Drawn from all three so that every episode gets its own noise, as over ROS: a seed shared by all episodes
+    (noise_seed + tick) made a whole evaluation ride on one draw, and its success moved with that draw.
+    """
+    return int(np.random.SeedSequence([noise_seed, episode_seed, tick]).generate_state(1)[0])
+
+
 def run_policy_episode(
     engine: PolicyBackend,
     sim: So101PickPlaceSim,
@@ -101,7 +110,7 @@ def run_policy_episode(
         if len(queue) <= refill_threshold * spec.horizon:
             out = engine.infer(
                 Observation(images=images, state=sim_state(sim, spec.state_names), instruction=told.instruction),
-                noise_seed=None if noise_seed is None else noise_seed + tick,
+                noise_seed=None if noise_seed is None else chunk_noise_seed(noise_seed, seed, tick),
             )
             queue = list(out.actions)
             result.inference_times.append(out.timings['total'])
