@@ -67,7 +67,7 @@ def failed(checks) -> set[str]:
 
 
 def counter_at(rate_hz: float, seconds: float = 100.0) -> RateCounter:
-    return RateCounter(intervals=round(rate_hz * seconds), seconds=seconds)
+    return RateCounter(0.1, intervals=round(rate_hz * seconds), seconds=seconds)
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_command_check_needs_commands_and_no_bad_one():
 
 
 def test_rate_counter_and_rate_check():
-    counter = RateCounter()
+    counter = RateCounter(0.1)
     assert counter.rate() is None
     for _ in range(98):
         counter.add(0.1)
@@ -126,7 +126,19 @@ def test_rate_counter_and_rate_check():
     slow = rate_check(counter, 10.0, GOALS, stale_events=1)
     assert not slow.ok and slow.detail.endswith('2 of 102 control ticks without a command, 1 stale events')
     assert rate_check(counter_at(9.95), 10.0, GOALS, 0).ok and rate_check(counter_at(10.09), 10.0, GOALS, 0).ok
-    assert not rate_check(RateCounter(), 10.0, GOALS, 0).ok
+    assert not rate_check(RateCounter(0.1), 10.0, GOALS, 0).ok
+
+
+def test_rate_counter_counts_no_missed_tick_for_intervals_a_clock_step_off():
+    # A timer on the sim clock fires on its 20 ms steps: an interval a step long is followed by one a step short.
+    counter = RateCounter(0.1)
+    for _ in range(50):
+        counter.add(0.08)
+        counter.add(0.12)
+    counter.add(0.08)  # a run that ends a step short: its total rounds to one tick fewer than its intervals
+    assert counter.skipped == 0
+    detail = rate_check(counter, 10.0, GOALS, 0).detail
+    assert detail.endswith('0 of 101 control ticks without a command, 0 stale events')
 
 
 def test_time_lines_start_again_where_a_restarted_sim_clock_steps_back():

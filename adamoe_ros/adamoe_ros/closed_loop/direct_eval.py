@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--episodes', type=int, default=50)
     parser.add_argument('--first-seed', type=int, default=SELECTION_FIRST_SEED, help='held-out seeds (protocol.py)')
     parser.add_argument('--max-time', type=float, default=EPISODE_TIME_S, help='sim seconds per episode')
-    parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed; each episode and chunk draws its own noise from it (reproducible runs)')
+    parser.add_argument('--noise-seed', type=int, default=0, help='flow noise seed (per chunk and episode)')
     parser.add_argument(
         '--refill-threshold',
         type=float,

@@ -334,7 +334,6 @@ class Soak:
         self.bad = dict.fromkeys(BAD_KINDS, 0)
         self.commands = 0
         self.episodes = self.successes = 0
-        self.total_rate, self.window_rate = RateCounter(), RateCounter()
         self.command_lines = TimeLines()  # of the command stamps
         self.fault: FaultRecord | None = None
         self.problems: list[Check] = []
@@ -356,6 +355,8 @@ class Soak:
                 f'must send both (dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})'
             )
         self.control_rate = float(params['control_rate'])
+        period_s = 1.0 / self.control_rate
+        self.total_rate, self.window_rate = RateCounter(period_s), RateCounter(period_s)
         # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
         self.robot = load_robot_profile(params['robot_profile'])
         self.judge = CommandJudge(
@@ -543,7 +544,7 @@ class Soak:
         )
         self.samples.append(sample)
         self.log(table_row(sample, self.names))
-        self.window_rate, self._window_chunks, self._window_sim_ns = RateCounter(), [], now_ns
+        self.window_rate, self._window_chunks, self._window_sim_ns = RateCounter(1.0 / self.control_rate), [], now_ns
 
     def _judge(self) -> SoakResult:
         self._drain(final=True)

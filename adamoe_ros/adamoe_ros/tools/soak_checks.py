@@ -138,13 +138,20 @@ class CommandJudge:
 class RateCounter:
     """Intervals between consecutive commands of one uninterrupted run, in seconds of the node's clock."""
 
+    period_s: float  # the node's control period
     intervals: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # control ticks that sent no command
 
     def add(self, seconds: float) -> None:
-        """Count one interval between two commands."""
+        """Count one interval between two commands, and the control ticks it left out.
+
+        Per interval, not from the total: a timer on the sim clock fires on the clock's 20 ms steps, so single
+        intervals run a step long or short, and the total's rounding once reported -1 ticks without a command.
+        """
         self.intervals += 1
         self.seconds += seconds
+        self.skipped += max(round(seconds / self.period_s) - 1, 0)
 
     def rate(self) -> float | None:
         """Commands per second, None before the first interval."""
@@ -303,12 +310,12 @@ def rate_check(counter: RateCounter, control_rate: float, goals: Goals, stale_ev
     if rate_hz is None:
         return Check('command rate', False, 'no two consecutive commands seen')
     error = rate_hz / control_rate - 1.0
-    ticks = round(counter.seconds * control_rate)
+    ticks = counter.intervals + counter.skipped
     return Check(
         'command rate',
         abs(error) <= goals.rate_tolerance,
         f'{rate_hz:.3f} Hz against control_rate {control_rate:g} Hz ({error:+.2%}; goal within '
-        f'{goals.rate_tolerance:.0%}): {ticks - counter.intervals} of {ticks} control ticks without a command, '
+        f'{goals.rate_tolerance:.0%}): {counter.skipped} of {ticks} control ticks without a command, '
         f'{stale_events} stale events',
     )
 
