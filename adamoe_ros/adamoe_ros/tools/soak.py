@@ -355,8 +355,7 @@ class Soak:
                 f'must send both (dry_run {params["dry_run"]}, command_stream {params["command_stream"]!r})'
             )
         self.control_rate = float(params['control_rate'])
-        period_s = 1.0 / self.control_rate
-        self.total_rate, self.window_rate = RateCounter(period_s), RateCounter(period_s)
+        self.total_rate, self.window_rate = self._rate_counter(), self._rate_counter()
         # The node commands the profile's joints in its order, within its limits (it checks the bundle agrees).
         self.robot = load_robot_profile(params['robot_profile'])
         self.judge = CommandJudge(
@@ -544,7 +543,11 @@ class Soak:
         )
         self.samples.append(sample)
         self.log(table_row(sample, self.names))
-        self.window_rate, self._window_chunks, self._window_sim_ns = RateCounter(1.0 / self.control_rate), [], now_ns
+        self.window_rate, self._window_chunks, self._window_sim_ns = self._rate_counter(), [], now_ns
+
+    def _rate_counter(self) -> RateCounter:
+        """Return a counter of command intervals at the node's control period."""
+        return RateCounter(1.0 / self.control_rate)
 
     def _judge(self) -> SoakResult:
         self._drain(final=True)
