@@ -14,6 +14,7 @@ from adamoe_ros.closed_loop.report import summarize
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
 from adamoe_ros.sim.expert_plan import RECOVERY_SETTINGS, EpisodeTrace, Phase, PickPlacePlan, run_scripted_episode
+from adamoe_ros.sim.ik import GRASP_JAW_ANGLE
 from adamoe_ros.sim.task import MIN_CUBE_CUBE_DISTANCE, MIN_CUBE_GOAL_DISTANCE, MIN_GOAL_GOAL_DISTANCE
 from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE, scene_for_state
 
@@ -194,6 +195,18 @@ def test_recovery_expert_closes_without_waiting_and_regrasps_a_disturbed_miss(si
     lift = trace.phases.index(Phase.LIFT)
     np.testing.assert_allclose(follower[lift + 1 :], leader[lift + 1 :])
     assert leader[retry + 1 : lift + 1, -1].max() > 0.9 > leader[retry, -1]
+
+
+def test_recovery_expert_lifts_only_once_late_jaws_have_closed(sim: So101PickPlaceSim) -> None:
+    # Over a loaded ROS graph the close command reaches the arm some ticks late; jaws that had not started to
+    # move once counted as stopped, and recorded demonstrations lifted with them open. Here commands are 3 ticks
+    # late, one seed a task:
+    for seed in range(len(MULTITASK.tasks)):
+        trace = EpisodeTrace()
+        status = run_scripted_episode(sim, seed, settings=RECOVERY_SETTINGS, trace=trace, command_delay=3)
+        assert status.success, (seed, status.message)
+        lift = trace.phases.index(Phase.LIFT)
+        assert trace.measured[lift][-1] < GRASP_JAW_ANGLE + 0.05, (seed, trace.measured[lift][-1])
 
 
 class ScriptedPolicy:

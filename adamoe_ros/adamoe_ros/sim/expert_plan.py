@@ -8,6 +8,7 @@ solved (on a goal disc, or on top of another cube), given by tasks.target_rest_p
 
 import argparse
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 
 import mujoco
@@ -61,8 +62,10 @@ class PlanSettings:
     # CLOSE ends once the jaws have stopped, so no frames of the arm waiting at the cube follow the grasp (a
     # policy seeing one frame cannot tell how long it has waited).
     close_until_stalled: bool = False
-    min_close_time: float = 0.2  # s before the jaws may count as stopped
     stalled_jaw_step: float = 0.02  # rad per tick: jaws moving less have stopped
+    # ... once they have moved: over a loaded ROS graph the close command reaches the arm some ticks late, and jaws
+    # that have not started yet are not stopped (the arm would lift with them open).
+    min_jaw_travel: float = 0.1  # rad
     # Jaws that closed past empty_jaws hold nothing (the cube stops them at ~0.46 rad): open, hover, try again.
     regrasp: bool = False
     empty_jaws: float = 0.2  # rad
@@ -120,6 +123,7 @@ class PickPlacePlan:
             self.disturbance[:_ARM_JOINTS] = rng.normal(0.0, s.disturbance_scale, _ARM_JOINTS)
         self.follower_command: np.ndarray | None = None
         self._last_jaws: float | None = None
+        self._jaws_at_phase_start = 0.0  # measured jaws when the phase began: CLOSE counts their travel from it
         self._phase_time = 0.0
         self._commanded_point: np.ndarray | None = None
         self._anchor: np.ndarray | None = None  # grasp point when the phase began
@@ -194,8 +198,9 @@ class PickPlacePlan:
 
     def _jaws_stopped(self, jaws: float, last_jaws: float | None) -> bool:
         s = self.settings
+        moved = self._jaws_at_phase_start - jaws >= s.min_jaw_travel
         stopped = last_jaws is not None and abs(jaws - last_jaws) < s.stalled_jaw_step
-        return s.close_until_stalled and self._phase_time >= s.min_close_time and stopped
+        return s.close_until_stalled and moved and stopped
 
     def _advance_phase(self, grasp: np.ndarray, cube: np.ndarray, target: np.ndarray, jaws: float) -> None:
         s = self.settings
@@ -225,6 +230,7 @@ class PickPlacePlan:
             self.phase = Phase(self.phase.value + 1)
             self._phase_time = self._settled_time = 0.0
             self._anchor = grasp.copy()
+            self._jaws_at_phase_start = jaws
 
 
 @dataclass
@@ -233,6 +239,7 @@ class EpisodeTrace:
 
     leader: list[np.ndarray] = field(default_factory=list)  # the action a recorder stores
     follower: list[np.ndarray] = field(default_factory=list)  # what the arm was sent
+    measured: list[np.ndarray] = field(default_factory=list)  # the joints the plan saw at each command
     phases: list[Phase] = field(default_factory=list)  # the plan's phase at each command
     grasps: int = 0  # grasp attempts
 
@@ -244,10 +251,12 @@ def run_scripted_episode(
     max_time: float = 30.0,
     settings: PlanSettings = PlanSettings(),  # noqa: B008
     trace: EpisodeTrace | None = None,
+    command_delay: int = 0,
 ) -> TaskStatus:
     """Reset the sim with a seed, let the plan solve the seed's task directly, and return the final TaskStatus.
 
     The seed also draws the episode's disturbance, if the settings ask for any. trace, when given, is filled.
+    command_delay: control ticks each command takes to reach the arm (as over a loaded ROS graph; 0: none).
     """
     sim.reset(seed)
     plan = PickPlacePlan(sim.model, control_dt, settings)
@@ -256,11 +265,16 @@ def run_scripted_episode(
     trace.leader.append(sim.joint_positions())
     trace.follower.append(sim.joint_positions())
     steps_per_tick = max(int(round(control_dt / sim.dt)), 1)
+    in_flight: deque[np.ndarray] = deque()
     while not plan.done and sim.time < max_time:
-        trace.leader.append(plan.act(sim.joint_positions(), sim.cube_position(), sim.target_position()))
+        measured = sim.joint_positions()
+        trace.leader.append(plan.act(measured, sim.cube_position(), sim.target_position()))
         trace.follower.append(plan.follower_command)
+        trace.measured.append(measured)
         trace.phases.append(plan.phase)
-        sim.set_joint_targets(plan.follower_command)
+        in_flight.append(plan.follower_command)
+        if len(in_flight) > command_delay:
+            sim.set_joint_targets(in_flight.popleft())
         sim.step(steps_per_tick)
     trace.grasps = plan.grasps
     sim.step(int(round(SETTLE_AFTER_RELEASE_S / sim.dt)))
@@ -273,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--scene', default='pick_place', choices=sorted(SCENES))
     parser.add_argument('--seeds', type=int, default=60, help='seeds 0.. (the seed picks the task)')
     parser.add_argument('--recovery', action='store_true', help='regrasp, close until stalled, disturb 30%%')
+    parser.add_argument('--command-delay', type=int, default=0, help='control ticks a command takes to the arm')
     args = parser.parse_args(argv)
     settings = RECOVERY_SETTINGS if args.recovery else PlanSettings()
     sim = So101PickPlaceSim(scene=args.scene)
@@ -283,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for seed in range(args.seeds):
             trace = EpisodeTrace()
-            status = run_scripted_episode(sim, seed, settings=settings, trace=trace)
+            status = run_scripted_episode(sim, seed, settings=settings, trace=trace, command_delay=args.command_delay)
             wins.setdefault(sim.task.name, []).append(status.success)
             grasps.append(trace.grasps)
             for commands in (trace.leader, trace.follower):
