@@ -123,10 +123,10 @@ def test_rate_counter_and_rate_check():
     counter.add(0.2)  # two missed control ticks in 102: 2% slow
     counter.add(0.2)
     assert counter.rate() == pytest.approx(100 / 10.2)
-    slow = rate_check(counter, 10.0, GOALS, stale_events=1)
+    slow = rate_check(counter, GOALS, stale_events=1)
     assert not slow.ok and slow.detail.endswith('2 of 102 control ticks without a command, 1 stale events')
-    assert rate_check(counter_at(9.95), 10.0, GOALS, 0).ok and rate_check(counter_at(10.09), 10.0, GOALS, 0).ok
-    assert not rate_check(RateCounter(0.1), 10.0, GOALS, 0).ok
+    assert rate_check(counter_at(9.95), GOALS, 0).ok and rate_check(counter_at(10.09), GOALS, 0).ok
+    assert not rate_check(RateCounter(0.1), GOALS, 0).ok
 
 
 def test_rate_counter_counts_no_missed_tick_for_intervals_a_clock_step_off():
@@ -137,7 +137,7 @@ def test_rate_counter_counts_no_missed_tick_for_intervals_a_clock_step_off():
         counter.add(0.12)
     counter.add(0.08)  # a run that ends a step short: its total rounds to one tick fewer than its intervals
     assert counter.skipped == 0
-    detail = rate_check(counter, 10.0, GOALS, 0).detail
+    detail = rate_check(counter, GOALS, 0).detail
     assert detail.endswith('0 of 101 control ticks without a command, 0 stale events')
 
 
@@ -224,7 +224,7 @@ def test_exit_check():
 def test_verdict_line():
     checks = resource_checks(samples_of(a=series([100_000] * 5)), ['a'], GOALS)
     assert verdict_line(checks).startswith('soak verdict: PASS')
-    bad = [*checks, rate_check(counter_at(9.0), 10.0, GOALS, 0)]
+    bad = [*checks, rate_check(counter_at(9.0), GOALS, 0)]
     assert verdict_line(bad).startswith('soak verdict: FAIL (1 of 4 checks): command rate: 9.000 Hz')
 
 

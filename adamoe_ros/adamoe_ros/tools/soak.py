@@ -554,7 +554,7 @@ class Soak:
         checks = [
             *self.problems,
             *resource_checks(self.samples, self.names, self.goals),
-            rate_check(self.total_rate, self.control_rate, self.goals, self.driver.stale_events),
+            rate_check(self.total_rate, self.goals, self.driver.stale_events),
             command_check(self.bad, self.commands),
         ]
         if self.fault is not None:

@@ -298,8 +298,10 @@ def resource_checks(samples: list[Sample], names: list[str], goals: Goals) -> li
     return checks
 
 
-def rate_check(counter: RateCounter, control_rate: float, goals: Goals, stale_events: int) -> Check:
-    """Check the command rate over the soak is within goals.rate_tolerance of the node's control_rate.
+def rate_check(counter: RateCounter, goals: Goals, stale_events: int) -> Check:
+    """Check the command rate over the soak is within goals.rate_tolerance of the node's control rate.
+
+    The control rate is the counter's: one period counts both the missed ticks and the rate they are held against.
 
     A goal for an otherwise idle machine. The detail says what fell short: control ticks without a command, and
     the node's stale events, each of which stops commanding until the inputs are fresh and a chunk is planned.
@@ -309,6 +311,7 @@ def rate_check(counter: RateCounter, control_rate: float, goals: Goals, stale_ev
     rate_hz = counter.rate()
     if rate_hz is None:
         return Check('command rate', False, 'no two consecutive commands seen')
+    control_rate = 1.0 / counter.period_s
     error = rate_hz / control_rate - 1.0
     ticks = counter.intervals + counter.skipped
     return Check(
