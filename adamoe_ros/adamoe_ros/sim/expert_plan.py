@@ -235,7 +235,11 @@ class PickPlacePlan:
 
 @dataclass
 class EpisodeTrace:
-    """What run_scripted_episode sent, tick by tick (the first entry of each list: the measured start joints)."""
+    """What run_scripted_episode sent, tick by tick.
+
+    leader and follower begin with the measured start joints, then one entry per command; measured and phases have
+    one entry per command (measured[i] is what the plan saw when it sent leader[i + 1]).
+    """
 
     leader: list[np.ndarray] = field(default_factory=list)  # the action a recorder stores
     follower: list[np.ndarray] = field(default_factory=list)  # what the arm was sent
