@@ -1,5 +1,6 @@
 """The scene family of sim/tasks.py without ROS: catalogue, layouts, per-task success, expert success and limits."""
 
+import dataclasses
 import itertools
 from types import SimpleNamespace
 
@@ -13,8 +14,15 @@ from adamoe_ros.closed_loop.protocol import SELECTION_FIRST_SEED, SOAK_FIRST_SEE
 from adamoe_ros.closed_loop.report import summarize
 from adamoe_ros.closed_loop.rollout import run_policy_episode
 from adamoe_ros.sim import SO101, So101PickPlaceSim
-from adamoe_ros.sim.expert_plan import RECOVERY_SETTINGS, EpisodeTrace, Phase, PickPlacePlan, run_scripted_episode
-from adamoe_ros.sim.ik import GRASP_JAW_ANGLE
+from adamoe_ros.sim.expert_plan import (
+    RECOVERY_SETTINGS,
+    EpisodeTrace,
+    Phase,
+    PickPlacePlan,
+    PlanSettings,
+    run_scripted_episode,
+)
+from adamoe_ros.sim.ik import GRASP_JAW_ANGLE, TopDownIK
 from adamoe_ros.sim.task import MIN_CUBE_CUBE_DISTANCE, MIN_CUBE_GOAL_DISTANCE, MIN_GOAL_GOAL_DISTANCE
 from adamoe_ros.sim.tasks import CUBE_HALF_SIZE, MULTITASK, PICK_PLACE, scene_for_state
 
@@ -207,6 +215,32 @@ def test_recovery_expert_lifts_only_once_late_jaws_have_closed(sim: So101PickPla
         assert status.success, (seed, status.message)
         lift = trace.phases.index(Phase.LIFT)
         assert trace.measured[lift][-1] < GRASP_JAW_ANGLE + 0.05, (seed, trace.measured[lift][-1])
+
+
+def test_expert_grasp_keeps_the_fixed_jaw_clear_of_an_inexact_cube(sim: So101PickPlaceSim) -> None:
+    # Only one jaw moves. Brought down centred on the cube, the fixed jaw's pad is flush with its face, and a grasp
+    # a few mm off towards the moving jaw (as a trained policy's often is) lands that pad on the cube's top. Here
+    # the plan believes the cube 6 mm towards the moving jaw from where it is, until it lifts:
+    ik = TopDownIK(sim.model)
+    error = 0.006
+
+    def lifts(settings: PlanSettings, seed: int) -> bool:
+        sim.reset(seed)
+        plan = PickPlacePlan(sim.model, 0.1, settings)
+        plan.reset()
+        lift_ticks = 0
+        while lift_ticks < 10 and sim.time < 15.0:
+            q = sim.joint_positions()
+            believed = sim.cube_position() + error * ik.jaw_axis(q[:5])
+            sim.set_joint_targets(plan.act(q, believed, sim.target_position()))
+            sim.step(50)
+            lift_ticks += plan.phase is Phase.LIFT
+        return sim.task_status().lifted
+
+    centred = dataclasses.replace(PlanSettings(), fixed_jaw_clearance=0.0)
+    for seed in range(3):
+        assert not lifts(centred, seed), seed  # the pad sat on the cube and the jaws closed on air
+        assert lifts(PlanSettings(), seed), seed  # clear of it, the moving jaw pushed the cube against it
 
 
 class ScriptedPolicy:

@@ -46,6 +46,11 @@ class PlanSettings:
     hover_height: float = 0.055
     # The pads pinch the upper half of the cube: the grasp point stops this far above its centre.
     grasp_height: float = 0.012
+    # Only one jaw moves: centred on the cube, the fixed jaw's pad comes down flush with the cube's face, and a
+    # few mm of error towards it land the pad on the cube's top (the arm stops 14 mm high and closes on air).
+    # The grasp point comes down this far off the cube's centre on the fixed jaw's side, that pad clear of the
+    # face; closing, the moving jaw pushes the cube against it.
+    fixed_jaw_clearance: float = 0.010  # m
     carry_height: float = 0.055
     release_clearance: float = 0.004
     free_speed: float = 0.15  # m/s of the grasp-point target in free space
@@ -131,6 +136,7 @@ class PickPlacePlan:
         self._arm_command: np.ndarray | None = None  # the IK's solution (seeds the next solve)
         self._sent: np.ndarray | None = None  # the last command, rate limited
         self._table_z: float | None = None
+        self._jaw_axis = np.zeros(3)  # fixed to moving jaw, measured each tick
 
     @property
     def done(self) -> bool:
@@ -141,10 +147,9 @@ class PickPlacePlan:
         s, rest_z = self.settings, self._table_z
         # Carry and retreat heights count from the higher of table and target, so a stack top is cleared too.
         high_z = max(rest_z, float(target[2]))
-        if self.phase is Phase.HOVER:
-            return np.array([cube[0], cube[1], rest_z + s.hover_height])
-        if self.phase is Phase.DESCEND:
-            return np.array([cube[0], cube[1], cube[2] + s.grasp_height])
+        if self.phase in (Phase.HOVER, Phase.DESCEND):
+            x, y, _ = cube - s.fixed_jaw_clearance * self._jaw_axis
+            return np.array([x, y, rest_z + s.hover_height if self.phase is Phase.HOVER else cube[2] + s.grasp_height])
         if self.phase is Phase.LIFT:
             return np.array([self._anchor[0], self._anchor[1], high_z + s.carry_height + s.grasp_height])
         # While carrying, steer the cube (not the jaws) onto the target: a cube that slid in the jaws is
@@ -167,6 +172,7 @@ class PickPlacePlan:
         if self._table_z is None:
             self._table_z = float(cube[2])
         grasp = self._ik.grasp_point(q[:5])
+        self._jaw_axis = self._ik.jaw_axis(q[:5])
         if self._commanded_point is None:
             self._commanded_point, self._anchor, self._sent, self.follower_command = grasp, grasp, q.copy(), q.copy()
             # The grasp (wrist roll branch) is chosen once, for the first hover point, nearest the current roll;

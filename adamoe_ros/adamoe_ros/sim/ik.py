@@ -33,14 +33,20 @@ class TopDownIK:
         self._site = model.site('gripperframe').id
         self._data.qpos[self._gripper_adr] = GRASP_JAW_ANGLE
         mujoco.mj_kinematics(model, self._data)
-        midpoint = np.mean([self._data.geom_xpos[model.geom(n).id] for n in JAW_PADS], axis=0)
+        fixed_pad, moving_pad = (self._data.geom_xpos[model.geom(n).id].copy() for n in JAW_PADS)
         rot = self._data.xmat[self._gripper_body].reshape(3, 3)
-        self._grasp_offset = rot.T @ (midpoint - self._data.xpos[self._gripper_body])
+        self._grasp_offset = rot.T @ ((fixed_pad + moving_pad) / 2 - self._data.xpos[self._gripper_body])
+        self._jaw_axis = rot.T @ ((moving_pad - fixed_pad) / np.linalg.norm(moving_pad - fixed_pad))
 
     def grasp_point(self, arm_q: np.ndarray) -> np.ndarray:
         """World position of the point between the jaws for the given 5 arm angles."""
         self._forward(arm_q)
         return self._grasp_point_now()
+
+    def jaw_axis(self, arm_q: np.ndarray) -> np.ndarray:
+        """World unit vector from the fixed jaw's pad to the moving jaw's for the given 5 arm angles."""
+        self._forward(arm_q)
+        return self._data.xmat[self._gripper_body].reshape(3, 3) @ self._jaw_axis
 
     def _forward(self, arm_q: np.ndarray) -> None:
         self._data.qpos[self._qpos_adr] = arm_q
